@@ -1,0 +1,21 @@
+// The subcommands of the mxlens binary. Each takes its arguments (after the subcommand name) and
+// returns the process exit status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mxlens::app {
+
+int serve_command(const std::vector<std::string>& args);
+int tests_command(const std::vector<std::string>& args);
+int sessions_command(const std::vector<std::string>& args);
+
+// Default data directory, relative to the working directory.
+inline constexpr const char* default_data_dir = "./mxlens-data";
+inline constexpr const char* database_file = "mxlens.db";
+inline constexpr int default_retention_days = 30;
+
+std::string system_hostname();
+
+}  // namespace mxlens::app

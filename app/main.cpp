@@ -1,0 +1,54 @@
+// mxlens: a test mail receiver that records and grades what a receiving MTA sees.
+// main only dispatches to the subcommands; the wiring lives in serve.cpp.
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/cli.hpp"
+#include "app/commands.hpp"
+
+namespace {
+
+constexpr const char* usage_text =
+    "Usage: mxlens COMMAND [OPTIONS]\n"
+    "\n"
+    "A test mail receiver: mail a test address from the system you want to check, and mxlens\n"
+    "records what a receiving MTA sees (STARTTLS, TLS version and cipher, the client's offer,\n"
+    "EHLO, the SMTP dialogue, the message).\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 run the SMTP receiver\n"
+    "  tests new             create a test address and print it\n"
+    "  tests show ID         print a test and its deliveries as JSON\n"
+    "  tests raw ID N        print delivery N of a test as received\n"
+    "  sessions              print recent SMTP sessions as JSON (failed handshakes too)\n"
+    "\n"
+    "Run 'mxlens COMMAND --help' for the options of a command.\n"
+    "Every option can also be set as MXLENS_<OPTION> in the environment, e.g.\n"
+    "MXLENS_SMTP_LISTEN=0.0.0.0:25; the command line wins.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(usage_text, stderr);
+    return mxlens::app::exit_usage;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(usage_text, stdout);
+    return 0;
+  }
+  if (command == "--version") {
+    std::puts("mxlens " MXLENS_VERSION);
+    return 0;
+  }
+  if (command == "serve") return mxlens::app::serve_command(args);
+  if (command == "tests") return mxlens::app::tests_command(args);
+  if (command == "sessions") return mxlens::app::sessions_command(args);
+  std::fprintf(stderr, "mxlens: unknown command '%s' (see 'mxlens --help')\n", command.c_str());
+  return mxlens::app::exit_usage;
+}

@@ -1,0 +1,281 @@
+// `mxlens serve`: configuration, and the wiring of receiver, certificates and storage.
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "app/cli.hpp"
+#include "app/commands.hpp"
+#include "app/store_sink.hpp"
+#include "certs/server_tls.hpp"
+#include "core/log.hpp"
+#include "core/test_id.hpp"
+#include "receiver/server.hpp"
+#include "receiver/tls_inspect.hpp"
+#include "storage/commit_queue.hpp"
+#include "storage/sqlite_store.hpp"
+
+namespace mxlens::app {
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* default_smtp_listen = "127.0.0.1:2525";
+// How often certificate files are checked for changes (SIGHUP reloads at once).
+constexpr auto cert_poll_interval = 2s;
+constexpr auto retention_interval = 1h;
+// How long sessions get to finish after SIGTERM before the process exits anyway.
+constexpr auto drain_timeout = 10s;
+// Threads for blocking work (SQLite look-ups).
+constexpr int blocking_threads = 2;
+
+struct serve_config {
+  std::vector<asio::ip::tcp::endpoint> smtp_listen;
+  std::string hostname;
+  std::string domain;
+  std::filesystem::path data_dir;
+  std::vector<certs::key_pair_files> tls_files;
+  bool catch_all = false;
+  int retention_days = default_retention_days;
+  receiver::limits limits;
+};
+
+po::options_description serve_options() {
+  po::options_description o("mxlens serve options");
+  // clang-format off
+  o.add_options()
+    ("help,h", "show this help")
+    ("smtp-listen", po::value<std::vector<std::string>>()->composing(),
+     "ADDR:PORT to accept SMTP on; repeatable (default 127.0.0.1:2525; [::1]:2525 for IPv6)")
+    ("hostname", po::value<std::string>(), "name in the greeting and the self-signed certificate (default: system hostname)")
+    ("domain", po::value<std::string>(), "domain of the test addresses (default: --hostname)")
+    ("data-dir", po::value<std::string>()->default_value(default_data_dir), "where the database and generated certificates are kept")
+    ("tls-cert", po::value<std::vector<std::string>>()->composing(), "PEM certificate chain; repeatable (RSA and ECDSA side by side), paired with --tls-key in order")
+    ("tls-key", po::value<std::vector<std::string>>()->composing(), "PEM private key for the --tls-cert at the same position")
+    ("catch-all", po::bool_switch(), "accept any test id at --domain, creating the test on first RCPT")
+    ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE)")
+    ("retention", po::value<int>()->default_value(default_retention_days), "days a test and its deliveries are kept")
+    ("max-connections", po::value<std::size_t>()->default_value(receiver::default_max_connections), "simultaneous SMTP connections in total")
+    ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
+    ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
+    ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
+    ("idle-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_idle_timeout.count())), "seconds to wait for the next command or data")
+    ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
+    ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
+  // clang-format on
+  return o;
+}
+
+bool valid_hostname(const std::string& h) {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+  return true;
+}
+
+serve_config to_config(const po::variables_map& vm) {
+  serve_config c;
+  std::vector<std::string> listen{default_smtp_listen};
+  if (vm.count("smtp-listen")) listen = vm["smtp-listen"].as<std::vector<std::string>>();
+  for (const auto& l : listen) {
+    try {
+      c.smtp_listen.push_back(receiver::parse_endpoint(l));
+    } catch (const std::exception& e) {
+      throw usage_error("--smtp-listen '" + l + "': " + e.what());
+    }
+  }
+  c.hostname = vm.count("hostname") ? vm["hostname"].as<std::string>() : system_hostname();
+  if (!valid_hostname(c.hostname))
+    throw usage_error("--hostname '" + c.hostname + "' is not a valid host name");
+  c.domain = core::lowercase(vm.count("domain") ? vm["domain"].as<std::string>() : c.hostname);
+  if (!valid_hostname(c.domain))
+    throw usage_error("--domain '" + c.domain + "' is not a valid domain name");
+  c.data_dir = vm["data-dir"].as<std::string>();
+  std::vector<std::string> certs_, keys;
+  if (vm.count("tls-cert")) certs_ = vm["tls-cert"].as<std::vector<std::string>>();
+  if (vm.count("tls-key")) keys = vm["tls-key"].as<std::vector<std::string>>();
+  if (certs_.size() != keys.size())
+    throw usage_error("--tls-cert and --tls-key must be given the same number of times (" +
+                      std::to_string(certs_.size()) + " certificates, " +
+                      std::to_string(keys.size()) + " keys)");
+  for (std::size_t i = 0; i < certs_.size(); ++i) c.tls_files.push_back({certs_[i], keys[i]});
+  c.catch_all = vm["catch-all"].as<bool>();
+  c.retention_days = vm["retention"].as<int>();
+  if (c.retention_days < 1) throw usage_error("--retention must be at least 1 day");
+  auto& l = c.limits;
+  l.max_message_size = vm["max-message-size"].as<std::uint64_t>();
+  if (l.max_message_size < 1024) throw usage_error("--max-message-size must be at least 1024");
+  l.max_connections = vm["max-connections"].as<std::size_t>();
+  l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
+  l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
+  l.max_recipients = vm["max-recipients"].as<std::size_t>();
+  if (l.max_connections < 1 || l.max_connections_per_ip < 1 ||
+      l.max_messages_per_connection < 1)
+    throw usage_error("connection and message limits must be at least 1");
+  if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
+  auto idle = vm["idle-timeout"].as<unsigned>();
+  auto session = vm["max-session-time"].as<unsigned>();
+  if (idle < 1 || session < 1) throw usage_error("timeouts must be at least 1 second");
+  l.idle_timeout = std::chrono::seconds(idle);
+  l.max_session_time = std::chrono::seconds(session);
+  auto level = vm["log-level"].as<std::string>();
+  if (level == "debug") core::set_log_level(core::log_level::debug);
+  else if (level == "info") core::set_log_level(core::log_level::info);
+  else if (level == "warn") core::set_log_level(core::log_level::warn);
+  else if (level == "error") core::set_log_level(core::log_level::error);
+  else throw usage_error("--log-level must be debug, info, warn or error");
+  return c;
+}
+
+asio::awaitable<void> watch_certificates(certs::server_tls& tls) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_after(cert_poll_interval);
+    co_await timer.async_wait(asio::use_awaitable);
+    if (!tls.files_changed()) continue;
+    auto err = tls.reload();
+    if (err.empty()) {
+      core::log_info("certificates reloaded (changed on disk): " + tls.describe());
+    } else {
+      core::log_error("certificate reload failed, keeping the old ones: " + err);
+    }
+  }
+}
+
+asio::awaitable<void> retention(storage::commit_queue& queue, int days) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    queue.run([days](storage::store& s) {
+      auto now = core::now_ms();
+      auto counts = s.purge(now, now - static_cast<std::int64_t>(days) * 86'400'000);
+      if (counts.tests || counts.sessions) {
+        core::log_info("retention: removed " + std::to_string(counts.tests) + " tests, " +
+                       std::to_string(counts.deliveries) + " deliveries, " +
+                       std::to_string(counts.sessions) + " sessions");
+      }
+    });
+    timer.expires_after(retention_interval);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+int run_server(const serve_config& config) {
+  std::filesystem::create_directories(config.data_dir);
+  const auto db = config.data_dir / database_file;
+  auto writer = std::make_unique<storage::sqlite_store>(db);
+  writer->set_meta("domain", config.domain);
+  writer->set_meta("hostname", config.hostname);
+  writer->set_meta("retention_days", std::to_string(config.retention_days));
+  storage::sqlite_store reader(db);
+  storage::commit_queue queue(std::move(writer));
+
+  auto tls_files = config.tls_files;
+  if (tls_files.empty()) tls_files = certs::ensure_self_signed(config.data_dir / "tls", config.hostname);
+  certs::server_tls tls(tls_files, receiver::install_client_hello_capture);
+
+  asio::io_context io;
+  asio::thread_pool blocking(blocking_threads);
+  core::system_clock clock;
+  store_sink sink(blocking, reader, queue, clock,
+                  {config.domain, config.catch_all, config.retention_days});
+  receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
+  smtp.start();
+  for (const auto& ep : smtp.local_endpoints()) {
+    std::ostringstream where;
+    where << ep;
+    core::log_info("listening smtp " + where.str());
+  }
+  core::log_info("mxlens " MXLENS_VERSION " hostname=" + config.hostname +
+                 " domain=" + config.domain + " data-dir=" + config.data_dir.string() +
+                 (config.catch_all ? " catch-all" : "") + " certificate=" + tls.describe());
+
+  asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  asio::signal_set hup(io, SIGHUP);
+  asio::steady_timer drain(io);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      auto err = tls.reload();
+      if (err.empty()) {
+        core::log_info("certificates reloaded (SIGHUP): " + tls.describe());
+      } else {
+        core::log_error("certificate reload failed, keeping the old ones: " + err);
+      }
+      wait_hup();
+    });
+  };
+  wait_hup();
+  std::chrono::steady_clock::time_point drain_until;
+  std::function<void()> drain_poll = [&] {
+    if (smtp.active_sessions() == 0 || std::chrono::steady_clock::now() >= drain_until) {
+      io.stop();
+      return;
+    }
+    drain.expires_after(50ms);
+    drain.async_wait([&](boost::system::error_code) { drain_poll(); });
+  };
+  stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    core::log_info("signal " + std::to_string(sig) + ": stopping, draining sessions");
+    smtp.stop();
+    hup.cancel();
+    drain_until = std::chrono::steady_clock::now() + drain_timeout;
+    drain_poll();
+  });
+  asio::co_spawn(io, watch_certificates(tls), asio::detached);
+  asio::co_spawn(io, retention(queue, config.retention_days), asio::detached);
+
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  blocking.join();
+  core::log_info("stopped; " + std::to_string(queue.commits()) + " commits");
+  return 0;
+}
+
+}  // namespace
+
+std::string system_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+int serve_command(const std::vector<std::string>& args) {
+  auto options = serve_options();
+  serve_config config;
+  try {
+    auto vm = parse(args, options);
+    if (vm.count("help")) {
+      std::cout << "Usage: mxlens serve [OPTIONS]\n\nRuns the SMTP receiver.\n\n" << options
+                << "\nEach option can also be set as MXLENS_<OPTION> (e.g. MXLENS_DATA_DIR).\n";
+      return 0;
+    }
+    config = to_config(vm);
+  } catch (const usage_error& e) {
+    std::cerr << "mxlens serve: " << e.what() << "\n";
+    return exit_usage;
+  }
+  try {
+    return run_server(config);
+  } catch (const std::exception& e) {
+    std::cerr << "mxlens serve: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace mxlens::app

@@ -1,0 +1,46 @@
+// The delivery sink of `mxlens serve` until analysis exists: it accepts recipients that are known
+// test addresses (creating tests in catch-all mode), stores every message through the commit
+// queue, answers 250 only after the commit, and records every session.
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+#include <mutex>
+#include <string>
+
+#include "receiver/delivery_sink.hpp"
+#include "storage/commit_queue.hpp"
+#include "storage/store.hpp"
+
+namespace mxlens::app {
+
+struct sink_settings {
+  std::string domain;
+  bool catch_all = false;
+  int retention_days = 30;
+};
+
+class store_sink final : public receiver::delivery_sink {
+ public:
+  // `reader` answers recipient look-ups on the blocking pool; writes go through `queue`.
+  store_sink(boost::asio::thread_pool& blocking, storage::store& reader,
+             storage::commit_queue& queue, const core::clock& clock, sink_settings settings);
+
+  boost::asio::awaitable<receiver::recipient_verdict> recipient(
+      const std::string& address) override;
+  boost::asio::awaitable<receiver::reply> deliver(core::delivery message,
+                                                  std::vector<std::string> keys) override;
+  void session_closed(core::session_record session) override;
+
+ private:
+  // Looks the test up (creating it where allowed) on the blocking pool.
+  receiver::recipient_verdict lookup(const std::string& address);
+
+  boost::asio::thread_pool& blocking_;
+  storage::store& reader_;
+  std::mutex reader_mutex_;
+  storage::commit_queue& queue_;
+  const core::clock& clock_;
+  sink_settings settings_;
+};
+
+}  // namespace mxlens::app

@@ -1,0 +1,29 @@
+// The JSON form of the core types. Field names are those of ../shared/report.schema.json
+// (connection, tls, envelope, transcript); what the schema does not name yet (data facts, session
+// records) follows the same style.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include "core/types.hpp"
+
+namespace mxlens::core {
+
+boost::json::value to_json(const connection_facts& c);
+boost::json::value to_json(const tls_facts& t);
+boost::json::value to_json(const client_hello& h);
+boost::json::value to_json(const failed_handshake& f);
+boost::json::value to_json(const envelope& e, std::uint64_t size);
+boost::json::value to_json(const data_facts& d);
+boost::json::value to_json(const std::vector<transcript_line>& lines);
+boost::json::value to_json(const session_record& s);
+boost::json::value to_json(const test_info& t);
+boost::json::value to_json(const delivery_summary& d);
+
+// The facts of a delivery, without its raw bytes: what storage keeps beside the message.
+boost::json::value delivery_facts_json(const delivery& d);
+
+std::string_view to_string(body_type b);
+std::string_view to_string(direction d);
+
+}  // namespace mxlens::core

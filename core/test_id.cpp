@@ -1,0 +1,64 @@
+#include "core/test_id.hpp"
+
+#include <array>
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+
+namespace mxlens::core {
+
+namespace {
+
+constexpr std::string_view base32_alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+constexpr std::size_t id_bytes = 10;  // 80 bits -> 16 base32 characters
+
+}  // namespace
+
+std::string random_id() {
+  // std::random_device reads getrandom(2) / /dev/urandom on Linux with libstdc++.
+  std::random_device rd;
+  std::array<std::uint8_t, id_bytes> bytes{};
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(rd());
+  std::string out;
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (auto b : bytes) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out.push_back(base32_alphabet[(buffer >> (bits - 5)) & 0x1f]);
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+bool is_valid_test_id(std::string_view id) {
+  if (id.size() < min_test_id_length || id.size() > max_test_id_length) return false;
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  return true;
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::optional<mailbox> split_mailbox(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == address.size()) return std::nullopt;
+  return mailbox{std::string(address.substr(0, at)), lowercase(address.substr(at + 1))};
+}
+
+std::optional<std::string> test_id_of_local_part(std::string_view local) {
+  auto plus = local.find('+');
+  auto id = lowercase(local.substr(0, plus));
+  if (!is_valid_test_id(id)) return std::nullopt;
+  return id;
+}
+
+}  // namespace mxlens::core

@@ -1,0 +1,156 @@
+// Plain domain types shared by every module: what one SMTP session and one delivery were.
+// No I/O, no behaviour beyond small helpers; the JSON form lives in json.hpp. Field names follow
+// ../shared/report.schema.json so that the JSON form is a direct mapping.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mxlens::core {
+
+// Milliseconds since the Unix epoch: the one time representation stored and serialised.
+using unix_ms = std::int64_t;
+
+unix_ms now_ms();
+// RFC 3339 UTC with milliseconds, e.g. 2026-11-22T10:00:00.123Z.
+std::string format_time(unix_ms t);
+
+// A source of the current time: the seam that lets tests move time (retention, expiry).
+class clock {
+ public:
+  virtual ~clock() = default;
+  virtual unix_ms now() const = 0;
+};
+
+class system_clock final : public clock {
+ public:
+  unix_ms now() const override { return now_ms(); }
+};
+
+struct client_certificate {
+  std::string subject;
+  std::string issuer;
+  std::string not_after;  // RFC 3339
+  std::string sha256;     // hex of the DER encoding
+};
+
+// What the client offered in its ClientHello, whether or not the handshake then succeeded.
+struct client_hello {
+  std::vector<std::string> versions;  // supported_versions, or the legacy version alone
+  std::vector<std::string> ciphers;   // IANA names where known, else 0xNNNN; GREASE left out
+  std::vector<std::string> groups;
+  std::vector<std::string> alpn;
+  std::optional<std::string> sni;
+  std::string fingerprint;  // JA4
+};
+
+struct failed_handshake {
+  unix_ms at = 0;
+  std::string client_ip;
+  std::string reason;  // OpenSSL's reason text
+  std::optional<core::client_hello> client_hello;
+};
+
+struct tls_facts {
+  bool offered = false;  // STARTTLS was advertised to this client
+  bool used = false;     // the session is inside TLS
+  std::optional<std::string> version;
+  std::optional<std::string> cipher;
+  std::optional<int> bits;
+  std::optional<std::string> group;
+  std::optional<std::string> sni;
+  std::optional<std::string> alpn;
+  std::optional<core::client_certificate> client_certificate;
+  std::optional<core::client_hello> client_hello;
+  std::vector<failed_handshake> failed_handshakes;
+};
+
+struct connection_facts {
+  std::string client_ip;
+  std::uint16_t client_port = 0;
+  std::string local_ip;
+  std::uint16_t local_port = 0;
+  bool ipv6 = false;
+  std::string helo;
+  bool esmtp = false;
+  unix_ms started_at = 0;
+};
+
+enum class direction { client, server, tls };
+
+struct transcript_line {
+  double t_ms = 0;  // since the connection was accepted
+  direction dir = direction::client;
+  std::string line;
+};
+
+// Facts about the DATA bytes that a later check grades; the message is accepted regardless.
+struct data_facts {
+  std::uint64_t bare_lf = 0;       // LF not preceded by CR
+  std::uint64_t bare_cr = 0;       // CR not followed by LF
+  std::uint64_t long_lines = 0;    // lines over 998 octets (RFC 5322 §2.1.1)
+  std::uint64_t max_line = 0;      // longest line seen, in octets without CRLF
+  std::uint64_t eight_bit = 0;     // octets >= 0x80
+  std::uint64_t nul = 0;           // NUL octets
+  std::uint64_t lines = 0;
+};
+
+enum class body_type { none, seven_bit, eight_bit_mime, binary_mime };
+
+struct envelope {
+  std::string mail_from;  // without angle brackets; empty for the null sender
+  std::vector<std::string> rcpt_to;
+  body_type body = body_type::none;  // as declared with BODY=
+  bool smtputf8 = false;
+  std::optional<std::uint64_t> declared_size;  // SIZE= (RFC 1870)
+};
+
+// One accepted message for one test, with everything the session knew when the data ended.
+struct delivery {
+  std::string test_id;
+  std::int64_t number = 0;  // 1, 2, … within the test; assigned by storage
+  unix_ms received_at = 0;
+  std::string session_id;
+  connection_facts connection;
+  tls_facts tls;
+  core::envelope envelope;
+  core::data_facts data;
+  std::vector<transcript_line> transcript;
+  std::string raw;  // the message as received, dot-unstuffing undone, nothing added
+};
+
+// One connection, recorded when it ends, whether or not it delivered anything.
+struct session_record {
+  std::string id;
+  connection_facts connection;
+  tls_facts tls;
+  unix_ms ended_at = 0;
+  std::uint32_t messages = 0;
+  bool early_talker = false;
+  std::string outcome;  // quit, dropped, timeout, tls_failed, limit, shutdown, refused
+  std::vector<transcript_line> transcript;
+};
+
+struct test_info {
+  std::string id;
+  std::string address;
+  unix_ms created_at = 0;
+  unix_ms expires_at = 0;
+  std::string label;
+  std::string profile = "accept";
+};
+
+// A one-line summary of a delivery, for listings.
+struct delivery_summary {
+  std::int64_t number = 0;
+  unix_ms received_at = 0;
+  std::string client_ip;
+  std::string mail_from;
+  std::uint64_t size = 0;
+  std::optional<std::string> tls_version;
+};
+
+}  // namespace mxlens::core

@@ -1,0 +1,47 @@
+// Limits the receiver enforces on every peer. Defaults are named here; an operator tunes them with
+// the flags that app/ maps onto this struct.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace mxlens::receiver {
+
+// RFC 5321 §4.5.3.1.4 allows 512 octets; extension parameters (RFC 1870, 6531, …) need more.
+inline constexpr std::size_t default_max_command_line = 2048;
+// RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; more are refused with 452.
+inline constexpr std::size_t default_max_recipients = 100;
+inline constexpr std::uint64_t default_max_message_size = 50ull * 1024 * 1024;
+// RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes for the next command.
+inline constexpr std::chrono::seconds default_idle_timeout{300};
+inline constexpr std::chrono::seconds default_max_session_time{1800};
+inline constexpr std::chrono::seconds default_tls_handshake_timeout{30};
+inline constexpr std::size_t default_max_connections = 1000;
+inline constexpr std::size_t default_max_connections_per_ip = 50;
+inline constexpr std::size_t default_max_messages_per_connection = 1000;
+// Rejected commands after which the session is closed with 421.
+inline constexpr std::size_t default_max_errors = 20;
+// A single line of DATA longer than this makes the message refused. RFC 5322 says 998; longer
+// lines are accepted and recorded for grading up to this safety cap.
+inline constexpr std::size_t default_max_data_line = 1024 * 1024;
+// Transcript lines kept per session; later lines are counted, not kept.
+inline constexpr std::size_t max_transcript_lines = 5000;
+// A transcript line is cut to this many octets.
+inline constexpr std::size_t max_transcript_line = 1024;
+
+struct limits {
+  std::size_t max_command_line = default_max_command_line;
+  std::size_t max_recipients = default_max_recipients;
+  std::uint64_t max_message_size = default_max_message_size;
+  std::chrono::milliseconds idle_timeout = default_idle_timeout;
+  std::chrono::milliseconds max_session_time = default_max_session_time;
+  std::chrono::milliseconds tls_handshake_timeout = default_tls_handshake_timeout;
+  std::size_t max_connections = default_max_connections;
+  std::size_t max_connections_per_ip = default_max_connections_per_ip;
+  std::size_t max_messages_per_connection = default_max_messages_per_connection;
+  std::size_t max_errors = default_max_errors;
+  std::size_t max_data_line = default_max_data_line;
+};
+
+}  // namespace mxlens::receiver

@@ -1,0 +1,182 @@
+#include "receiver/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/log.hpp"
+#include "core/test_id.hpp"
+
+namespace mxlens::receiver {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+// Backoff after accept fails for lack of descriptors, so the loop does not spin.
+constexpr auto accept_backoff = 100ms;
+// How long a refused client gets to read its 421.
+constexpr auto refuse_write_timeout = 5s;
+}  // namespace
+
+asio::ip::tcp::endpoint parse_endpoint(const std::string& text) {
+  // ADDR:PORT, [IPv6]:PORT
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("expected ADDRESS:PORT");
+  std::string host = text.substr(0, colon);
+  std::string port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw std::invalid_argument("'" + host + "' is not an IP address");
+  unsigned long p = 0;
+  try {
+    std::size_t used = 0;
+    p = std::stoul(port, &used);
+    if (used != port.size() || p > 65535) throw std::out_of_range("port");
+  } catch (const std::exception&) {
+    throw std::invalid_argument("'" + port + "' is not a port number");
+  }
+  return {addr, static_cast<unsigned short>(p)};
+}
+
+server::server(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints,
+               session_config config, certs::server_tls& tls, delivery_sink& sink)
+    : io_(io), config_(std::move(config)), tls_(tls), sink_(sink) {
+  for (const auto& ep : endpoints) {
+    auto acc = std::make_unique<tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::ostringstream where;
+      where << ep;
+      throw std::system_error(ec, "cannot listen on " + where.str());
+    }
+    acceptors_.push_back(std::move(acc));
+  }
+}
+
+std::vector<asio::ip::tcp::endpoint> server::local_endpoints() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& a : acceptors_) out.push_back(a->local_endpoint());
+  return out;
+}
+
+void server::start() {
+  for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(*a), asio::detached);
+}
+
+void server::stop() {
+  std::vector<std::shared_ptr<smtp_session>> live;
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    for (auto& [p, weak] : sessions_)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& a : acceptors_) {
+    boost::system::error_code ec;
+    a->close(ec);
+  }
+  for (auto& s : live) asio::post(s->executor(), [s] { s->shutdown(); });
+}
+
+std::size_t server::active_sessions() const {
+  std::lock_guard lock(mutex_);
+  return connections_;
+}
+
+bool server::admit(const std::string& ip) {
+  std::lock_guard lock(mutex_);
+  if (stopped_) return false;
+  if (connections_ >= config_.limits.max_connections) return false;
+  auto& n = per_ip_[ip];
+  if (n >= config_.limits.max_connections_per_ip) {
+    if (n == 0) per_ip_.erase(ip);
+    return false;
+  }
+  ++n;
+  ++connections_;
+  return true;
+}
+
+void server::release(const std::string& ip, smtp_session* session) {
+  std::lock_guard lock(mutex_);
+  --connections_;
+  if (--per_ip_[ip] == 0) per_ip_.erase(ip);
+  sessions_.erase(session);
+}
+
+asio::awaitable<void> server::refuse(tcp::socket socket, std::string reason) {
+  core::session_record record;
+  record.id = core::random_id();
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  record.connection.client_ip = remote.address().to_string();
+  record.connection.client_port = remote.port();
+  record.connection.started_at = core::now_ms();
+  record.outcome = "refused";
+  const std::string text = "421 4.7.0 " + config_.hostname + " " + reason + "\r\n";
+  record.transcript.push_back({0, core::direction::server, text.substr(0, text.size() - 2)});
+  asio::steady_timer timer(socket.get_executor(), refuse_write_timeout);
+  timer.async_wait([&socket](boost::system::error_code e) {
+    if (!e) socket.close(e);
+  });
+  co_await asio::async_write(socket, asio::buffer(text), asio::as_tuple(asio::use_awaitable));
+  timer.cancel();
+  socket.close(ec);
+  record.ended_at = core::now_ms();
+  core::log_info("session " + record.id + " " + record.connection.client_ip + " refused: " + reason);
+  sink_.session_closed(std::move(record));
+}
+
+asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
+  for (;;) {
+    auto [ec, socket] =
+        co_await acceptor.async_accept(asio::make_strand(io_), asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      core::log_warn("accept failed: " + ec.message());
+      asio::steady_timer wait(io_, accept_backoff);
+      co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    boost::system::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    auto remote = socket.remote_endpoint(opt_ec);
+    if (opt_ec) continue;  // the peer is already gone
+    auto addr = remote.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    auto ip = addr.to_string();
+    if (!admit(ip)) {
+      auto ex = socket.get_executor();
+      asio::co_spawn(ex, refuse(std::move(socket), "Too many connections, try again later"),
+                     asio::detached);
+      continue;
+    }
+    auto session = std::make_shared<smtp_session>(std::move(socket), config_, tls_, sink_);
+    {
+      std::lock_guard lock(mutex_);
+      sessions_[session.get()] = session;
+    }
+    auto* raw = session.get();
+    asio::co_spawn(session->executor(), session->run(),
+                   [this, ip, raw, session](std::exception_ptr) { release(ip, raw); });
+  }
+}
+
+}  // namespace mxlens::receiver

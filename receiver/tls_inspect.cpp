@@ -1,0 +1,302 @@
+#include "receiver/tls_inspect.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+namespace mxlens::receiver {
+
+namespace {
+
+// RFC 8701: GREASE values are 0x?A?A with both bytes equal.
+bool is_grease(std::uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff); }
+
+std::string hex4(std::uint16_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04x", v);
+  return buf;
+}
+
+std::string sha256_12(const std::string& s) {
+  if (s.empty()) return "000000000000";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned i = 0; i < 6; ++i) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", md[i]);
+    out += b;
+  }
+  return out;
+}
+
+std::string join_hex(const std::vector<std::uint16_t>& v) {
+  std::string out;
+  for (auto x : v) {
+    if (!out.empty()) out += ',';
+    out += hex4(x);
+  }
+  return out;
+}
+
+// Reads a big-endian list of 16-bit values.
+std::vector<std::uint16_t> u16_list(const unsigned char* p, std::size_t n) {
+  std::vector<std::uint16_t> out;
+  for (std::size_t i = 0; i + 1 < n; i += 2) {
+    auto v = static_cast<std::uint16_t>((p[i] << 8) | p[i + 1]);
+    if (!is_grease(v)) out.push_back(v);
+  }
+  return out;
+}
+
+bool get_ext(SSL* s, unsigned type, const unsigned char*& data, std::size_t& len) {
+  return SSL_client_hello_get0_ext(s, type, &data, &len) == 1;
+}
+
+raw_client_hello parse_hello(SSL* s) {
+  raw_client_hello h;
+  h.legacy_version = static_cast<std::uint16_t>(SSL_client_hello_get0_legacy_version(s));
+  const unsigned char* p = nullptr;
+  std::size_t n = SSL_client_hello_get0_ciphers(s, &p);
+  h.ciphers = u16_list(p, n);
+
+  int* exts = nullptr;
+  std::size_t next = 0;
+  if (SSL_client_hello_get1_extensions_present(s, &exts, &next) == 1) {
+    for (std::size_t i = 0; i < next; ++i) {
+      auto v = static_cast<std::uint16_t>(exts[i]);
+      if (!is_grease(v)) h.extensions.push_back(v);
+    }
+    OPENSSL_free(exts);
+  }
+  const unsigned char* d = nullptr;
+  std::size_t len = 0;
+  // supported_versions (RFC 8446 §4.2.1): 1-octet length, then versions.
+  if (get_ext(s, 43, d, len) && len >= 1) h.versions = u16_list(d + 1, std::min<std::size_t>(d[0], len - 1));
+  // supported_groups (RFC 8446 §4.2.7) and signature_algorithms (§4.2.3): 2-octet length.
+  if (get_ext(s, 10, d, len) && len >= 2)
+    h.groups = u16_list(d + 2, std::min<std::size_t>((d[0] << 8) | d[1], len - 2));
+  if (get_ext(s, 13, d, len) && len >= 2)
+    h.signature_algorithms = u16_list(d + 2, std::min<std::size_t>((d[0] << 8) | d[1], len - 2));
+  // ALPN (RFC 7301 §3.1): 2-octet list length, then 1-octet-length names.
+  if (get_ext(s, 16, d, len) && len >= 2) {
+    std::size_t i = 2;
+    while (i < len) {
+      std::size_t l = d[i++];
+      if (i + l > len) break;
+      h.alpn.emplace_back(reinterpret_cast<const char*>(d + i), l);
+      i += l;
+    }
+  }
+  // server_name (RFC 6066 §3): list length, type 0, name length, name.
+  if (get_ext(s, 0, d, len) && len >= 5 && d[2] == 0) {
+    std::size_t l = (d[3] << 8) | d[4];
+    if (5 + l <= len) h.sni = std::string(reinterpret_cast<const char*>(d + 5), l);
+  }
+  return h;
+}
+
+int hello_index() {
+  static const int index = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<core::client_hello*>(ptr);
+      });
+  return index;
+}
+
+int on_client_hello(SSL* s, int*, void*) {
+  // A renegotiation or HelloRetryRequest brings a second ClientHello; the first is the offer.
+  if (SSL_get_ex_data(s, hello_index())) return SSL_CLIENT_HELLO_SUCCESS;
+  auto* hello = new core::client_hello(describe(s, parse_hello(s)));
+  SSL_set_ex_data(s, hello_index(), hello);
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+std::string name_text(X509_NAME* name) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> b(BIO_new(BIO_s_mem()), BIO_free);
+  X509_NAME_print_ex(b.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::string version_name(std::uint16_t v) {
+  switch (v) {
+    case 0x0304: return "TLSv1.3";
+    case 0x0303: return "TLSv1.2";
+    case 0x0302: return "TLSv1.1";
+    case 0x0301: return "TLSv1";
+    case 0x0300: return "SSLv3";
+    case 0x0002: return "SSLv2";
+  }
+  return "0x" + hex4(v);
+}
+
+std::string group_name(std::uint16_t g) {
+  // IANA TLS Supported Groups registry.
+  switch (g) {
+    case 0x0015: return "secp224r1";
+    case 0x0016: return "secp256k1";
+    case 0x0017: return "secp256r1";
+    case 0x0018: return "secp384r1";
+    case 0x0019: return "secp521r1";
+    case 0x001a: return "brainpoolP256r1";
+    case 0x001b: return "brainpoolP384r1";
+    case 0x001c: return "brainpoolP512r1";
+    case 0x001d: return "x25519";
+    case 0x001e: return "x448";
+    case 0x001f: return "brainpoolP256r1tls13";
+    case 0x0020: return "brainpoolP384r1tls13";
+    case 0x0021: return "brainpoolP512r1tls13";
+    case 0x0100: return "ffdhe2048";
+    case 0x0101: return "ffdhe3072";
+    case 0x0102: return "ffdhe4096";
+    case 0x0103: return "ffdhe6144";
+    case 0x0104: return "ffdhe8192";
+    case 0x11eb: return "SecP256r1MLKEM768";
+    case 0x11ec: return "X25519MLKEM768";
+    case 0x11ed: return "SecP384r1MLKEM1024";
+    case 0x6399: return "X25519Kyber768Draft00";
+  }
+  return "0x" + hex4(g);
+}
+
+std::string cipher_name(SSL* ssl, std::uint16_t id) {
+  if (id == 0x00ff) return "TLS_EMPTY_RENEGOTIATION_INFO_SCSV";
+  if (id == 0x5600) return "TLS_FALLBACK_SCSV";
+  const unsigned char bytes[2] = {static_cast<unsigned char>(id >> 8),
+                                  static_cast<unsigned char>(id & 0xff)};
+  if (const SSL_CIPHER* c = SSL_CIPHER_find(ssl, bytes)) return SSL_CIPHER_get_name(c);
+  return "0x" + hex4(id);
+}
+
+std::string ja4(const raw_client_hello& h) {
+  // Part a: protocol, version, SNI, counts, ALPN.
+  std::uint16_t version = h.legacy_version;
+  if (!h.versions.empty()) version = *std::max_element(h.versions.begin(), h.versions.end());
+  std::string v;
+  switch (version) {
+    case 0x0304: v = "13"; break;
+    case 0x0303: v = "12"; break;
+    case 0x0302: v = "11"; break;
+    case 0x0301: v = "10"; break;
+    case 0x0300: v = "s3"; break;
+    case 0x0002: v = "s2"; break;
+    default: v = "00";
+  }
+  auto count = [](std::size_t n) {
+    char b[4];
+    std::snprintf(b, sizeof b, "%02zu", std::min<std::size_t>(n, 99));
+    return std::string(b);
+  };
+  std::string alpn = "00";
+  if (!h.alpn.empty() && !h.alpn.front().empty()) {
+    const auto& first = h.alpn.front();
+    auto alnum = [](unsigned char c) { return std::isalnum(c) != 0; };
+    if (alnum(first.front()) && alnum(first.back())) {
+      alpn = std::string{first.front(), first.back()};
+    } else {
+      char b[3];
+      std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char>(first.front()));
+      char e[3];
+      std::snprintf(e, sizeof e, "%02x", static_cast<unsigned char>(first.back()));
+      alpn = std::string{b[0], e[1]};
+    }
+  }
+  std::string a = "t" + v + (h.sni ? "d" : "i") + count(h.ciphers.size()) +
+                  count(h.extensions.size()) + alpn;
+
+  // Part b: sorted cipher suites. Part c: sorted extensions without SNI and ALPN, then the
+  // signature algorithms in the order sent.
+  auto ciphers = h.ciphers;
+  std::sort(ciphers.begin(), ciphers.end());
+  std::vector<std::uint16_t> exts;
+  for (auto e : h.extensions)
+    if (e != 0x0000 && e != 0x0010) exts.push_back(e);
+  std::sort(exts.begin(), exts.end());
+  std::string c = join_hex(exts);
+  if (!h.signature_algorithms.empty()) c += "_" + join_hex(h.signature_algorithms);
+  return a + "_" + sha256_12(join_hex(ciphers)) + "_" + sha256_12(exts.empty() ? "" : c);
+}
+
+core::client_hello describe(SSL* ssl, const raw_client_hello& h) {
+  core::client_hello out;
+  if (h.versions.empty()) {
+    out.versions.push_back(version_name(h.legacy_version));
+  } else {
+    for (auto v : h.versions) out.versions.push_back(version_name(v));
+  }
+  for (auto c : h.ciphers) out.ciphers.push_back(cipher_name(ssl, c));
+  for (auto g : h.groups) out.groups.push_back(group_name(g));
+  out.alpn = h.alpn;
+  out.sni = h.sni;
+  out.fingerprint = ja4(h);
+  return out;
+}
+
+void install_client_hello_capture(SSL_CTX* ctx) {
+  hello_index();  // allocate the index before any thread races for it
+  SSL_CTX_set_client_hello_cb(ctx, on_client_hello, nullptr);
+}
+
+std::optional<core::client_hello> captured_client_hello(SSL* ssl) {
+  if (auto* h = static_cast<core::client_hello*>(SSL_get_ex_data(ssl, hello_index()))) return *h;
+  return std::nullopt;
+}
+
+void read_session(SSL* s, core::tls_facts& f) {
+  f.version = SSL_get_version(s);
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(s)) {
+    f.cipher = SSL_CIPHER_get_name(c);
+    f.bits = SSL_CIPHER_get_bits(c, nullptr);
+  }
+  int nid = SSL_get_negotiated_group(s);
+  if (nid > 0) {
+    if (const char* name = SSL_group_to_name(s, nid)) f.group = name;
+  }
+  if (!f.group) {
+    // Finite-field DHE in TLS <= 1.2 has no named group; report its size.
+    EVP_PKEY* key = nullptr;
+    if (SSL_get_tmp_key(s, &key) == 1 && key) {
+      if (EVP_PKEY_is_a(key, "DH")) f.group = "dhe" + std::to_string(EVP_PKEY_get_bits(key));
+      EVP_PKEY_free(key);
+    }
+  }
+  if (const char* sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)) f.sni = sni;
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(s, &alpn, &alpn_len);
+  if (alpn_len) f.alpn = std::string(reinterpret_cast<const char*>(alpn), alpn_len);
+  if (X509* peer = SSL_get0_peer_certificate(s)) {
+    core::client_certificate cert;
+    cert.subject = name_text(X509_get_subject_name(peer));
+    cert.issuer = name_text(X509_get_issuer_name(peer));
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1) {
+      char b[32];
+      std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      cert.not_after = b;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    X509_digest(peer, EVP_sha256(), md, &n);
+    for (unsigned i = 0; i < n; ++i) {
+      char b[3];
+      std::snprintf(b, sizeof b, "%02x", md[i]);
+      cert.sha256 += b;
+    }
+    f.client_certificate = std::move(cert);
+  }
+  f.client_hello = captured_client_hello(s);
+}
+
+}  // namespace mxlens::receiver

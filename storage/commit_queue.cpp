@@ -1,0 +1,114 @@
+#include "storage/commit_queue.hpp"
+
+#include <cstdio>
+
+namespace mxlens::storage {
+
+commit_queue::commit_queue(std::unique_ptr<store> s)
+    : store_(std::move(s)), thread_([this] { loop(); }) {}
+
+commit_queue::~commit_queue() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void commit_queue::submit(std::vector<core::delivery> deliveries, completion done) {
+  {
+    std::lock_guard lock(mutex_);
+    deliveries_.push_back({std::move(deliveries), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void commit_queue::submit(core::session_record session) {
+  {
+    std::lock_guard lock(mutex_);
+    sessions_.push_back(std::move(session));
+  }
+  wake_.notify_one();
+}
+
+void commit_queue::run(task t) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(t));
+  }
+  wake_.notify_one();
+}
+
+std::uint64_t commit_queue::commits() const {
+  std::lock_guard lock(mutex_);
+  return commits_;
+}
+
+void commit_queue::loop() {
+  for (;;) {
+    std::vector<pending_delivery> work;
+    std::vector<core::session_record> sessions;
+    std::vector<task> tasks;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] {
+        return stopping_ || !deliveries_.empty() || !sessions_.empty() || !tasks_.empty();
+      });
+      if (deliveries_.empty() && sessions_.empty() && tasks_.empty()) return;  // stopping
+      // Take whole submissions up to the per-commit bound; at least one always.
+      std::size_t taken = 0, count = 0;
+      while (taken < deliveries_.size() &&
+             (taken == 0 || count + deliveries_[taken].deliveries.size() <=
+                                max_deliveries_per_commit)) {
+        count += deliveries_[taken].deliveries.size();
+        ++taken;
+      }
+      work.assign(std::make_move_iterator(deliveries_.begin()),
+                  std::make_move_iterator(deliveries_.begin() + static_cast<long>(taken)));
+      deliveries_.erase(deliveries_.begin(), deliveries_.begin() + static_cast<long>(taken));
+      sessions.swap(sessions_);
+      tasks.swap(tasks_);
+    }
+
+    for (auto& t : tasks) {
+      try {
+        t(*store_);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "storage: task failed: %s\n", e.what());
+      }
+    }
+    if (work.empty() && sessions.empty()) continue;
+
+    batch b;
+    b.sessions = std::move(sessions);
+    std::vector<std::size_t> counts;
+    for (auto& p : work) {
+      counts.push_back(p.deliveries.size());
+      for (auto& d : p.deliveries) b.deliveries.push_back(std::move(d));
+    }
+    std::string error;
+    try {
+      store_->commit(b);
+    } catch (const std::exception& e) {
+      error = e.what();
+      std::fprintf(stderr, "storage: commit of %zu deliveries failed: %s\n", b.deliveries.size(),
+                   e.what());
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++commits_;
+    }
+    std::size_t i = 0;
+    for (std::size_t w = 0; w < work.size(); ++w) {
+      auto& p = work[w];
+      outcome o;
+      o.error = error;
+      for (std::size_t k = 0; k < counts[w]; ++k, ++i)
+        if (error.empty()) o.numbers.push_back(b.deliveries[i].number);
+      p.done(std::move(o));
+    }
+  }
+}
+
+}  // namespace mxlens::storage

@@ -1,0 +1,65 @@
+// Group commit: one writer thread takes everything submitted since its last commit and commits
+// it in one transaction, so that many deliveries share one fsync. Each submitter is called back
+// only after its commit returned (or failed): the receiver answers 250 from that callback.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/store.hpp"
+
+namespace mxlens::storage {
+
+// Most deliveries one transaction takes; the rest wait for the next one.
+inline constexpr std::size_t max_deliveries_per_commit = 256;
+
+class commit_queue {
+ public:
+  // The numbers assigned to the submitted deliveries, in order; or an error text.
+  struct outcome {
+    std::vector<std::int64_t> numbers;
+    std::string error;  // empty on success
+  };
+  using completion = std::function<void(outcome)>;
+  using task = std::function<void(store&)>;
+
+  explicit commit_queue(std::unique_ptr<store> s);
+  ~commit_queue();  // drains what was submitted, then stops
+  commit_queue(const commit_queue&) = delete;
+  commit_queue& operator=(const commit_queue&) = delete;
+
+  // Commits the deliveries together; `done` runs on the writer thread after the commit.
+  void submit(std::vector<core::delivery> deliveries, completion done);
+  // Records a finished session; committed with whatever comes next.
+  void submit(core::session_record session);
+  // Runs `t` on the writer thread, between commits (retention, maintenance).
+  void run(task t);
+
+  // Commits so far, for logs and benchmarks.
+  std::uint64_t commits() const;
+
+ private:
+  struct pending_delivery {
+    std::vector<core::delivery> deliveries;
+    completion done;
+  };
+  void loop();
+
+  std::unique_ptr<store> store_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<pending_delivery> deliveries_;
+  std::vector<core::session_record> sessions_;
+  std::vector<task> tasks_;
+  std::uint64_t commits_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mxlens::storage

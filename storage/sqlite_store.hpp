@@ -1,0 +1,50 @@
+// The embedded store: one SQLite file in WAL mode, with versioned schema migrations.
+// synchronous=FULL: a commit that returned has reached the disk, which is what lets the receiver
+// answer 250 only afterwards. Deliveries share commits through commit_queue.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "storage/store.hpp"
+
+struct sqlite3;
+
+namespace mxlens::storage {
+
+// How long a connection waits for another connection's write lock before giving up.
+inline constexpr int busy_timeout_ms = 10'000;
+
+class sqlite_store final : public store {
+ public:
+  // Opens (creating if needed) the database and applies pending migrations.
+  explicit sqlite_store(const std::filesystem::path& file);
+  ~sqlite_store() override;
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  bool create_test(const core::test_info& test) override;
+  std::optional<core::test_info> find_test(const std::string& id) override;
+  bool delete_test(const std::string& id) override;
+  void commit(batch& b) override;
+  std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
+  std::optional<stored_delivery> delivery(const std::string& test_id,
+                                          std::int64_t number) override;
+  std::vector<std::string> sessions(std::size_t limit,
+                                    const std::optional<std::string>& client_ip) override;
+  purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) override;
+  std::optional<std::string> meta(const std::string& key) override;
+  void set_meta(const std::string& key, const std::string& value) override;
+
+  // The schema version the file is at (PRAGMA user_version).
+  int schema_version();
+
+ private:
+  class statement;
+  void exec(const char* sql);
+  void migrate();
+
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace mxlens::storage

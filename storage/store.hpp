@@ -1,0 +1,69 @@
+// The store: where tests, sessions and deliveries are kept. An interface, because a server
+// database may take over from the embedded SQLite when several receivers share one domain.
+// Implementations are used from one thread at a time; commit_queue serialises the writes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace mxlens::storage {
+
+// An operational failure of the store (disk full, corrupt file, locked too long).
+class store_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A delivery as stored: its facts as JSON text and the raw message.
+struct stored_delivery {
+  core::delivery_summary summary;
+  std::string facts_json;
+  std::string raw;
+};
+
+struct purge_counts {
+  std::int64_t tests = 0;
+  std::int64_t deliveries = 0;
+  std::int64_t sessions = 0;
+};
+
+// Work for one transaction: everything in it is committed together or not at all.
+struct batch {
+  std::vector<core::delivery> deliveries;  // numbers are assigned on commit
+  std::vector<core::session_record> sessions;
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  // Inserts the test; false if a test with that id exists already.
+  virtual bool create_test(const core::test_info& test) = 0;
+  virtual std::optional<core::test_info> find_test(const std::string& id) = 0;
+  virtual bool delete_test(const std::string& id) = 0;
+
+  // Commits the batch in one transaction and sets each delivery's number (0 for a delivery whose
+  // test no longer exists, which is skipped).
+  virtual void commit(batch& b) = 0;
+
+  virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;
+  virtual std::optional<stored_delivery> delivery(const std::string& test_id,
+                                                  std::int64_t number) = 0;
+  // The newest sessions first, as JSON text; optionally only those from one client IP.
+  virtual std::vector<std::string> sessions(std::size_t limit,
+                                            const std::optional<std::string>& client_ip) = 0;
+
+  // Removes tests that expired by `now` with their deliveries, and sessions older than
+  // `sessions_before`.
+  virtual purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) = 0;
+
+  virtual std::optional<std::string> meta(const std::string& key) = 0;
+  virtual void set_meta(const std::string& key, const std::string& value) = 0;
+};
+
+}  // namespace mxlens::storage
