@@ -1,0 +1,133 @@
+"""Runs the real mxlens binary on loopback for integration tests.
+
+The server listens on 127.0.0.1 port 0 (the port it picked is read from its log), keeps its data
+in a temporary directory, and is stopped by the test (or killed at exit). Nothing here talks to
+any address outside 127.0.0.0/8.
+"""
+import json
+import os
+import re
+import signal
+import smtplib
+import ssl
+import subprocess
+import tempfile
+import time
+
+MXLENS = os.environ.get("MXLENS_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "app", "mxlens")
+DOMAIN = "mx.test.example"
+
+
+class Server:
+    def __init__(self, *extra, data_dir=None):
+        self._tmp = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mxlens-it-")
+            data_dir = self._tmp.name
+        self.data_dir = data_dir
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(data_dir, "server.log")
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [MXLENS, "serve", "--smtp-listen", "127.0.0.1:0", "--hostname", DOMAIN,
+                 "--data-dir", self.data_dir, *self.extra],
+                stdout=log, stderr=log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            text = self.log()
+            ports = re.findall(r"listening smtp 127\.0\.0\.1:(\d+)", text)
+            if ports:
+                self.port = int(ports[-1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("mxlens exited: " + text)
+            time.sleep(0.05)
+        raise RuntimeError("mxlens did not start: " + self.log())
+
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # The command line of mxlens against this server's data directory.
+    def cli(self, *args, binary=False):
+        out = subprocess.run([MXLENS, *args, "--data-dir", self.data_dir],
+                             capture_output=True, check=True, timeout=30)
+        return out.stdout if binary else out.stdout.decode()
+
+    def new_address(self):
+        return self.cli("tests", "new").strip()
+
+    def show(self, test_id):
+        return json.loads(self.cli("tests", "show", test_id))
+
+    def raw(self, test_id, n):
+        return self.cli("tests", "raw", test_id, str(n), binary=True)
+
+    def sessions(self, client_ip=None):
+        args = ["sessions"] + (["--client-ip", client_ip] if client_ip else [])
+        return json.loads(self.cli(*args))
+
+    def wait_sessions(self, predicate, timeout=10):
+        """Sessions are stored when they end; wait until one matches."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = [s for s in self.sessions() if predicate(s)]
+            if found:
+                return found
+            time.sleep(0.1)
+        return []
+
+
+def test_id(address):
+    return address.split("@")[0]
+
+
+def client_context(minimum=None, maximum=None, ciphers=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def message(subject, body, sender="sender@example.org", to="x@" + DOMAIN):
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{time.time_ns()}@example.org>\r\n\r\n{body}\r\n").encode()
+
+
+def smtp(port, helo="client.example"):
+    return smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=30)

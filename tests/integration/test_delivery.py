@@ -1,0 +1,202 @@
+"""Deliveries: counted exactly, stored intact, durable across SIGKILL, limits answered properly."""
+import os
+import random
+import smtplib
+import socket
+import threading
+import unittest
+
+from harness import DOMAIN, Server, client_context, message, smtp, test_id
+
+
+def dialogue(port, lines):
+    """Sends each line and returns the replies, one (possibly multi-line) reply per line."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = sock.makefile("rb")
+
+    def reply():
+        out = []
+        while True:
+            line = f.readline()
+            out.append(line)
+            if len(line) < 4 or line[3:4] != b"-":
+                return b"".join(out)
+
+    greeting = reply()
+    replies = [greeting]
+    for line in lines:
+        sock.sendall(line)
+        replies.append(reply())
+    f.close()
+    sock.close()
+    return replies
+
+
+class Deliveries(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("--max-message-size", "100000").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_two_messages_and_an_rset_in_one_connection_are_exactly_two_deliveries(self):
+        address = self.server.new_address()
+        c = smtp(self.server.port)
+        c.sendmail("a@example.org", [address], message("one", "first"))
+        c.mail("a@example.org")
+        c.rcpt(address)
+        self.assertEqual(c.rset()[0], 250)
+        c.sendmail("a@example.org", [address], message("two", "second"))
+        c.quit()
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual([d["delivery"] for d in deliveries], [1, 2])
+        self.assertIn(b"first", self.server.raw(test_id(address), 1))
+        self.assertIn(b"second", self.server.raw(test_id(address), 2))
+
+    def test_concurrent_starttls_clients_deliver_every_message_intact(self):
+        address = self.server.new_address()
+        sent, errors = {}, []
+        lock = threading.Lock()
+
+        def client(k):
+            try:
+                c = smtp(self.server.port, helo=f"c{k}.example")
+                c.starttls(context=client_context())
+                c.ehlo(f"c{k}.example")
+                for i in range(20):
+                    body = "".join(random.choice("abcdefgh .\r\n") for _ in range(2000))
+                    body = body.replace("\r", "").replace("\n", "\r\n")  # CRLF lines only
+                    raw = message(f"{k}-{i}", body)
+                    c.sendmail("a@example.org", [address], raw)
+                    with lock:
+                        sent[f"{k}-{i}"] = raw
+                c.quit()
+            except Exception as e:  # reported below, with the client number
+                errors.append(f"client {k}: {e!r}")
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual(len(deliveries), 200)
+        self.assertTrue(all(d["tls"]["used"] for d in deliveries))
+        stored = [self.server.raw(test_id(address), d["delivery"]) for d in deliveries]
+        # smtplib dot-stuffs and mxlens unstuffs: what was sent is what is stored, byte for byte.
+        self.assertEqual(sorted(stored), sorted(sent.values()))
+
+    def test_bare_lf_dot_never_ends_the_data(self):
+        address = self.server.new_address()
+        data = (b"Subject: smuggle\r\n\r\nline\n.\nMAIL FROM:<evil@example.org>\r\n"
+                b"tail\r\n.\r\n")
+        replies = dialogue(self.server.port, [
+            b"EHLO x.example\r\n", b"MAIL FROM:<a@example.org>\r\n",
+            f"RCPT TO:<{address}>\r\n".encode(), b"DATA\r\n", data, b"QUIT\r\n"])
+        self.assertTrue(replies[5].startswith(b"250 2.0.0"), replies)
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual(len(deliveries), 1)
+        self.assertEqual(deliveries[0]["data"]["bare_lf"], 2)
+        self.assertEqual(self.server.raw(test_id(address), 1), data[:-3])
+
+    def test_rcpt_to_another_domain_is_refused_and_nothing_stored(self):
+        address = self.server.new_address()
+        c = smtp(self.server.port)
+        c.ehlo()
+        self.assertEqual(c.mail("a@example.org")[0], 250)
+        code, text = c.rcpt("victim@elsewhere.example")
+        self.assertEqual(code, 550)
+        self.assertTrue(text.startswith(b"5.7.1"), text)
+        code, text = c.rcpt("nosuchtest00@" + DOMAIN)
+        self.assertEqual((code, text[:5]), (550, b"5.1.1"))
+        self.assertEqual(c.docmd("DATA")[0], 554)  # no valid recipients
+        c.quit()
+        self.assertEqual(self.server.show(test_id(address))["deliveries"], [])
+
+    def test_a_5000_octet_command_line_is_refused_and_the_session_goes_on(self):
+        replies = dialogue(self.server.port, [
+            b"EHLO x.example\r\n", b"NOOP " + b"a" * 5000 + b"\r\n", b"NOOP\r\n", b"QUIT\r\n"])
+        self.assertTrue(replies[2].startswith(b"500 5.5.2"), replies[2])
+        self.assertTrue(replies[3].startswith(b"250 2.0.0"), replies[3])
+        self.assertTrue(replies[4].startswith(b"221"), replies[4])
+
+    def test_a_message_over_the_size_limit_is_refused_and_the_session_stays_usable(self):
+        address = self.server.new_address()
+        c = smtp(self.server.port)
+        c.ehlo()
+        # No SIZE= declared: the limit is found while reading the data.
+        self.assertEqual(c.mail("a@example.org")[0], 250)
+        self.assertEqual(c.rcpt(address)[0], 250)
+        code, text = c.data(message("big", "x" * 200_000))
+        self.assertEqual((code, text[:5]), (552, b"5.3.4"))
+        # Declared too big with SIZE=: refused at MAIL already (RFC 1870).
+        code, text = c.docmd("MAIL FROM:<a@example.org> SIZE=200000")
+        self.assertEqual((code, text[:5]), (552, b"5.3.4"))
+        c.sendmail("a@example.org", [address], message("small", "fits"))
+        c.quit()
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual(len(deliveries), 1)
+        self.assertIn(b"fits", self.server.raw(test_id(address), 1))
+
+    def test_commands_out_of_order_get_503_and_bad_syntax_501(self):
+        replies = dialogue(self.server.port, [
+            b"MAIL FROM:<a@example.org>\r\n", b"EHLO x.example\r\n", b"RCPT TO:<a@b.example>\r\n",
+            b"MAIL FROM:a\r\n", b"STARTTLS now\r\n", b"VRFY someone\r\n", b"FOO\r\n",
+            b"QUIT\r\n"])
+        codes = [r[:9] for r in replies[1:]]
+        self.assertEqual(codes, [b"503 5.5.1", b"250-" + DOMAIN.encode()[:5], b"503 5.5.1",
+                                 b"501 5.1.7", b"501 5.5.4", b"252 2.5.0", b"500 5.5.1",
+                                 b"221 2.0.0"])
+
+
+class Durability(unittest.TestCase):
+    def test_every_acknowledged_delivery_survives_sigkill(self):
+        server = Server().start()
+        try:
+            address = server.new_address()
+            acknowledged, stop = [], threading.Event()
+            lock = threading.Lock()
+
+            def client(k):
+                try:
+                    c = smtp(server.port, helo=f"k{k}.example")
+                    i = 0
+                    while not stop.is_set():
+                        subject = f"{k}-{i}"
+                        c.sendmail("a@example.org", [address], message(subject, "payload"))
+                        with lock:
+                            acknowledged.append(subject)
+                        i += 1
+                except (smtplib.SMTPException, OSError):
+                    pass  # the server was killed mid-dialogue
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            while len(acknowledged) < 60:
+                threading.Event().wait(0.01)
+            server.kill()  # SIGKILL, right after the latest 250s
+            stop.set()
+            for t in threads:
+                t.join()
+            restarted = Server(data_dir=server.data_dir).start()
+            try:
+                deliveries = restarted.show(test_id(address))["deliveries"]
+                stored = set()
+                for d in deliveries:
+                    raw = restarted.raw(test_id(address), d["delivery"])
+                    subject = [l for l in raw.split(b"\r\n") if l.startswith(b"Subject: ")][0]
+                    stored.add(subject[9:].decode())
+                missing = set(acknowledged) - stored
+                self.assertEqual(missing, set(), f"{len(missing)} acknowledged deliveries lost")
+            finally:
+                restarted.stop()
+        finally:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
