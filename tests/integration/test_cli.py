@@ -1,0 +1,121 @@
+"""The command line and the session limits, as an operator meets them."""
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import DOMAIN, MXLENS, Server, message, smtp, test_id
+
+
+def run(*args, env=None):
+    return subprocess.run([MXLENS, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+class CommandLine(unittest.TestCase):
+    def test_help_lists_every_serve_flag(self):
+        out = run("serve", "--help")
+        self.assertEqual(out.returncode, 0)
+        for flag in ["--smtp-listen", "--hostname", "--domain", "--data-dir", "--tls-cert",
+                     "--tls-key", "--catch-all", "--max-message-size", "--retention"]:
+            self.assertIn(flag, out.stdout)
+        self.assertEqual(run("--help").returncode, 0)
+
+    def test_a_bad_flag_or_value_is_one_line_naming_it_and_exit_2(self):
+        for args, named in [(["serve", "--no-such-flag"], "--no-such-flag"),
+                            (["serve", "--max-message-size", "lots"], "max-message-size"),
+                            (["serve", "--smtp-listen", "nowhere"], "--smtp-listen"),
+                            (["serve", "--tls-cert", "a.pem"], "--tls-key")]:
+            out = run(*args)
+            self.assertEqual(out.returncode, 2, args)
+            self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
+            self.assertIn(named, out.stderr)
+
+    def test_flags_come_from_the_environment_and_the_command_line_wins(self):
+        out = run("serve", env={"MXLENS_RETENTION": "0"})
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--retention", out.stderr)
+        # An environment value is used when the flag is absent.
+        env_server = Server()
+        os.environ["MXLENS_DOMAIN"] = "env.example"
+        try:
+            env_server.start()
+            self.assertIn("domain=env.example", env_server.log())
+        finally:
+            del os.environ["MXLENS_DOMAIN"]
+            env_server.cleanup()
+        flag_server = Server("--domain", "flag.example")
+        os.environ["MXLENS_DOMAIN"] = "env.example"
+        try:
+            flag_server.start()
+            self.assertIn("domain=flag.example", flag_server.log())
+        finally:
+            del os.environ["MXLENS_DOMAIN"]
+            flag_server.cleanup()
+
+
+class Recipients(unittest.TestCase):
+    def test_catch_all_creates_a_test_on_first_rcpt_and_plus_tags_share_it(self):
+        with Server("--catch-all") as server:
+            c = smtp(server.port)
+            c.sendmail("a@example.org", ["mypipeline1@" + DOMAIN], message("one", "1"))
+            c.sendmail("a@example.org", ["MyPipeline1+relay-b@" + DOMAIN], message("two", "2"))
+            code, _ = c.docmd("MAIL FROM:<a@example.org>")
+            code, text = c.rcpt("no@" + DOMAIN)  # too short to be a test id
+            self.assertEqual((code, text[:5]), (550, b"5.1.1"))
+            c.quit()
+            self.assertEqual(len(server.show("mypipeline1")["deliveries"]), 2)
+
+    def test_unknown_test_is_550_511_and_postmaster_is_always_accepted(self):
+        with Server() as server:
+            c = smtp(server.port)
+            c.ehlo()
+            c.mail("a@example.org")
+            code, text = c.rcpt("abcdefgh12345678@" + DOMAIN)
+            self.assertEqual((code, text[:5]), (550, b"5.1.1"))
+            self.assertEqual(c.rcpt("postmaster")[0], 250)
+            c.quit()
+
+
+class Limits(unittest.TestCase):
+    def test_an_idle_client_gets_421_442_and_is_disconnected(self):
+        with Server("--idle-timeout", "1") as server:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            f = sock.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"220"))
+            start = time.time()
+            self.assertTrue(f.readline().startswith(b"421 4.4.2"))
+            self.assertLess(time.time() - start, 5)
+            self.assertEqual(f.readline(), b"")  # closed
+            f.close()
+            sock.close()
+            self.assertTrue(server.wait_sessions(lambda s: s["outcome"] == "timeout"))
+
+    def test_connections_over_the_per_ip_limit_get_421(self):
+        with Server("--max-connections-per-ip", "2") as server:
+            held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+            for s in held:
+                self.assertTrue(s.recv(100).startswith(b"220"))
+            extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            self.assertTrue(extra.recv(100).startswith(b"421 4.7.0"))
+            extra.close()
+            # Another client IP on loopback is not affected.
+            other = socket.create_connection(("127.0.0.1", server.port),
+                                             source_address=("127.0.0.2", 0), timeout=10)
+            self.assertTrue(other.recv(100).startswith(b"220"))
+            for s in held + [other]:
+                s.close()
+
+    def test_sessions_without_a_delivery_are_recorded(self):
+        with Server() as server:
+            c = smtp(server.port, helo="early.example")
+            c.ehlo()
+            c.quit()
+            found = server.wait_sessions(lambda s: s["connection"]["helo"] == "early.example")
+            self.assertEqual(found[0]["outcome"], "quit")
+            self.assertEqual(found[0]["messages"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
