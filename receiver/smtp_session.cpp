@@ -26,6 +26,8 @@ constexpr std::size_t command_chunk = 4096;
 constexpr std::size_t data_chunk = 64 * 1024;
 // Time left to say 421 once a deadline has passed or shutdown began.
 constexpr auto goodbye_grace = 5s;
+// How long to wait for the client's close_notify after ours.
+constexpr auto tls_close_grace = 1s;
 // RFC 5321 §4.1.1.1: a domain is at most 255 octets; what is kept of an EHLO argument.
 constexpr std::size_t max_helo_kept = 255;
 
@@ -358,8 +360,10 @@ asio::awaitable<void> smtp_session::dialogue() {
   }
   co_await flush();
   if (tls_ && !timed_out_) {
-    // Best effort close_notify; many clients close without answering it, so no waiting.
-    SSL_shutdown(tls_->native_handle());
+    // Send close_notify (RFC 8446 §6.1). Many clients just close the connection instead of
+    // answering, so the wait for theirs is short; the watchdog ends it.
+    deadline_ = std::chrono::steady_clock::now() + tls_close_grace;
+    co_await tls_->async_shutdown(tuple_awaitable);
   }
 }
 
