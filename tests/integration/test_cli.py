@@ -36,23 +36,18 @@ class CommandLine(unittest.TestCase):
         out = run("serve", env={"MXLENS_RETENTION": "0"})
         self.assertEqual(out.returncode, 2)
         self.assertIn("--retention", out.stderr)
-        # An environment value is used when the flag is absent.
-        env_server = Server()
+        # An environment value is used when the flag is absent; a flag beats it.
+        self.assertIn("domain=env.example", self.log_with_env_domain())
+        self.assertIn("domain=flag.example", self.log_with_env_domain("--domain", "flag.example"))
+
+    def log_with_env_domain(self, *flags):
+        server = Server(*flags)
         os.environ["MXLENS_DOMAIN"] = "env.example"
         try:
-            env_server.start()
-            self.assertIn("domain=env.example", env_server.log())
+            return server.start().log()
         finally:
             del os.environ["MXLENS_DOMAIN"]
-            env_server.cleanup()
-        flag_server = Server("--domain", "flag.example")
-        os.environ["MXLENS_DOMAIN"] = "env.example"
-        try:
-            flag_server.start()
-            self.assertIn("domain=flag.example", flag_server.log())
-        finally:
-            del os.environ["MXLENS_DOMAIN"]
-            flag_server.cleanup()
+            server.cleanup()
 
 
 class Recipients(unittest.TestCase):
