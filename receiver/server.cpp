@@ -131,13 +131,15 @@ asio::awaitable<void> server::refuse(tcp::socket socket, std::string reason) {
   record.outcome = "refused";
   const std::string text = "421 4.7.0 " + config_.hostname + " " + reason + "\r\n";
   record.transcript.push_back({0, core::direction::server, text.substr(0, text.size() - 2)});
-  asio::steady_timer timer(socket.get_executor(), refuse_write_timeout);
-  timer.async_wait([&socket](boost::system::error_code e) {
-    if (!e) socket.close(e);
+  // Shared with the timer's handler, which may run after this coroutine has finished.
+  auto shared = std::make_shared<tcp::socket>(std::move(socket));
+  asio::steady_timer timer(shared->get_executor(), refuse_write_timeout);
+  timer.async_wait([shared](boost::system::error_code e) {
+    if (!e) shared->close(e);
   });
-  co_await asio::async_write(socket, asio::buffer(text), asio::as_tuple(asio::use_awaitable));
+  co_await asio::async_write(*shared, asio::buffer(text), asio::as_tuple(asio::use_awaitable));
   timer.cancel();
-  socket.close(ec);
+  shared->close(ec);
   record.ended_at = core::now_ms();
   core::log_info("session " + record.id + " " + record.connection.client_ip + " refused: " + reason);
   sink_.session_closed(std::move(record));

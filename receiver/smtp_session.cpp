@@ -335,7 +335,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       continue;
     }
     note(core::direction::client, line);
-    last_client_line_ = line;
+    last_client_line_ = {elapsed_ms(), core::direction::client, line.substr(0, max_transcript_line)};
     if (has_control_chars(line)) {
       send(reply{500, "5.5.2", "Syntax error: control characters in command"});
       continue;
@@ -465,9 +465,7 @@ asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
     if (!prologue_.empty()) prologue_.pop_back();  // the MAIL line belongs to the transaction
   }
   transition(smtp_state::mail);
-  tx_.transcript.push_back(record_.transcript.empty() ? core::transcript_line{}
-                                                      : record_.transcript.back());
-  tx_.transcript.back().line = last_client_line_.substr(0, max_transcript_line);
+  tx_.transcript.push_back(last_client_line_);
   send(reply{250, "2.1.0", "Sender <" + tx_.envelope.mail_from + "> OK"});
   co_return;
 }

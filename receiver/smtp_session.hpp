@@ -129,7 +129,7 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   std::vector<core::transcript_line> prologue_;  // the session before its first MAIL
   bool in_prologue_ = true;
   std::size_t transcript_dropped_ = 0;
-  std::string last_client_line_;
+  core::transcript_line last_client_line_;
   std::size_t errors_ = 0;
   transaction tx_;
 };
