@@ -1,5 +1,7 @@
 """The command line and the session limits, as an operator meets them."""
 import os
+import re
+import smtplib
 import socket
 import subprocess
 import time
@@ -101,6 +103,16 @@ class Limits(unittest.TestCase):
             self.assertTrue(other.recv(100).startswith(b"220"))
             for s in held + [other]:
                 s.close()
+
+    def test_an_ipv6_listener_records_the_family(self):
+        with Server("--smtp-listen", "[::1]:0") as server:
+            port = int(re.findall(r"listening smtp \[::1\]:(\d+)", server.log())[0])
+            address = server.new_address()
+            c = smtplib.SMTP("::1", port, local_hostname="v6.example", timeout=10)
+            c.sendmail("a@example.org", [address], message("v6", "x"))
+            c.quit()
+            conn = server.show(test_id(address))["deliveries"][0]["connection"]
+            self.assertEqual((conn["family"], conn["client_ip"]), ("ipv6", "::1"))
 
     def test_sessions_without_a_delivery_are_recorded(self):
         with Server() as server:

@@ -141,6 +141,28 @@ class Deliveries(unittest.TestCase):
         self.assertEqual(len(deliveries), 1)
         self.assertIn(b"fits", self.server.raw(test_id(address), 1))
 
+    def test_envelope_extensions_are_recorded(self):
+        address = self.server.new_address()
+        tagged = test_id(address) + "+caf\u00e9@" + DOMAIN
+        body = "Subject: 8bit\r\n\r\ncaf\u00e9\r\n".encode()
+        replies = dialogue(self.server.port, [
+            b"EHLO x.example\r\n",
+            "MAIL FROM:<a@example.org> RCPT:x\r\n".encode(),
+            "RCPT TO:<x>\r\n".encode(),
+            "MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8 SIZE=100\r\n".encode(),
+            f"RCPT TO:<{tagged}>\r\n".encode(), b"DATA\r\n", body + b".\r\n",
+            "MAIL FROM:<\u00e9@example.org>\r\n".encode(), b"QUIT\r\n"])
+        self.assertTrue(replies[2].startswith(b"501 5.5.4"), replies[2])  # malformed parameter
+        self.assertTrue(replies[3].startswith(b"503 5.5.1"), replies[3])  # no MAIL yet
+        self.assertTrue(replies[7].startswith(b"250 2.0.0"), replies[7])
+        self.assertTrue(replies[8].startswith(b"553 5.6.7"), replies[8])  # RFC 6531 §3.7.4.1
+        envelope = self.server.show(test_id(address))["deliveries"][0]["envelope"]
+        self.assertEqual(envelope["body"], "8BITMIME")
+        self.assertIs(envelope["smtputf8"], True)
+        self.assertEqual(envelope["declared_size"], 100)
+        self.assertEqual(envelope["rcpt_to"], [tagged])
+        self.assertEqual(envelope["size"], len(body))
+
     def test_commands_out_of_order_get_503_and_bad_syntax_501(self):
         replies = dialogue(self.server.port, [
             b"MAIL FROM:<a@example.org>\r\n", b"EHLO x.example\r\n", b"RCPT TO:<a@b.example>\r\n",
