@@ -162,7 +162,6 @@ asio::awaitable<void> smtp_session::run() {
   conn.local_port = local.port();
   conn.ipv6 = remote_addr.is_v6();
   conn.started_at = core::now_ms();
-  record_.tls.offered = true;
 
   asio::co_spawn(socket_.get_executor(), watchdog(), asio::detached);
   try {
@@ -382,7 +381,10 @@ asio::awaitable<void> smtp_session::cmd_ehlo(const std::string& args) {
              "8BITMIME",
              "ENHANCEDSTATUSCODES",
              "SMTPUTF8"};
-  if (!tls_) r.lines.push_back("STARTTLS");
+  if (!tls_) {
+    r.lines.push_back("STARTTLS");
+    record_.tls.offered = true;  // what tls.offered means: advertised to this client
+  }
   r.lines.push_back("HELP");
   send(r);
   co_return;

@@ -57,6 +57,17 @@ class TlsFacts(unittest.TestCase):
         self.assertIs(tls["offered"], True)
         self.assertIsNone(tls["version"])
 
+    def test_a_helo_client_was_never_offered_starttls(self):
+        address = self.server.new_address()
+        c = smtp(self.server.port)
+        c.helo("old.example")
+        c.sendmail("a@example.org", [address], message("helo", "x"))
+        c.quit()
+        d = self.only_delivery(address)
+        self.assertIs(d["tls"]["offered"], False)
+        self.assertIs(d["connection"]["esmtp"], False)
+        self.assertEqual(d["connection"]["helo"], "old.example")
+
     def test_swaks_tls12_with_a_chosen_cipher(self):
         address = self.server.new_address()
         out = swaks(self.server.port, address, "--tls", "--tls-protocol", "tlsv1_2",
