@@ -97,7 +97,7 @@ void smtp_session::shutdown() {
   socket_.cancel(ec);
 }
 
-void smtp_session::note(core::direction dir, std::string_view line) {
+core::transcript_line smtp_session::note(core::direction dir, std::string_view line) {
   if (line.size() > max_transcript_line) line = line.substr(0, max_transcript_line);
   core::transcript_line entry{elapsed_ms(), dir, std::string(line)};
   if (in_prologue_ && prologue_.size() < max_transcript_lines) prologue_.push_back(entry);
@@ -105,10 +105,11 @@ void smtp_session::note(core::direction dir, std::string_view line) {
     if (tx_.transcript.size() < max_transcript_lines) tx_.transcript.push_back(entry);
   }
   if (record_.transcript.size() < max_transcript_lines) {
-    record_.transcript.push_back(std::move(entry));
+    record_.transcript.push_back(entry);
   } else {
     ++transcript_dropped_;
   }
+  return entry;
 }
 
 void smtp_session::send(const reply& r) {
@@ -333,8 +334,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       send(reply{500, "5.5.2", "Line too long"});
       continue;
     }
-    note(core::direction::client, line);
-    last_client_line_ = {elapsed_ms(), core::direction::client, line.substr(0, max_transcript_line)};
+    last_client_line_ = note(core::direction::client, line);
     if (has_control_chars(line)) {
       send(reply{500, "5.5.2", "Syntax error: control characters in command"});
       continue;
@@ -361,7 +361,7 @@ asio::awaitable<void> smtp_session::dialogue() {
   if (tls_ && !timed_out_) {
     // Send close_notify (RFC 8446 §6.1). Many clients just close the connection instead of
     // answering, so the wait for theirs is short; the watchdog ends it.
-    deadline_ = std::chrono::steady_clock::now() + tls_close_grace;
+    arm(tls_close_grace);
     co_await tls_->async_shutdown(tuple_awaitable);
   }
 }

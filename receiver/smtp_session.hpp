@@ -101,7 +101,8 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   void transition(smtp_state next);
   void reset_transaction();
   void send(const reply& r);
-  void note(core::direction dir, std::string_view line);
+  // Records a transcript line and returns the entry as recorded (time stamped, cut to length).
+  core::transcript_line note(core::direction dir, std::string_view line);
   void arm(std::chrono::milliseconds timeout);
   double elapsed_ms() const;
 
