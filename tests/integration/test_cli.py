@@ -58,7 +58,7 @@ class Recipients(unittest.TestCase):
             c = smtp(server.port)
             c.sendmail("a@example.org", ["mypipeline1@" + DOMAIN], message("one", "1"))
             c.sendmail("a@example.org", ["MyPipeline1+relay-b@" + DOMAIN], message("two", "2"))
-            code, _ = c.docmd("MAIL FROM:<a@example.org>")
+            self.assertEqual(c.docmd("MAIL FROM:<a@example.org>")[0], 250)
             code, text = c.rcpt("no@" + DOMAIN)  # too short to be a test id
             self.assertEqual((code, text[:5]), (550, b"5.1.1"))
             c.quit()
