@@ -10,6 +10,8 @@ namespace mxlens::app {
 int serve_command(const std::vector<std::string>& args);
 int tests_command(const std::vector<std::string>& args);
 int sessions_command(const std::vector<std::string>& args);
+int analyze_command(const std::vector<std::string>& args);
+int worker_command(const std::vector<std::string>& args);  // internal: the analysis worker
 
 // Default data directory, relative to the working directory.
 inline constexpr const char* default_data_dir = "./mxlens-data";

@@ -15,7 +15,7 @@ constexpr const char* usage_text =
     "\n"
     "A test mail receiver: mail a test address from the system you want to check, and mxlens\n"
     "records what a receiving MTA sees (STARTTLS, TLS version and cipher, the client's offer,\n"
-    "EHLO, the SMTP dialogue, the message).\n"
+    "EHLO, the SMTP dialogue, the message) and who sent it (reverse DNS, SPF, DKIM, DMARC).\n"
     "\n"
     "Commands:\n"
     "  serve                 run the SMTP receiver\n"
@@ -23,6 +23,7 @@ constexpr const char* usage_text =
     "  tests show ID         print a test and its deliveries as JSON\n"
     "  tests raw ID N        print delivery N of a test as received\n"
     "  sessions              print recent SMTP sessions as JSON (failed handshakes too)\n"
+    "  analyze FILE.eml      run the analyzers (rDNS, SPF, DKIM, DMARC) on a saved message\n"
     "\n"
     "Run 'mxlens COMMAND --help' for the options of a command.\n"
     "Every option can also be set as MXLENS_<OPTION> in the environment, e.g.\n"
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
   if (command == "serve") return mxlens::app::serve_command(args);
   if (command == "tests") return mxlens::app::tests_command(args);
   if (command == "sessions") return mxlens::app::sessions_command(args);
+  if (command == "analyze") return mxlens::app::analyze_command(args);
+  if (command == "__worker") return mxlens::app::worker_command(args);
   std::fprintf(stderr, "mxlens: unknown command '%s' (see 'mxlens --help')\n", command.c_str());
   return mxlens::app::exit_usage;
 }

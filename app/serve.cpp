@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "analyzers/worker/worker.hpp"
+#include "app/analysis_options.hpp"
 #include "app/cli.hpp"
 #include "app/commands.hpp"
 #include "app/store_sink.hpp"
@@ -50,6 +52,10 @@ struct serve_config {
   bool catch_all = false;
   int retention_days = default_retention_days;
   receiver::limits limits;
+  analyzers::dns::settings dns;
+  std::size_t workers = 0;
+  std::chrono::milliseconds analysis_timeout{60000};
+  std::size_t worker_memory_mb = 1024;
 };
 
 po::options_description serve_options() {
@@ -73,8 +79,12 @@ po::options_description serve_options() {
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
     ("idle-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_idle_timeout.count())), "seconds to wait for the next command or data")
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
+    ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
+    ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
+    ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
   // clang-format on
+  o.add(dns_options());
   return o;
 }
 
@@ -130,6 +140,15 @@ serve_config to_config(const po::variables_map& vm) {
   if (idle < 1 || session < 1) throw usage_error("timeouts must be at least 1 second");
   l.idle_timeout = std::chrono::seconds(idle);
   l.max_session_time = std::chrono::seconds(session);
+  c.dns = dns_settings(vm);
+  c.workers = vm["workers"].as<std::size_t>();
+  if (c.workers < 1 || c.workers > 256) throw usage_error("--workers must be between 1 and 256");
+  const double at = vm["analysis-timeout"].as<double>();
+  if (!(at >= 1 && at <= 3600)) throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
+  c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
+  c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
+  if (c.worker_memory_mb != 0 && c.worker_memory_mb < 64)
+    throw usage_error("--worker-memory must be 0 (no limit) or at least 64 MiB");
   auto level = vm["log-level"].as<std::string>();
   if (level == "debug") core::set_log_level(core::log_level::debug);
   else if (level == "info") core::set_log_level(core::log_level::info);
@@ -185,11 +204,24 @@ int run_server(const serve_config& config) {
   if (tls_files.empty()) tls_files = certs::ensure_self_signed(config.data_dir / "tls", config.hostname);
   certs::server_tls tls(tls_files, receiver::install_client_hello_capture);
 
+  // The resolver settings are tried here once, so that a bad upstream or trust anchor stops the
+  // start instead of every analysis.
+  { analyzers::dns::resolver probe(config.dns); }
+
   asio::io_context io;
   asio::thread_pool blocking(blocking_threads);
   core::system_clock clock;
-  store_sink sink(blocking, reader, queue, clock,
-                  {config.domain, config.catch_all, config.retention_days});
+  analyzers::worker::pool_settings ps;
+  ps.workers = config.workers;
+  ps.deadline = config.analysis_timeout;
+  ps.worker_args = dns_arguments(config.dns);
+  ps.worker_args.insert(ps.worker_args.end(),
+                        {"--memory-mb", std::to_string(config.worker_memory_mb), "--cpu-seconds",
+                         std::to_string(config.analysis_timeout.count() / 1000 + 1)});
+  analyzers::worker::pool analysis(io.get_executor(), ps);
+  analysis.start();
+  store_sink sink(blocking, reader, queue, analysis, clock,
+                  {config.domain, config.hostname, config.catch_all, config.retention_days});
   receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
   smtp.start();
   for (const auto& ep : smtp.local_endpoints()) {
@@ -199,7 +231,8 @@ int run_server(const serve_config& config) {
   }
   core::log_info("mxlens " MXLENS_VERSION " hostname=" + config.hostname +
                  " domain=" + config.domain + " data-dir=" + config.data_dir.string() +
-                 (config.catch_all ? " catch-all" : "") + " certificate=" + tls.describe());
+                 (config.catch_all ? " catch-all" : "") + " certificate=" + tls.describe() +
+                 " dns=" + config.dns.upstream + " workers=" + std::to_string(config.workers));
 
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   asio::signal_set hup(io, SIGHUP);
@@ -242,6 +275,7 @@ int run_server(const serve_config& config) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  analysis.stop();
   blocking.join();
   core::log_info("stopped; " + std::to_string(queue.commits()) + " commits");
   return 0;

@@ -3,6 +3,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
 #include <memory>
 
 #include "app/blocking.hpp"
@@ -21,11 +22,12 @@ constexpr std::string_view postmaster_id = "postmaster";
 }  // namespace
 
 store_sink::store_sink(asio::thread_pool& blocking, storage::store& reader,
-                       storage::commit_queue& queue, const core::clock& clock,
-                       sink_settings settings)
+                       storage::commit_queue& queue, analyzers::worker::pool& analysis,
+                       const core::clock& clock, sink_settings settings)
     : blocking_(blocking),
       reader_(reader),
       queue_(queue),
+      analysis_(analysis),
       clock_(clock),
       settings_(std::move(settings)) {}
 
@@ -77,8 +79,36 @@ asio::awaitable<receiver::recipient_verdict> store_sink::recipient(const std::st
       reply{451, "4.3.0", "Temporary failure looking up the recipient, try again later"}, {}};
 }
 
+namespace {
+
+// Submits work to the commit queue and resumes the caller once it is committed: the completion
+// runs on the writer thread and is posted back to the caller's executor, never run inline there.
+template <typename Work>
+asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue& queue,
+                                                          Work work) {
+  auto initiation = [&queue](auto handler, Work w) {
+    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+    queue.submit(std::move(w), [shared](storage::commit_queue::outcome o) {
+      auto ex = asio::get_associated_executor(*shared);
+      asio::post(ex, [shared, o = std::move(o)]() mutable { (*shared)(std::move(o)); });
+    });
+  };
+  auto outcome = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                               void(storage::commit_queue::outcome)>(
+      initiation, asio::use_awaitable, std::move(work));
+  co_return outcome;
+}
+
+}  // namespace
+
 asio::awaitable<reply> store_sink::deliver(core::delivery message,
                                            std::vector<std::string> keys) {
+  analyzers::analysis_input input{message.connection.client_ip, message.connection.helo,
+                                  message.envelope.mail_from, settings_.hostname, message.raw};
+  const auto client = message.connection.client_ip;
+  const auto size = message.raw.size();
+  const auto tls = message.tls.version.value_or("none");
+  const auto session = message.session_id;
   std::vector<core::delivery> deliveries;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     // One delivery per test: the last takes the message, the others copy it.
@@ -86,36 +116,38 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
     d.test_id = keys[i];
     deliveries.push_back(std::move(d));
   }
-  const auto client = deliveries.empty() ? std::string() : deliveries.front().connection.client_ip;
-  const auto size = deliveries.empty() ? 0 : deliveries.front().raw.size();
-  const auto tls = deliveries.empty() ? std::string("none")
-                                      : deliveries.front().tls.version.value_or("none");
-  const auto session = deliveries.empty() ? std::string() : deliveries.front().session_id;
 
-  // Resumed from the writer thread once the commit returned (posted, never run inline there).
-  auto initiation = [this](auto handler, std::vector<core::delivery> batch) {
-    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-    queue_.submit(std::move(batch), [shared](storage::commit_queue::outcome o) {
-      auto ex = asio::get_associated_executor(*shared);
-      asio::post(ex, [shared, o = std::move(o)]() mutable { (*shared)(std::move(o)); });
-    });
-  };
-  auto outcome = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                               void(storage::commit_queue::outcome)>(
-      initiation, asio::use_awaitable, std::move(deliveries));
-
-  if (!outcome.error.empty())
+  // 1. The delivery itself, so that nothing is lost whatever the analysis does.
+  auto stored = co_await committed(queue_, std::move(deliveries));
+  if (!stored.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the message, try again later"};
-  std::string stored;
+  std::vector<storage::analysis_update> updates;
+  std::string names;
   for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (outcome.numbers[i] == 0) continue;  // the test was deleted meanwhile
-    auto name = keys[i] + "/" + std::to_string(outcome.numbers[i]);
-    core::log_info("delivery " + name + " from " + client + " size=" + std::to_string(size) +
-                   " tls=" + tls + " session=" + session);
-    stored += stored.empty() ? name : ", " + name;
+    if (stored.numbers[i] == 0) continue;  // the test was deleted meanwhile
+    updates.push_back({keys[i], stored.numbers[i], {}});
+    auto name = keys[i] + "/" + std::to_string(stored.numbers[i]);
+    names += names.empty() ? name : ", " + name;
   }
-  if (stored.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
-  co_return reply{250, "2.0.0", "Ok: delivered as " + stored};
+  if (updates.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
+
+  // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
+  auto analysis = co_await analysis_.analyze(std::move(input));
+  const auto text = boost::json::serialize(analysis);
+  for (auto& u : updates) u.json = text;
+
+  // 3. The analysis, stored before the 250 that acknowledges it.
+  auto saved = co_await committed(queue_, std::move(updates));
+  if (!saved.error.empty())
+    co_return reply{451, "4.3.0", "Temporary failure storing the report, try again later"};
+  std::size_t errors = 0;
+  if (auto* a = analysis.if_contains("analysis"); a && a->is_object())
+    if (auto* e = a->as_object().if_contains("errors"); e && e->is_array())
+      errors = e->as_array().size();
+  core::log_info("delivery " + names + " from " + client + " size=" + std::to_string(size) +
+                 " tls=" + tls + " session=" + session +
+                 (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
+  co_return reply{250, "2.0.0", "Ok: delivered as " + names};
 }
 
 void store_sink::session_closed(core::session_record session) {

@@ -1,12 +1,14 @@
-// The delivery sink of `mxlens serve` until analysis exists: it accepts recipients that are known
-// test addresses (creating tests in catch-all mode), stores every message through the commit
-// queue, answers 250 only after the commit, and records every session.
+// The delivery sink of `mxlens serve`: it accepts recipients that are known test addresses
+// (creating tests in catch-all mode), stores every message through the commit queue, has it
+// analyzed by the worker pool, stores the analysis, and answers 250 only after both commits.
+// It records every session.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
 #include <mutex>
 #include <string>
 
+#include "analyzers/worker/worker.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "storage/commit_queue.hpp"
 #include "storage/store.hpp"
@@ -15,6 +17,7 @@ namespace mxlens::app {
 
 struct sink_settings {
   std::string domain;
+  std::string hostname;  // the authserv-id of Authentication-Results
   bool catch_all = false;
   int retention_days = 30;
 };
@@ -23,7 +26,8 @@ class store_sink final : public receiver::delivery_sink {
  public:
   // `reader` answers recipient look-ups on the blocking pool; writes go through `queue`.
   store_sink(boost::asio::thread_pool& blocking, storage::store& reader,
-             storage::commit_queue& queue, const core::clock& clock, sink_settings settings);
+             storage::commit_queue& queue, analyzers::worker::pool& analysis,
+             const core::clock& clock, sink_settings settings);
 
   boost::asio::awaitable<receiver::recipient_verdict> recipient(
       const std::string& address) override;
@@ -39,6 +43,7 @@ class store_sink final : public receiver::delivery_sink {
   storage::store& reader_;
   std::mutex reader_mutex_;
   storage::commit_queue& queue_;
+  analyzers::worker::pool& analysis_;
   const core::clock& clock_;
   sink_settings settings_;
 };

@@ -6,6 +6,7 @@
 
 #include "app/cli.hpp"
 #include "app/commands.hpp"
+#include "app/report.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 #include "storage/sqlite_store.hpp"
@@ -94,7 +95,7 @@ int tests_show(const std::vector<std::string>& args) {
   json::array deliveries;
   for (const auto& s : store.deliveries(id)) {
     auto d = store.delivery(id, s.number);
-    if (d) deliveries.push_back(json::parse(d->facts_json));
+    if (d) deliveries.push_back(delivery_report(d->facts_json, d->analysis_json));
   }
   out["deliveries"] = std::move(deliveries);
   std::cout << json::serialize(out) << "\n";

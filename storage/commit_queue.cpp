@@ -19,7 +19,15 @@ commit_queue::~commit_queue() {
 void commit_queue::submit(std::vector<core::delivery> deliveries, completion done) {
   {
     std::lock_guard lock(mutex_);
-    deliveries_.push_back({std::move(deliveries), std::move(done)});
+    deliveries_.push_back({std::move(deliveries), std::move(done), {}});
+  }
+  wake_.notify_one();
+}
+
+void commit_queue::submit(std::vector<analysis_update> analyses, completion done) {
+  {
+    std::lock_guard lock(mutex_);
+    deliveries_.push_back({{}, std::move(done), std::move(analyses)});
   }
   wake_.notify_one();
 }
@@ -86,14 +94,15 @@ void commit_queue::loop() {
     for (auto& p : work) {
       counts.push_back(p.deliveries.size());
       for (auto& d : p.deliveries) b.deliveries.push_back(std::move(d));
+      for (auto& a : p.analyses) b.analyses.push_back(std::move(a));
     }
     std::string error;
     try {
       store_->commit(b);
     } catch (const std::exception& e) {
       error = e.what();
-      std::fprintf(stderr, "storage: commit of %zu deliveries failed: %s\n", b.deliveries.size(),
-                   e.what());
+      std::fprintf(stderr, "storage: commit of %zu deliveries and %zu analyses failed: %s\n",
+                   b.deliveries.size(), b.analyses.size(), e.what());
     }
     {
       std::lock_guard lock(mutex_);

@@ -36,6 +36,8 @@ class commit_queue {
 
   // Commits the deliveries together; `done` runs on the writer thread after the commit.
   void submit(std::vector<core::delivery> deliveries, completion done);
+  // Stores analyses of deliveries committed before; `done` runs after the commit (no numbers).
+  void submit(std::vector<analysis_update> analyses, completion done);
   // Records a finished session; committed with whatever comes next.
   void submit(core::session_record session);
   // Runs `t` on the writer thread, between commits (retention, maintenance).
@@ -48,6 +50,7 @@ class commit_queue {
   struct pending_delivery {
     std::vector<core::delivery> deliveries;
     completion done;
+    std::vector<analysis_update> analyses;
   };
   void loop();
 

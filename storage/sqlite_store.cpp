@@ -56,6 +56,10 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_client ON sessions(client_ip, started_at);
 CREATE INDEX sessions_started ON sessions(started_at);
 )sql",
+    // 2: the analysis of each delivery, stored after the delivery
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN analysis TEXT;
+)sql",
 };
 
 }  // namespace
@@ -231,6 +235,12 @@ void sqlite_store::commit(batch& b) {
       ins.step();
       ins.reset();
     }
+    statement upd(db_, "UPDATE deliveries SET analysis = ? WHERE test_id = ? AND n = ?");
+    for (const auto& a : b.analyses) {
+      upd.bind(1, a.json).bind(2, a.test_id).bind(3, a.number);
+      upd.step();
+      upd.reset();
+    }
     statement ses(db_,
                   "INSERT OR REPLACE INTO sessions(id, started_at, ended_at, client_ip, outcome, "
                   "tls_version, failed_handshakes, messages, facts) VALUES (?,?,?,?,?,?,?,?,?)");
@@ -267,14 +277,15 @@ std::vector<core::delivery_summary> sqlite_store::deliveries(const std::string& 
 std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id,
                                                       std::int64_t number) {
   statement s(db_,
-              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw "
-              "FROM deliveries WHERE test_id = ? AND n = ?");
+              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, "
+              "analysis FROM deliveries WHERE test_id = ? AND n = ?");
   s.bind(1, test_id).bind(2, number);
   if (!s.step()) return std::nullopt;
   return stored_delivery{{s.integer(0), s.integer(1), s.text(2), s.text(3),
                           static_cast<std::uint64_t>(s.integer(4)), s.optional_text(5)},
                          s.text(6),
-                         s.text(7)};
+                         s.text(7),
+                         s.optional_text(8)};
 }
 
 std::vector<std::string> sqlite_store::sessions(std::size_t limit,

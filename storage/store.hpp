@@ -24,6 +24,14 @@ struct stored_delivery {
   core::delivery_summary summary;
   std::string facts_json;
   std::string raw;
+  std::optional<std::string> analysis_json;  // null until the analysis is stored
+};
+
+// The analysis of a stored delivery (JSON text), stored after the delivery itself.
+struct analysis_update {
+  std::string test_id;
+  std::int64_t number = 0;
+  std::string json;
 };
 
 struct purge_counts {
@@ -36,6 +44,7 @@ struct purge_counts {
 struct batch {
   std::vector<core::delivery> deliveries;  // numbers are assigned on commit
   std::vector<core::session_record> sessions;
+  std::vector<analysis_update> analyses;
 };
 
 class store {

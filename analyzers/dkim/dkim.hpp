@@ -1,0 +1,52 @@
+// DKIM verification (RFC 6376, 8301, 8463) on libopendkim, with keys fetched by our resolver
+// through the library's key-lookup callback. Judgement stays ours where the library is lenient
+// (reference/libraries.md §1): a signature passes only by DKIM_SIG_CHECK, rsa-sha1 fails, and
+// key sizes are computed here for RSA and ed25519 alike.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "analyzers/dns/resolver.hpp"
+
+namespace mxlens::analyzers::dkim {
+
+// Signatures beyond this many are listed, not verified.
+inline constexpr int max_verified_signatures = 10;
+
+struct signature {
+  std::string result;  // pass fail neutral temperror permerror policy
+  std::optional<std::string> reason;
+  std::string domain;
+  std::string selector;
+  std::string algorithm;
+  std::string identity;  // i=, or "@d" when absent
+  std::optional<std::string> key_type;  // rsa | ed25519
+  std::optional<int> key_bits;
+  std::optional<std::string> canonicalization;  // "header/body"
+  std::vector<std::string> signed_headers;
+  std::optional<long long> body_length;  // l=
+  std::optional<bool> body_hash_ok;
+  std::optional<long long> timestamp;   // t=
+  std::optional<long long> expiration;  // x=
+  std::string b_prefix;                 // first characters of b=, for header.b
+  bool aligned = false;                 // set by the DMARC evaluation
+};
+
+// The key record's type and size; nullopt fields when the record does not give them.
+struct key_facts {
+  std::optional<std::string> type;
+  std::optional<int> bits;
+  std::string problem;  // a malformed or revoked key
+};
+key_facts inspect_key(std::string_view record);
+
+// Verifies every signature of the raw message (CRLF line ends, dot-stuffing removed).
+std::vector<signature> verify(dns::lookups& dns, std::string_view raw);
+
+boost::json::object to_json(const signature& s);
+
+}  // namespace mxlens::analyzers::dkim

@@ -1,0 +1,300 @@
+#include "analyzers/dmarc/dmarc.hpp"
+
+#include <libpsl.h>
+
+#include <cctype>
+#include <mutex>
+
+#include "core/test_id.hpp"
+
+namespace mxlens::analyzers::dmarc {
+
+namespace {
+
+constexpr const char* psl_file = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+const psl_ctx_t* psl() {
+  static const psl_ctx_t* ctx = [] {
+    const psl_ctx_t* c = psl_load_file(psl_file);
+    return c ? c : psl_builtin();  // the list built into libpsl when Debian's file is missing
+  }();
+  return ctx;
+}
+
+std::string trim(std::string_view s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  auto e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+bool valid_uri(const std::string& u) {
+  auto colon = u.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == u.size()) return false;
+  if (!std::isalpha(static_cast<unsigned char>(u[0]))) return false;
+  for (std::size_t i = 1; i < colon; ++i) {
+    char c = u[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+      return false;
+  }
+  auto scheme = core::lowercase(u.substr(0, colon));
+  if (scheme == "mailto") {
+    auto rest = u.substr(colon + 1);
+    auto at = rest.find('@');
+    return at != std::string::npos && at > 0 && at + 1 < rest.size();
+  }
+  return true;
+}
+
+std::optional<std::string> policy_value(const std::string& v) {
+  auto l = core::lowercase(v);
+  if (l == "none" || l == "quarantine" || l == "reject") return l;
+  return std::nullopt;
+}
+
+int severity(const std::string& r) {
+  if (r == "pass") return 0;
+  if (r == "none") return 1;
+  if (r == "temperror") return 2;
+  if (r == "fail") return 3;
+  return 4;  // permerror
+}
+
+}  // namespace
+
+std::string organizational_domain(std::string_view domain) {
+  std::string d = core::lowercase(std::string(domain));
+  while (!d.empty() && d.back() == '.') d.pop_back();
+  if (d.empty()) return d;
+  const char* reg = psl_registrable_domain(psl(), d.c_str());
+  return reg ? std::string(reg) : d;
+}
+
+bool aligned(std::string_view from_domain, std::string_view auth_domain, char mode) {
+  std::string f = core::lowercase(std::string(from_domain));
+  std::string a = core::lowercase(std::string(auth_domain));
+  while (!f.empty() && f.back() == '.') f.pop_back();
+  while (!a.empty() && a.back() == '.') a.pop_back();
+  if (f.empty() || a.empty()) return false;
+  if (mode == 's') return f == a;
+  // A public suffix aligns with nothing but itself.
+  if (psl_is_public_suffix(psl(), a.c_str())) return f == a;
+  return organizational_domain(f) == organizational_domain(a);
+}
+
+bool is_dmarc_record(std::string_view text) {
+  // §6.4: "v" *WSP "=" *WSP "DMARC1", the first tag; the value is case-sensitive.
+  auto semi = text.find(';');
+  auto first = text.substr(0, semi == std::string_view::npos ? text.size() : semi);
+  auto eq = first.find('=');
+  if (eq == std::string_view::npos) return false;
+  auto name = trim(first.substr(0, eq));
+  return (name == "v" || name == "V") && trim(first.substr(eq + 1)) == "DMARC1";
+}
+
+std::optional<record> parse(std::string_view text, std::string& problem) {
+  problem.clear();
+  if (!is_dmarc_record(text)) return std::nullopt;
+  record r;
+  r.text = std::string(text);
+  std::optional<std::string> p, sp;
+  bool p_bad = false, sp_bad = false;
+  std::size_t pos = text.find(';');
+  while (pos != std::string_view::npos && pos < text.size()) {
+    ++pos;
+    auto end = text.find(';', pos);
+    auto item = text.substr(pos, (end == std::string_view::npos ? text.size() : end) - pos);
+    pos = end;
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      if (!trim(item).empty()) r.warnings.push_back("ignored '" + trim(item) + "'");
+      continue;
+    }
+    auto name = core::lowercase(trim(item.substr(0, eq)));
+    auto value = trim(item.substr(eq + 1));
+    if (name == "p") {
+      p = policy_value(value);
+      p_bad = !p;
+    } else if (name == "sp") {
+      sp = policy_value(value);
+      sp_bad = !sp;
+    } else if (name == "adkim" || name == "aspf") {
+      auto v = core::lowercase(value);
+      if (v == "r" || v == "s") {
+        (name == "adkim" ? r.adkim : r.aspf) = v[0];
+      } else {
+        r.warnings.push_back("invalid " + name + "=" + value + " ignored (relaxed)");
+      }
+    } else if (name == "pct") {
+      bool digits = !value.empty() && value.size() <= 3 &&
+                    value.find_first_not_of("0123456789") == std::string::npos;
+      int v = digits ? std::stoi(value) : -1;
+      if (v >= 0 && v <= 100) {
+        r.pct = v;
+      } else {
+        r.warnings.push_back("invalid pct=" + value + " ignored (100)");
+      }
+    } else if (name == "rua") {
+      std::size_t s = 0;
+      while (s <= value.size()) {
+        auto c = value.find(',', s);
+        if (c == std::string::npos) c = value.size();
+        auto uri = trim(std::string_view(value).substr(s, c - s));
+        auto bang = uri.find('!');  // an optional size limit (§6.2)
+        if (valid_uri(uri.substr(0, bang))) {
+          r.rua.push_back(uri);
+        } else if (!uri.empty()) {
+          r.warnings.push_back("invalid rua URI '" + uri + "' ignored");
+        }
+        s = c + 1;
+      }
+    }
+    // Unknown tags are ignored (§6.3).
+  }
+  if (!p || p_bad || sp_bad) {
+    // §6.6.3 step 6: without a valid p= (or with an invalid sp=), a record with a valid rua=
+    // counts as p=none; otherwise DMARC is not applied.
+    if (!r.rua.empty()) {
+      r.policy = "none";
+      r.subdomain_policy.reset();
+      r.warnings.push_back(!p ? "p= missing or invalid: treated as p=none"
+                              : "sp= invalid: treated as p=none");
+      return r;
+    }
+    problem = !p ? (p_bad ? "p= has an invalid value" : "p= is missing") : "sp= has an invalid value";
+    return std::nullopt;
+  }
+  r.policy = *p;
+  r.subdomain_policy = sp;
+  return r;
+}
+
+namespace {
+
+// Discovery and evaluation for one From domain.
+result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const inputs& in) {
+  result out;
+  out.from_domain = from_domain;
+  out.org_domain = organizational_domain(from_domain);
+
+  // §6.6.3: the From domain, then its organizational domain.
+  std::vector<std::string> places{from_domain};
+  if (*out.org_domain != from_domain) places.push_back(*out.org_domain);
+  for (const auto& place : places) {
+    const auto& a = dns.query("_dmarc." + place, dns::rr_type::txt);
+    if (a.state == dns::status::temperror) {
+      out.value = "temperror";
+      out.problem = "DMARC record lookup failed at _dmarc." + place + ": " + a.error;
+      return out;
+    }
+    std::vector<std::string> candidates;
+    for (const auto& r : a.records)
+      if (is_dmarc_record(r)) candidates.push_back(r);
+    if (candidates.empty()) continue;
+    out.record_domain = place;
+    if (candidates.size() > 1) {
+      // §6.6.3 step 5: several records end discovery; reported as the RFC 8601 permerror.
+      out.value = "permerror";
+      out.problem = std::to_string(candidates.size()) + " DMARC records at _dmarc." + place;
+      return out;
+    }
+    std::string problem;
+    out.rec = parse(candidates.front(), problem);
+    if (!out.rec) {
+      out.value = "permerror";
+      out.problem = "invalid DMARC record at _dmarc." + place + ": " + problem;
+      return out;
+    }
+    break;
+  }
+  if (!out.rec) {
+    out.value = "none";
+    return out;
+  }
+  const auto& rec = *out.rec;
+  out.applied_policy = (*out.record_domain == from_domain || !rec.subdomain_policy)
+                           ? rec.policy
+                           : *rec.subdomain_policy;
+
+  if (in.spf && in.spf->value == "pass" && in.spf->domain)
+    out.spf_aligned = aligned(from_domain, *in.spf->domain, rec.aspf);
+  if (in.dkim) {
+    for (auto& sig : *in.dkim) {
+      bool a = aligned(from_domain, sig.domain, rec.adkim);
+      if (a && sig.result == "pass") out.dkim_aligned = true;
+      sig.aligned = sig.aligned || a;
+    }
+  }
+  out.value = (out.spf_aligned || out.dkim_aligned) ? "pass" : "fail";
+  return out;
+}
+
+}  // namespace
+
+result evaluate(dns::lookups& dns, inputs in) {
+  if (in.dkim) {
+    for (auto& sig : *in.dkim) sig.aligned = false;
+  }
+  if (in.from_fields != 1 || in.from_domains.empty()) {
+    // §6.6.1: a message without exactly one From field naming a domain cannot be evaluated.
+    result out;
+    out.value = "permerror";
+    out.problem = in.from_fields == 0   ? "the message has no From field"
+                  : in.from_fields > 1 ? "the message has " + std::to_string(in.from_fields) +
+                                             " From fields"
+                                       : "the From field has no usable address";
+    return out;
+  }
+  // §6.6.1: several From domains are each evaluated; the strictest outcome stands.
+  std::optional<result> worst;
+  for (const auto& domain : in.from_domains) {
+    auto r = evaluate_domain(dns, domain, in);
+    if (!worst || severity(r.value) > severity(worst->value)) worst = std::move(r);
+  }
+  worst->from_domains = in.from_domains;
+  return *worst;
+}
+
+boost::json::object to_json(const result& r) {
+  namespace json = boost::json;
+  auto opt = [](const std::optional<std::string>& v) -> json::value {
+    if (v) return json::value(*v);
+    return nullptr;
+  };
+  json::object o;
+  o["result"] = r.value;
+  o["from_domain"] = opt(r.from_domain);
+  json::array froms;
+  for (const auto& d : r.from_domains) froms.emplace_back(d);
+  o["from_domains"] = std::move(froms);
+  o["org_domain"] = opt(r.org_domain);
+  o["record_domain"] = opt(r.record_domain);
+  if (r.rec) {
+    o["record"] = r.rec->text;
+    o["policy"] = r.rec->policy;
+    o["subdomain_policy"] = opt(r.rec->subdomain_policy);
+    o["applied_policy"] = opt(r.applied_policy);
+    o["pct"] = r.rec->pct;
+    o["adkim"] = std::string(1, r.rec->adkim);
+    o["aspf"] = std::string(1, r.rec->aspf);
+    json::array rua;
+    for (const auto& u : r.rec->rua) rua.emplace_back(u);
+    o["rua"] = std::move(rua);
+    json::array warnings;
+    for (const auto& w : r.rec->warnings) warnings.emplace_back(w);
+    o["warnings"] = std::move(warnings);
+  } else {
+    o["record"] = nullptr;
+    o["policy"] = nullptr;
+    o["subdomain_policy"] = nullptr;
+    o["pct"] = nullptr;
+    o["adkim"] = nullptr;
+    o["aspf"] = nullptr;
+  }
+  o["spf_aligned"] = r.spf_aligned;
+  o["dkim_aligned"] = r.dkim_aligned;
+  if (!r.problem.empty()) o["problem"] = r.problem;
+  return o;
+}
+
+}  // namespace mxlens::analyzers::dmarc

@@ -1,0 +1,66 @@
+// DMARC (RFC 7489), computed here: libopendmarc 1.4.2 gets alignment wrong (strict mode with the
+// PSL, one-letter labels, public suffixes), ignores pct and keeps only the first From address
+// (reference/libraries.md §3). Organizational domains come from libpsl and Debian's list.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "analyzers/dkim/dkim.hpp"
+#include "analyzers/dns/resolver.hpp"
+#include "analyzers/spf/spf.hpp"
+
+namespace mxlens::analyzers::dmarc {
+
+// The organizational domain (RFC 7489 §3.2): the public suffix plus one label; a name that is
+// itself a public suffix is its own.
+std::string organizational_domain(std::string_view domain);
+
+// Identifier alignment (§3.1): 's' exact match, 'r' same organizational domain.
+bool aligned(std::string_view from_domain, std::string_view auth_domain, char mode);
+
+struct record {
+  std::string text;
+  std::string policy;             // none quarantine reject
+  std::optional<std::string> subdomain_policy;
+  int pct = 100;
+  char adkim = 'r';
+  char aspf = 'r';
+  std::vector<std::string> rua;
+  std::vector<std::string> warnings;  // invalid values that were ignored
+};
+
+// Parses one TXT record. Not a DMARC record at all (no leading v=DMARC1): nullopt and `problem`
+// empty. A DMARC record that cannot be used (§6.6.3: no valid p= and no valid rua=): nullopt
+// and `problem` says why.
+std::optional<record> parse(std::string_view text, std::string& problem);
+bool is_dmarc_record(std::string_view text);
+
+struct result {
+  std::string value = "none";  // pass fail none temperror permerror
+  std::optional<std::string> from_domain;
+  std::vector<std::string> from_domains;
+  std::optional<std::string> org_domain;
+  std::optional<std::string> record_domain;  // where the record was found
+  std::optional<record> rec;
+  std::optional<std::string> applied_policy;  // p or sp, whichever applies to the From domain
+  bool spf_aligned = false;
+  bool dkim_aligned = false;
+  std::string problem;
+};
+
+struct inputs {
+  int from_fields = 0;
+  std::vector<std::string> from_domains;
+  const spf::result* spf = nullptr;  // the MAIL FROM (or null-sender HELO) evaluation
+  std::vector<dkim::signature>* dkim = nullptr;  // `aligned` is set on each signature
+};
+
+result evaluate(dns::lookups& dns, inputs in);
+
+boost::json::object to_json(const result& r);
+
+}  // namespace mxlens::analyzers::dmarc

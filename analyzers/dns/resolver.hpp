@@ -1,0 +1,84 @@
+// The one resolver: every DNS question the analyzers ask goes through here, on libunbound.
+// `resolver` owns the unbound context; `lookups` is one evaluation's view of it: it remembers
+// every question and answer (the report's evidence) and answers repeated questions from memory.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct ub_ctx;
+
+namespace mxlens::analyzers::dns {
+
+enum class rr_type : std::uint16_t { a = 1, ptr = 12, mx = 15, txt = 16, aaaa = 28 };
+std::string_view type_name(rr_type t);
+
+// NXDOMAIN and NODATA stay distinct; a timeout or SERVFAIL is `temperror`.
+enum class status { ok, nxdomain, nodata, temperror };
+std::string_view status_name(status s);
+
+struct answer {
+  status state = status::temperror;
+  // Presentation form: A/AAAA as addresses, TXT with its character-strings joined, MX as
+  // "PREFERENCE NAME", PTR as a name; names lowercase without the final dot.
+  std::vector<std::string> records;
+  bool secure = false;  // validated by DNSSEC
+  std::string error;    // why a temperror happened
+  bool empty() const { return state != status::ok || records.empty(); }
+};
+
+struct settings {
+  std::string upstream = "system";  // "system" (resolv.conf) or IP[@PORT]
+  std::string trust_anchor;         // a root key file enables DNSSEC validation
+  std::chrono::milliseconds timeout{5000};
+};
+
+// Throws std::invalid_argument for an unusable upstream.
+void validate_upstream(const std::string& upstream);
+
+class resolver {
+ public:
+  explicit resolver(const settings& s);
+  ~resolver();
+  resolver(const resolver&) = delete;
+  resolver& operator=(const resolver&) = delete;
+
+  // Blocks for at most the configured timeout. Not for concurrent use.
+  answer query(std::string_view name, rr_type type);
+
+ private:
+  ub_ctx* ctx_;
+  std::chrono::milliseconds timeout_;
+};
+
+// One evaluation's questions: answered once each, all recorded for the evidence.
+class lookups {
+ public:
+  explicit lookups(resolver& r) : resolver_(r) {}
+  const answer& query(std::string_view name, rr_type type);
+  boost::json::array evidence() const;
+
+ private:
+  struct entry {
+    std::string name;
+    rr_type type;
+    answer result;
+    double ms;
+  };
+  resolver& resolver_;
+  std::vector<std::unique_ptr<entry>> log_;
+  std::map<std::pair<std::string, std::uint16_t>, entry*> cache_;
+};
+
+// Helpers shared by the analyzers.
+std::string normalize_name(std::string_view name);          // lowercase, no final dot
+std::string reverse_name(const std::string& ip);            // "" for an invalid address
+bool same_address(const std::string& a, const std::string& b);
+
+}  // namespace mxlens::analyzers::dns

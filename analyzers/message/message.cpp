@@ -1,0 +1,96 @@
+#include "analyzers/message/message.hpp"
+
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/test_id.hpp"
+
+namespace mxlens::analyzers::message {
+
+std::vector<header_field> header_fields(std::string_view raw) {
+  std::vector<header_field> out;
+  std::size_t pos = 0;
+  while (pos < raw.size()) {
+    auto eol = raw.find('\n', pos);
+    auto line_end = eol == std::string_view::npos ? raw.size() : eol;
+    auto line = raw.substr(pos, line_end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // end of the header block
+    if ((line.front() == ' ' || line.front() == '\t') && !out.empty()) {
+      out.back().raw_value += "\r\n";
+      out.back().raw_value += line;
+    } else {
+      auto colon = line.find(':');
+      if (colon != std::string_view::npos) {
+        auto name = line.substr(0, colon);
+        while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+        out.push_back({std::string(name), std::string(line.substr(colon + 1))});
+      }
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return out;
+}
+
+std::string unfold(std::string_view value) {
+  std::string out;
+  for (char c : value)
+    if (c != '\r' && c != '\n') out += c;
+  auto b = out.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  auto e = out.find_last_not_of(" \t");
+  return out.substr(b, e - b + 1);
+}
+
+namespace {
+
+void init_gmime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+void collect(InternetAddressList* list, from_addresses& out) {
+  for (int i = 0; i < internet_address_list_length(list); ++i) {
+    InternetAddress* ia = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+      collect(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), out);
+    } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+      const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+      if (!addr) continue;
+      std::string a(addr);
+      out.addresses.push_back(a);
+      auto at = a.rfind('@');
+      if (at == std::string::npos || at + 1 == a.size()) continue;
+      auto domain = core::lowercase(a.substr(at + 1));
+      while (!domain.empty() && domain.back() == '.') domain.pop_back();
+      if (std::find(out.domains.begin(), out.domains.end(), domain) == out.domains.end())
+        out.domains.push_back(domain);
+    }
+  }
+}
+
+}  // namespace
+
+from_addresses from(const std::vector<header_field>& fields) {
+  from_addresses out;
+  const header_field* field = nullptr;
+  for (const auto& f : fields) {
+    if (core::lowercase(f.name) == "from") {
+      ++out.fields;
+      if (!field) field = &f;
+    }
+  }
+  if (out.fields != 1) return out;
+  init_gmime();
+  const std::string value = unfold(field->raw_value);
+  InternetAddressList* list = internet_address_list_parse(nullptr, value.c_str());
+  if (!list) return out;
+  collect(list, out);
+  g_object_unref(list);
+  return out;
+}
+
+}  // namespace mxlens::analyzers::message

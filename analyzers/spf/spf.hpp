@@ -1,0 +1,42 @@
+// SPF (RFC 7208) on libspf2. Every lookup goes through our resolver by a custom DNS layer, which
+// also enforces §4.6.4 itself: libspf2 lets an 11th DNS-querying term run, restarts its count in
+// each include and has no void-lookup limit at all (reference/libraries.md §2).
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <optional>
+#include <string>
+
+#include "analyzers/dns/resolver.hpp"
+
+namespace mxlens::analyzers::spf {
+
+// RFC 7208 §4.6.4.
+inline constexpr int max_dns_terms = 10;
+inline constexpr int max_void_lookups = 2;
+
+enum class identity { mailfrom, helo };
+
+struct result {
+  std::string value = "none";  // pass fail softfail neutral none temperror permerror
+  std::optional<std::string> domain;
+  std::optional<std::string> record;
+  int lookups = 0;       // DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect)
+  int void_lookups = 0;  // of those, answered NXDOMAIN or with no records
+  std::optional<std::string> explanation;  // from exp=, on fail
+  std::string problem;                     // why a permerror or temperror happened
+};
+
+struct request {
+  std::string client_ip;
+  std::string helo;
+  std::string mail_from;  // empty for the null sender
+  std::string receiver;   // our host name, for the libspf2 comments
+};
+
+// check_host() for the identity: MAIL FROM (postmaster@HELO for the null sender) or HELO.
+result check(dns::lookups& dns, const request& req, identity id);
+
+boost::json::object to_json(const result& r);
+
+}  // namespace mxlens::analyzers::spf

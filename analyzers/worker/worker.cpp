@@ -1,0 +1,331 @@
+#include "analyzers/worker/worker.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "analyzers/message/message.hpp"
+#include "core/log.hpp"
+#include "core/test_id.hpp"
+
+extern char** environ;
+
+namespace mxlens::analyzers::worker {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+std::string frame(const std::string& payload) {
+  const auto n = static_cast<std::uint32_t>(payload.size());
+  std::string out(4, '\0');
+  out[0] = static_cast<char>(n >> 24);
+  out[1] = static_cast<char>(n >> 16);
+  out[2] = static_cast<char>(n >> 8);
+  out[3] = static_cast<char>(n);
+  return out + payload;
+}
+
+std::uint32_t frame_length(const unsigned char* b) {
+  return (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) |
+         std::uint32_t(b[3]);
+}
+
+bool read_all(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::write(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+bool read_frame(int fd, std::string& out) {
+  unsigned char len[4];
+  if (!read_all(fd, reinterpret_cast<char*>(len), 4)) return false;
+  const auto n = frame_length(len);
+  if (n > max_frame) return false;
+  out.resize(n);
+  return read_all(fd, out.data(), n);
+}
+
+// The CPU budget of the next job: the soft limit sits that far above what this process has used.
+// Going over raises SIGXCPU, which ends the worker; the pool replaces it.
+void budget_cpu(int seconds) {
+  if (seconds <= 0) return;
+  rusage use{};
+  getrusage(RUSAGE_SELF, &use);
+  rlimit lim{};
+  getrlimit(RLIMIT_CPU, &lim);
+  lim.rlim_cur = static_cast<rlim_t>(use.ru_utime.tv_sec + use.ru_stime.tv_sec + seconds + 1);
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_cur > lim.rlim_max) lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_CPU, &lim);
+}
+
+// Test-only: with MXLENS_TEST_FAULTS set in the environment, a message carrying
+// "X-Mxlens-Test-Fault: crash" or "hang" makes this worker crash or hang.
+void test_fault(const std::string& raw) {
+  static const bool enabled = std::getenv("MXLENS_TEST_FAULTS") != nullptr;
+  if (!enabled) return;
+  for (const auto& f : message::header_fields(raw)) {
+    if (core::lowercase(f.name) != "x-mxlens-test-fault") continue;
+    auto v = message::unfold(f.raw_value);
+    if (v == "crash") std::abort();
+    if (v == "hang")
+      for (;;) ::pause();
+  }
+}
+
+}  // namespace
+
+json::object failed_analysis(const std::string& error) {
+  return {{"connection", json::object{{"ptr", json::array{}}, {"fcrdns", nullptr}}},
+          {"auth", json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
+                                {"spf_helo", nullptr},
+                                {"dkim", json::array{}},
+                                {"dmarc", json::object{{"result", "temperror"},
+                                                       {"from_domain", nullptr}}}}},
+          {"dns", json::array{}},
+          {"analysis", json::object{{"duration_ms", 0}, {"errors", json::array{json::value(error)}}}}};
+}
+
+int run_worker(const worker_settings& s) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the server
+  if (getppid() == 1) return 1;
+  ::signal(SIGPIPE, SIG_IGN);
+  rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+#if !defined(__SANITIZE_ADDRESS__)
+  // (AddressSanitizer reserves terabytes of address space: no limit in sanitizer builds.)
+  if (s.memory_mb > 0) {
+    rlimit as{static_cast<rlim_t>(s.memory_mb) << 20, static_cast<rlim_t>(s.memory_mb) << 20};
+    setrlimit(RLIMIT_AS, &as);
+  }
+#endif
+  dns::resolver resolver(s.dns);
+  for (;;) {
+    std::string header, raw;
+    if (!read_frame(s.fd, header)) return 0;  // the server closed the socket
+    if (!read_frame(s.fd, raw)) return 1;
+    budget_cpu(s.cpu_seconds);
+    json::object out;
+    try {
+      auto in = analysis_input_from_json(json::parse(header).as_object());
+      in.raw = std::move(raw);
+      test_fault(in.raw);
+      out = analyze(in, resolver);
+    } catch (const std::exception& e) {
+      out = failed_analysis(std::string("analysis failed: ") + e.what());
+    }
+    auto reply = frame(json::serialize(out));
+    if (!write_all(s.fd, reply.data(), reply.size())) return 1;
+  }
+}
+
+pool::pool(asio::any_io_executor ex, pool_settings s)
+    : strand_(asio::make_strand(ex)), settings_(std::move(s)) {}
+
+pool::~pool() { stop(); }
+
+void pool::start() {
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, settings_.workers); ++i)
+    processes_.push_back(spawn());
+}
+
+std::shared_ptr<pool::process> pool::spawn() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::runtime_error(std::string("analysis worker: socketpair: ") + std::strerror(errno));
+  // Moved out of the way of descriptor 3, where the worker expects its end.
+  int child_end = ::fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
+  ::close(fds[1]);
+  std::vector<std::string> args{"mxlens", "__worker", "--fd", "3"};
+  args.insert(args.end(), settings_.worker_args.begin(), settings_.worker_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, child_end, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGHUP);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(child_end);
+  if (rc != 0) {
+    ::close(fds[0]);
+    throw std::runtime_error(std::string("analysis worker: cannot start: ") + std::strerror(rc));
+  }
+  auto p = std::make_shared<process>();
+  p->pid = pid;
+  p->socket = std::make_unique<asio::local::stream_protocol::socket>(
+      strand_, asio::local::stream_protocol(), fds[0]);
+  return p;
+}
+
+std::string pool::retire(const std::shared_ptr<process>& p) {
+  int status = 0;
+  std::string how = "ended";
+  if (p->pid > 0) {
+    pid_t r = ::waitpid(p->pid, &status, WNOHANG);
+    if (r == 0) {
+      ::kill(p->pid, SIGKILL);
+      r = ::waitpid(p->pid, &status, 0);
+    }
+    if (r == p->pid) {
+      if (WIFSIGNALED(status)) {
+        how = "crashed (signal " + std::to_string(WTERMSIG(status)) + ", " +
+              ::strsignal(WTERMSIG(status)) + ")";
+      } else if (WIFEXITED(status)) {
+        how = "exited with status " + std::to_string(WEXITSTATUS(status));
+      }
+    }
+    p->pid = -1;
+  }
+  boost::system::error_code ignored;
+  p->socket->close(ignored);
+  std::erase(processes_, p);
+  return how;
+}
+
+void pool::release(const std::shared_ptr<process>& p) {
+  p->busy = false;
+  if (!waiters_.empty()) {
+    auto* t = waiters_.front();
+    waiters_.pop_front();
+    t->cancel();
+  }
+}
+
+asio::awaitable<std::shared_ptr<pool::process>> pool::acquire() {
+  for (;;) {
+    if (stopped_) co_return nullptr;
+    for (auto& p : processes_) {
+      if (!p->busy) {
+        p->busy = true;
+        co_return p;
+      }
+    }
+    asio::steady_timer wait(strand_, asio::steady_timer::time_point::max());
+    waiters_.push_back(&wait);
+    boost::system::error_code ec;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<json::object> pool::analyze(analysis_input in) {
+  auto job = run(std::move(in));
+  auto result = co_await asio::co_spawn(strand_, std::move(job), asio::use_awaitable);
+  co_return result;
+}
+
+asio::awaitable<json::object> pool::run(analysis_input in) {
+  auto p = co_await acquire();
+  if (!p) co_return failed_analysis("analysis stopped: the server is shutting down");
+  const std::string frames = frame(json::serialize(analysis_input_json(in))) + frame(in.raw);
+  in.raw.clear();
+
+  auto timed_out = std::make_shared<bool>(false);
+  asio::steady_timer deadline(strand_, settings_.deadline);
+  auto on_deadline = [p, timed_out](boost::system::error_code ec) {
+    if (ec || p->pid <= 0) return;
+    *timed_out = true;
+    ::kill(p->pid, SIGKILL);
+  };
+  deadline.async_wait(std::move(on_deadline));
+
+  boost::system::error_code ec;
+  co_await asio::async_write(*p->socket, asio::buffer(frames),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  std::string reply;
+  if (!ec) {
+    unsigned char len[4];
+    co_await asio::async_read(*p->socket, asio::buffer(len),
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && frame_length(len) > max_frame) ec = asio::error::message_size;
+    if (!ec) {
+      reply.resize(frame_length(len));
+      co_await asio::async_read(*p->socket, asio::buffer(reply),
+                                asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+  deadline.cancel();
+
+  if (ec) {
+    const std::string how = retire(p);
+    std::string error =
+        *timed_out ? "analysis timed out after " + std::to_string(settings_.deadline.count()) +
+                         " ms; its worker was stopped and replaced"
+                   : "analysis worker " + how + "; it was replaced";
+    core::log_warn(error);
+    if (!stopped_) {
+      try {
+        processes_.push_back(spawn());
+        ++replaced_;
+      } catch (const std::exception& e) {
+        core::log_error(e.what());
+      }
+    }
+    release(p);  // wakes a waiting job for the new worker
+    co_return failed_analysis(error);
+  }
+  release(p);
+  try {
+    auto v = json::parse(reply);
+    if (v.is_object()) co_return std::move(v.as_object());
+  } catch (const std::exception&) {
+  }
+  co_return failed_analysis("analysis worker sent an unreadable answer");
+}
+
+void pool::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& p : std::vector(processes_)) retire(p);
+  processes_.clear();
+}
+
+}  // namespace mxlens::analyzers::worker

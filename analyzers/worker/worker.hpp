@@ -1,0 +1,89 @@
+// Analysis in worker processes. The analyzers feed attacker-chosen data to C libraries that can
+// abort or worse (libspf2, libopendkim), so they run in `mxlens` itself re-executed as an
+// internal worker, one job at a time, talking over a socketpair in frames: a 4-octet big-endian
+// length, then the bytes. A job is two frames (its JSON, then the raw message); the answer is
+// one JSON frame. The pool kills a worker that overruns its deadline and replaces any worker
+// that dies; the caller gets an analysis whose `errors` say what happened.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "analyzers/analysis/analysis.hpp"
+#include "analyzers/dns/resolver.hpp"
+
+namespace mxlens::analyzers::worker {
+
+// Frames larger than this are refused (the message size limit plus room for the JSON).
+inline constexpr std::uint32_t max_frame = 256u << 20;
+
+struct worker_settings {
+  int fd = 3;
+  dns::settings dns;
+  std::size_t memory_mb = 1024;  // address-space limit; 0 = none
+  int cpu_seconds = 60;          // CPU time per job
+};
+
+// The worker process: answers jobs until its socket closes. Returns the exit status.
+int run_worker(const worker_settings& s);
+
+struct pool_settings {
+  std::size_t workers = 2;
+  std::chrono::milliseconds deadline{60000};
+  // Passed to each worker: --dns, --dns-timeout-ms, --memory-mb, --cpu-seconds.
+  std::vector<std::string> worker_args;
+};
+
+class pool {
+ public:
+  pool(boost::asio::any_io_executor ex, pool_settings s);
+  ~pool();
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  // Starts the workers; throws when one cannot be started.
+  void start();
+  // The analysis of one delivery. Never throws: failures come back in analysis.errors.
+  boost::asio::awaitable<boost::json::object> analyze(analysis_input in);
+  // Stops every worker (jobs in flight end with an error).
+  void stop();
+
+  std::uint64_t replaced() const { return replaced_; }
+
+ private:
+  struct process {
+    pid_t pid = -1;
+    std::unique_ptr<boost::asio::local::stream_protocol::socket> socket;
+    bool busy = false;
+  };
+  using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+
+  boost::asio::awaitable<boost::json::object> run(analysis_input in);
+  boost::asio::awaitable<std::shared_ptr<process>> acquire();
+  void release(const std::shared_ptr<process>& p);
+  std::shared_ptr<process> spawn();
+  std::string retire(const std::shared_ptr<process>& p);  // kills, reaps, says how it ended
+
+  strand_type strand_;
+  pool_settings settings_;
+  std::vector<std::shared_ptr<process>> processes_;
+  std::deque<boost::asio::steady_timer*> waiters_;
+  std::uint64_t replaced_ = 0;
+  bool stopped_ = false;
+};
+
+// The analysis object of a job that produced none (so the delivery still gets a report).
+boost::json::object failed_analysis(const std::string& error);
+
+}  // namespace mxlens::analyzers::worker

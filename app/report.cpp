@@ -1,0 +1,40 @@
+#include "app/report.hpp"
+
+#include <boost/json/parse.hpp>
+
+namespace mxlens::app {
+
+namespace json = boost::json;
+
+json::object delivery_report(const std::string& facts_json,
+                             const std::optional<std::string>& analysis_json) {
+  json::object report = json::parse(facts_json).as_object();
+  json::object analysis;
+  if (analysis_json) {
+    analysis = json::parse(*analysis_json).as_object();
+  } else {
+    analysis["analysis"] = json::object{
+        {"duration_ms", 0}, {"errors", json::array{"the delivery has not been analyzed"}}};
+  }
+  json::object out;
+  out["schema"] = "mxlens.report/1";
+  for (auto& [k, v] : report) out[k] = std::move(v);
+  auto& connection = out["connection"].as_object();
+  if (auto it = analysis.find("connection"); it != analysis.end() && it->value().is_object()) {
+    for (auto& [k, v] : it->value().as_object()) connection[k] = std::move(v);
+  }
+  if (!connection.contains("ptr")) connection["ptr"] = json::array{};
+  if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
+  for (const char* key : {"auth", "dns", "analysis"}) {
+    if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
+  }
+  if (!out.contains("auth")) {
+    out["auth"] = json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
+                               {"dkim", json::array{}},
+                               {"dmarc", json::object{{"result", "temperror"},
+                                                      {"from_domain", nullptr}}}};
+  }
+  return out;
+}
+
+}  // namespace mxlens::app
