@@ -52,9 +52,11 @@ std::optional<std::string> policy_value(const std::string& v) {
   return std::nullopt;
 }
 
+// How strict an outcome is, for a From field with several domains: a domain without a policy
+// restricts nothing, so any other outcome stands over it.
 int severity(const std::string& r) {
-  if (r == "pass") return 0;
-  if (r == "none") return 1;
+  if (r == "none") return 0;
+  if (r == "pass") return 1;
   if (r == "temperror") return 2;
   if (r == "fail") return 3;
   return 4;  // permerror

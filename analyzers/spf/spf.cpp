@@ -293,9 +293,10 @@ result check(dns::lookups& dns, const request& req, identity id) {
   }
 
   out.value = result_name(SPF_response_result(response.get()));
-  if (err != SPF_E_SUCCESS && out.value == "none" && err != SPF_E_NOT_SPF) {
-    // No result was set: a syntax error or several records (§4.5, §4.6).
-    out.value = err == SPF_E_DNS_ERROR ? "temperror" : "permerror";
+  if (err == SPF_E_DNS_ERROR) {
+    out.value = "temperror";  // §4.4: the record lookup failed (libspf2 says permerror)
+  } else if (err != SPF_E_SUCCESS && out.value == "none" && err != SPF_E_NOT_SPF) {
+    out.value = "permerror";  // no result was set: a syntax error or several records (§4.5)
   }
   out.lookups = std::min(ev.terms, max_dns_terms + 1);
   out.void_lookups = ev.voids;

@@ -14,19 +14,27 @@ import subprocess
 import tempfile
 import time
 
+import dnsd
+
 MXLENS = os.environ.get("MXLENS_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "app", "mxlens")
 DOMAIN = "mx.test.example"
 
 
 class Server:
-    def __init__(self, *extra, data_dir=None):
+    """mxlens serve on loopback. Its resolver asks the test DNS server (dnsd) only."""
+
+    def __init__(self, *extra, data_dir=None, dns=True):
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="mxlens-it-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
         self.extra = list(extra)
+        if dns and not any(a.startswith("--dns") for a in self.extra):
+            self.extra += ["--dns", dnsd.shared().address, "--dns-timeout", "2"]
+        if not any(a.startswith("--workers") for a in self.extra):
+            self.extra += ["--workers", "2"]
         self.proc = None
         self.port = None
         self.log_path = os.path.join(data_dir, "server.log")

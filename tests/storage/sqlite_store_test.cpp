@@ -44,13 +44,52 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 1);
+  CHECK(again.schema_version() == 2);
   CHECK(again.find_test("aaaaaaaa"));
+}
+
+TEST_CASE("an analysis is stored after its delivery and read back with it", "[storage]") {
+  temp_db t;
+  storage::sqlite_store s(t.file());
+  s.create_test(test("aaaaaaaa"));
+  storage::batch b;
+  b.deliveries = {delivery("aaaaaaaa", "m")};
+  s.commit(b);
+  REQUIRE(s.delivery("aaaaaaaa", 1));
+  CHECK_FALSE(s.delivery("aaaaaaaa", 1)->analysis_json);  // not analyzed yet
+
+  storage::batch later;
+  later.analyses = {{"aaaaaaaa", 1, R"({"auth":{}})"}};
+  s.commit(later);
+  auto d = s.delivery("aaaaaaaa", 1);
+  REQUIRE(d->analysis_json);
+  CHECK(*d->analysis_json == R"({"auth":{}})");
+  CHECK(d->raw == "m");
+}
+
+TEST_CASE("analyses share the commit queue's group commit and complete after it", "[storage]") {
+  temp_db t;
+  auto owned = std::make_unique<storage::sqlite_store>(t.file());
+  owned->create_test(test("aaaaaaaa"));
+  storage::commit_queue q(std::move(owned));
+  std::promise<storage::commit_queue::outcome> stored, analysed;
+  q.submit({delivery("aaaaaaaa", "m")}, [&](auto o) { stored.set_value(std::move(o)); });
+  auto first = stored.get_future().get();
+  REQUIRE(first.error.empty());
+  REQUIRE(first.numbers == std::vector<std::int64_t>{1});
+  q.submit(std::vector<storage::analysis_update>{{"aaaaaaaa", 1, "{}"}},
+           [&](auto o) { analysed.set_value(std::move(o)); });
+  auto second = analysed.get_future().get();
+  CHECK(second.error.empty());
+  CHECK(second.numbers.empty());
+  std::promise<std::optional<std::string>> read;
+  q.run([&](storage::store& s) { read.set_value(s.delivery("aaaaaaaa", 1)->analysis_json); });
+  CHECK(read.get_future().get() == std::optional<std::string>("{}"));
 }
 
 TEST_CASE("deliveries are numbered per test and kept byte for byte", "[storage]") {

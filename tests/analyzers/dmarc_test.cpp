@@ -1,0 +1,86 @@
+// DMARC record parsing and alignment, with expectations from RFC 7489.
+#include "analyzers/dmarc/dmarc.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace mxlens::analyzers;
+
+TEST_CASE("organizational domains follow the public suffix list (RFC 7489 §3.2)", "[dmarc]") {
+  CHECK(dmarc::organizational_domain("mail.example.com") == "example.com");
+  CHECK(dmarc::organizational_domain("a.b.example.co.uk") == "example.co.uk");
+  CHECK(dmarc::organizational_domain("Example.COM.") == "example.com");
+  // The private section counts: each github.io user is an organization of its own.
+  CHECK(dmarc::organizational_domain("x.alice.github.io") == "alice.github.io");
+  CHECK(dmarc::organizational_domain("co.uk") == "co.uk");
+}
+
+TEST_CASE("strict alignment is an exact match, relaxed the same organizational domain", "[dmarc]") {
+  CHECK(dmarc::aligned("example.com", "example.com", 's'));
+  CHECK(dmarc::aligned("example.com", "EXAMPLE.com.", 's'));
+  // libopendmarc 1.4.2 passes this in strict mode; RFC 7489 §3.1.1 does not.
+  CHECK_FALSE(dmarc::aligned("example.com", "mail.example.com", 's'));
+  CHECK(dmarc::aligned("example.com", "mail.example.com", 'r'));
+  CHECK(dmarc::aligned("news.example.com", "bounce.example.com", 'r'));
+  // One-letter labels are labels like any other (libopendmarc drops them).
+  CHECK_FALSE(dmarc::aligned("a.example.com", "b.example.com", 's'));
+  // A public suffix aligns with nothing else, not even in relaxed mode.
+  CHECK_FALSE(dmarc::aligned("example.com", "com", 'r'));
+  CHECK_FALSE(dmarc::aligned("example.co.uk", "co.uk", 'r'));
+  CHECK_FALSE(dmarc::aligned("example.com", "example.net", 'r'));
+  CHECK_FALSE(dmarc::aligned("alice.github.io", "bob.github.io", 'r'));
+}
+
+TEST_CASE("a DMARC record starts with v=DMARC1, exactly", "[dmarc]") {
+  CHECK(dmarc::is_dmarc_record("v=DMARC1; p=none"));
+  CHECK(dmarc::is_dmarc_record("v = DMARC1 ;p=none"));  // *WSP around '=' (§6.4)
+  CHECK(dmarc::is_dmarc_record("v=DMARC1"));
+  CHECK_FALSE(dmarc::is_dmarc_record("p=reject; v=DMARC1"));
+  CHECK_FALSE(dmarc::is_dmarc_record("v=dmarc1; p=reject"));
+  CHECK_FALSE(dmarc::is_dmarc_record("v=DMARC10; p=reject"));
+  CHECK_FALSE(dmarc::is_dmarc_record("v=spf1 -all"));
+}
+
+TEST_CASE("tags are parsed strictly; unknown tags are ignored (§6.3)", "[dmarc]") {
+  std::string problem;
+  auto r = dmarc::parse("v=DMARC1; p=Reject; sp=none; adkim=s; aspf=r; pct=20; "
+                        "rua=mailto:a@example.com,mailto:b@example.net!10m; fo=1; x-new=1",
+                        problem);
+  REQUIRE(r);
+  CHECK(problem.empty());
+  CHECK(r->policy == "reject");
+  CHECK(r->subdomain_policy == "none");
+  CHECK(r->adkim == 's');
+  CHECK(r->aspf == 'r');
+  CHECK(r->pct == 20);
+  CHECK(r->rua == std::vector<std::string>{"mailto:a@example.com", "mailto:b@example.net!10m"});
+  CHECK(r->warnings.empty());
+
+  auto defaults = dmarc::parse("v=DMARC1; p=none", problem);
+  REQUIRE(defaults);
+  CHECK(defaults->pct == 100);
+  CHECK(defaults->adkim == 'r');
+  CHECK(defaults->aspf == 'r');
+  CHECK_FALSE(defaults->subdomain_policy);
+}
+
+TEST_CASE("invalid values: p= makes the record unusable unless rua= is valid (§6.6.3)", "[dmarc]") {
+  std::string problem;
+  CHECK_FALSE(dmarc::parse("v=DMARC1; p=bogus", problem));
+  CHECK(problem == "p= has an invalid value");
+  CHECK_FALSE(dmarc::parse("v=DMARC1; rua=nonsense", problem));
+  CHECK(problem == "p= is missing");
+  CHECK_FALSE(dmarc::parse("v=DMARC1; p=reject; sp=maybe", problem));
+
+  auto with_rua = dmarc::parse("v=DMARC1; rua=mailto:d@example.com", problem);
+  REQUIRE(with_rua);
+  CHECK(with_rua->policy == "none");
+
+  auto bad_modes = dmarc::parse("v=DMARC1; p=quarantine; adkim=x; pct=150", problem);
+  REQUIRE(bad_modes);
+  CHECK(bad_modes->adkim == 'r');
+  CHECK(bad_modes->pct == 100);
+  CHECK(bad_modes->warnings.size() == 2);
+
+  CHECK_FALSE(dmarc::parse("p=reject", problem));
+  CHECK(problem.empty());  // not a DMARC record at all
+}
