@@ -54,6 +54,9 @@ int analyze_command(const std::vector<std::string>& args) {
     }
     auto vm = parse(args, o, {"file"});
     auto resolver_settings = dns_settings(vm);
+    const auto client_ip = vm["client-ip"].as<std::string>();
+    if (analyzers::dns::reverse_name(client_ip).empty())
+      throw usage_error("--client-ip '" + client_ip + "' is not an IP address");
     const auto file = vm["file"].as<std::string>();
     std::ostringstream content;
     if (file == "-") {
@@ -67,15 +70,11 @@ int analyze_command(const std::vector<std::string>& args) {
       content << in.rdbuf();
     }
     analyzers::analysis_input input;
-    input.client_ip = vm["client-ip"].as<std::string>();
+    input.client_ip = client_ip;
     input.helo = vm["helo"].as<std::string>();
     input.mail_from = vm["mail-from"].as<std::string>();
     input.receiver = vm["hostname"].as<std::string>();
     input.raw = to_crlf(content.str());
-    if (analyzers::dns::reverse_name(input.client_ip).empty()) {
-      std::cerr << "mxlens analyze: --client-ip '" << input.client_ip << "' is not an IP address\n";
-      return exit_usage;
-    }
     analyzers::dns::resolver resolver(resolver_settings);
     std::cout << boost::json::serialize(analyzers::analyze(input, resolver)) << "\n";
     return 0;

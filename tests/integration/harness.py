@@ -24,13 +24,14 @@ DOMAIN = "mx.test.example"
 class Server:
     """mxlens serve on loopback. Its resolver asks the test DNS server (dnsd) only."""
 
-    def __init__(self, *extra, data_dir=None, dns=True):
+    def __init__(self, *extra, data_dir=None, dns=True, env=None):
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="mxlens-it-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
         self.extra = list(extra)
+        self.env = dict(os.environ, **(env or {}))
         if dns and not any(a.startswith("--dns") for a in self.extra):
             self.extra += ["--dns", dnsd.shared().address, "--dns-timeout", "2"]
         if not any(a.startswith("--workers") for a in self.extra):
@@ -44,7 +45,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [MXLENS, "serve", "--smtp-listen", "127.0.0.1:0", "--hostname", DOMAIN,
                  "--data-dir", self.data_dir, *self.extra],
-                stdout=log, stderr=log)
+                stdout=log, stderr=log, env=self.env)
         deadline = time.time() + 20
         while time.time() < deadline:
             text = self.log()
@@ -137,5 +138,7 @@ def message(subject, body, sender="sender@example.org", to="x@" + DOMAIN):
             f"Message-ID: <{time.time_ns()}@example.org>\r\n\r\n{body}\r\n").encode()
 
 
-def smtp(port, helo="client.example"):
-    return smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=30)
+def smtp(port, helo="client.example", source=None):
+    """An SMTP client; `source` is the loopback address it connects from (127.0.0.2, ...)."""
+    return smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=60,
+                        source_address=(source, 0) if source else None)

@@ -20,7 +20,8 @@ class CommandLine(unittest.TestCase):
         out = run("serve", "--help")
         self.assertEqual(out.returncode, 0)
         for flag in ["--smtp-listen", "--hostname", "--domain", "--data-dir", "--tls-cert",
-                     "--tls-key", "--catch-all", "--max-message-size", "--retention"]:
+                     "--tls-key", "--catch-all", "--max-message-size", "--retention", "--dns",
+                     "--dns-timeout", "--workers", "--analysis-timeout", "--worker-memory"]:
             self.assertIn(flag, out.stdout)
         self.assertEqual(run("--help").returncode, 0)
 
@@ -28,7 +29,13 @@ class CommandLine(unittest.TestCase):
         for args, named in [(["serve", "--no-such-flag"], "--no-such-flag"),
                             (["serve", "--max-message-size", "lots"], "max-message-size"),
                             (["serve", "--smtp-listen", "nowhere"], "--smtp-listen"),
-                            (["serve", "--tls-cert", "a.pem"], "--tls-key")]:
+                            (["serve", "--tls-cert", "a.pem"], "--tls-key"),
+                            (["serve", "--dns", "resolver.example"], "--dns"),
+                            (["serve", "--dns", "127.0.0.1@99999"], "--dns"),
+                            (["serve", "--workers", "0"], "--workers"),
+                            (["serve", "--analysis-timeout", "0"], "--analysis-timeout"),
+                            (["analyze", "x.eml", "--client-ip", "nowhere"], "--client-ip"),
+                            (["analyze"], "file")]:
             out = run(*args)
             self.assertEqual(out.returncode, 2, args)
             self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
@@ -43,12 +50,10 @@ class CommandLine(unittest.TestCase):
         self.assertIn("domain=flag.example", self.log_with_env_domain("--domain", "flag.example"))
 
     def log_with_env_domain(self, *flags):
-        server = Server(*flags)
-        os.environ["MXLENS_DOMAIN"] = "env.example"
+        server = Server(*flags, env={"MXLENS_DOMAIN": "env.example"})
         try:
             return server.start().log()
         finally:
-            del os.environ["MXLENS_DOMAIN"]
             server.cleanup()
 
 

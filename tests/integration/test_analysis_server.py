@@ -1,0 +1,186 @@
+"""The running server analyzes every delivery in worker processes before it answers 250.
+
+Clients connect from 127.0.0.2, 127.0.0.3, ... to play different sending IPs; the server's
+resolver asks the test DNS server (tests/dns/zones.conf) only.
+"""
+import os
+import re
+import socket
+import time
+import unittest
+
+from analysis_helpers import message, sign, validate_report_parts
+from harness import Server, smtp, test_id
+
+
+def deliver(server, msg, source, mail_from, helo="helo.example"):
+    address = server.new_address()
+    with smtp(server.port, helo=helo, source=source) as s:
+        s.sendmail(mail_from, [address], msg)
+    reports = server.show(test_id(address))["deliveries"]
+    return reports[-1]
+
+
+class AnalyzedDeliveries(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def test_spf_ip4_passes_for_one_address_and_fails_for_another(self):
+        good = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
+        bad = deliver(self.server, message(), "127.0.0.3", "x@sender.example")
+        for report in (good, bad):
+            validate_report_parts(self, report)
+            self.assertEqual([], report["analysis"]["errors"])
+        self.assertEqual("127.0.0.2", good["connection"]["client_ip"])
+        self.assertEqual("pass", good["auth"]["spf"]["result"])
+        self.assertEqual("127.0.0.3", bad["connection"]["client_ip"])
+        self.assertEqual("fail", bad["auth"]["spf"]["result"])
+
+    def test_reverse_dns_of_the_client(self):
+        good = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
+        self.assertEqual((["mail.sender.example"], True),
+                         (good["connection"]["ptr"], good["connection"]["fcrdns"]))
+        bare = deliver(self.server, message(), "127.0.0.4", "x@sender.example")
+        self.assertEqual(([], False), (bare["connection"]["ptr"], bare["connection"]["fcrdns"]))
+        validate_report_parts(self, bare)
+
+    def test_dmarc_pass_through_aligned_dkim_only(self):
+        msg = sign(message(), "rsa2048")
+        r = deliver(self.server, msg, "127.0.0.2", "bounce@other.example")
+        validate_report_parts(self, r)
+        self.assertEqual("pass", r["auth"]["spf"]["result"])  # for other.example: not aligned
+        self.assertEqual("pass", r["auth"]["dkim"][0]["result"])
+        d = r["auth"]["dmarc"]
+        self.assertEqual(("pass", True, False), (d["result"], d["dkim_aligned"], d["spf_aligned"]))
+
+    def test_dmarc_pass_through_aligned_spf_only(self):
+        r = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
+        validate_report_parts(self, r)
+        self.assertEqual([], r["auth"]["dkim"])
+        d = r["auth"]["dmarc"]
+        self.assertEqual(("pass", False, True), (d["result"], d["dkim_aligned"], d["spf_aligned"]))
+
+    def test_dmarc_fail(self):
+        r = deliver(self.server, message(), "127.0.0.3", "x@sender.example")
+        validate_report_parts(self, r)
+        d = r["auth"]["dmarc"]
+        self.assertEqual(("fail", "reject"), (d["result"], d["policy"]))
+        self.assertIn("dmarc=fail header.from=sender.example", r["auth"]["authentication_results"])
+
+    def test_the_report_is_stored_before_the_250(self):
+        address = self.server.new_address()
+        with smtp(self.server.port, source="127.0.0.2") as s:
+            s.ehlo("helo.example")
+            s.mail("x@sender.example")
+            s.rcpt(address)
+            code, text = s.data(message())
+            self.assertEqual(250, code)
+            # Read while the session is still open: the analysis is already there.
+            report = self.server.show(test_id(address))["deliveries"][0]
+        self.assertEqual("pass", report["auth"]["spf"]["result"])
+        self.assertIn("duration_ms", report["analysis"])
+
+    def test_one_message_to_two_tests_is_analyzed_once_and_stored_for_both(self):
+        a, b = self.server.new_address(), self.server.new_address()
+        with smtp(self.server.port, helo="helo.example", source="127.0.0.2") as s:
+            s.sendmail("x@sender.example", [a, b], sign(message(), "ed25519",
+                       key=os.path.join(os.path.dirname(__file__), "..", "dns", "keys",
+                                        "ed25519.key"), alg="ed25519-sha256"))
+        for address in (a, b):
+            r = self.server.show(test_id(address))["deliveries"][0]
+            self.assertEqual("pass", r["auth"]["dkim"][0]["result"])
+            self.assertEqual("ed25519", r["auth"]["dkim"][0]["key_type"])
+
+
+class WorkerFaults(unittest.TestCase):
+    """A worker that crashes or hangs costs one analysis, never the delivery or the server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("--workers", "1", "--analysis-timeout", "3", "--worker-memory", "512",
+                            env={"MXLENS_TEST_FAULTS": "1"}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def workers(self):
+        pid = self.server.proc.pid
+        children = set()
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children.update(int(c) for c in f.read().split())
+        return sorted(children)
+
+    def assert_next_delivery_is_analyzed(self):
+        r = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
+        self.assertEqual([], r["analysis"]["errors"])
+        self.assertEqual("pass", r["auth"]["spf"]["result"])
+
+    def test_a_crashing_worker_leaves_a_stored_delivery_with_an_analysis_error(self):
+        before = self.workers()
+        r = deliver(self.server, message(extra="X-Mxlens-Test-Fault: crash\r\n"), "127.0.0.2",
+                    "x@sender.example")
+        validate_report_parts(self, r)
+        self.assertEqual(1, len(r["analysis"]["errors"]))
+        self.assertIn("crashed", r["analysis"]["errors"][0])
+        self.assertEqual("temperror", r["auth"]["spf"]["result"])
+        self.assertIn(b"X-Mxlens-Test-Fault: crash", self.server.raw(r["test_id"], 1))
+        self.assertEqual(1, len(self.workers()))
+        self.assertNotEqual(before, self.workers())  # replaced
+        self.assert_next_delivery_is_analyzed()
+
+    def test_a_hanging_worker_is_stopped_at_the_deadline_and_replaced(self):
+        started = time.monotonic()
+        r = deliver(self.server, message(extra="X-Mxlens-Test-Fault: hang\r\n"), "127.0.0.2",
+                    "x@sender.example")
+        self.assertGreaterEqual(time.monotonic() - started, 3)
+        self.assertIn("timed out", r["analysis"]["errors"][0])
+        self.assert_next_delivery_is_analyzed()
+
+    def test_smtp_is_served_while_an_analysis_hangs(self):
+        address = self.server.new_address()
+        result = {}
+
+        def hanging():
+            with smtp(self.server.port, helo="helo.example", source="127.0.0.2") as s:
+                s.sendmail("x@sender.example", [address],
+                           message(extra="X-Mxlens-Test-Fault: hang\r\n"))
+            result["done"] = time.monotonic()
+
+        import threading
+        t = threading.Thread(target=hanging)
+        t.start()
+        time.sleep(0.5)  # the only worker is now stuck
+        started = time.monotonic()
+        with smtp(self.server.port, source="127.0.0.3") as s:
+            self.assertEqual(250, s.ehlo("other.example")[0])
+            self.assertEqual(250, s.noop()[0])
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertNotIn("done", result)  # the hanging delivery is still waiting
+        t.join()
+        self.assertIn("timed out", self.server.show(test_id(address))["deliveries"][0]
+                      ["analysis"]["errors"][0])
+
+    def test_workers_run_with_memory_and_cpu_limits(self):
+        self.assert_next_delivery_is_analyzed()  # a job sets the CPU budget
+        (pid,) = self.workers()
+        with open(f"/proc/{pid}/limits") as f:
+            limits = f.read()
+        address_space = re.search(r"Max address space\s+(\S+)", limits).group(1)
+        cpu = re.search(r"Max cpu time\s+(\S+)", limits).group(1)
+        core = re.search(r"Max core file size\s+(\S+)", limits).group(1)
+        self.assertEqual(str(512 << 20), address_space)
+        self.assertNotEqual("unlimited", cpu)
+        self.assertEqual("0", core)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            self.assertIn(b"__worker", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
