@@ -288,21 +288,18 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     } else if (note && note->temporary) {
       s.result = "temperror";
       s.reason = "key lookup failed temporarily";
-    } else if (note && !note->problem.empty() && !note->facts.problem.empty()) {
-      s.result = "permerror";
-      s.reason = note->facts.problem;
     } else if (note && !note->problem.empty()) {
-      s.result = "permerror";
+      s.result = "permerror";  // a key record the library was not given
       s.reason = note->problem;
+    } else if (note && note->found && !note->facts.problem.empty()) {
+      s.result = "permerror";  // revoked or malformed key (RFC 6376 §6.1.2)
+      s.reason = note->facts.problem;
     } else if (bh == DKIM_SIGBH_MISMATCH) {
       s.result = "fail";
       s.reason = "body hash did not verify";
     } else if (error == DKIM_SIGERROR_NOKEY) {
       s.result = "permerror";
       s.reason = "no key for signature";
-    } else if (note && note->found && !note->facts.problem.empty()) {
-      s.result = "permerror";
-      s.reason = note->facts.problem;
     } else {
       s.result = classify(error);
       const char* text = dkim_sig_geterrorstr(static_cast<DKIM_SIGERROR>(error));
