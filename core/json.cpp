@@ -7,20 +7,21 @@ namespace mxlens::core {
 
 namespace json = boost::json;
 
-namespace {
-
-template <class T>
-json::value opt(const std::optional<T>& v) {
-  if (!v) return nullptr;
-  return json::value_from(*v);
-}
-
-json::array strings(const std::vector<std::string>& v) {
+json::array string_array(const std::vector<std::string>& v) {
   json::array a;
   a.reserve(v.size());
   for (const auto& s : v) a.emplace_back(s);
   return a;
 }
+
+namespace {
+
+template <class T>
+json::value opt(const std::optional<T>& v) {
+  return optional_json(v);
+}
+
+json::array strings(const std::vector<std::string>& v) { return string_array(v); }
 
 }  // namespace
 

@@ -3,11 +3,25 @@
 // records) follows the same style.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "core/types.hpp"
 
 namespace mxlens::core {
+
+// null for an empty optional, the value otherwise.
+template <class T>
+boost::json::value optional_json(const std::optional<T>& v) {
+  if (!v) return nullptr;
+  return boost::json::value_from(*v);
+}
+
+boost::json::array string_array(const std::vector<std::string>& v);
 
 boost::json::value to_json(const connection_facts& c);
 boost::json::value to_json(const tls_facts& t);

@@ -15,6 +15,7 @@
 #include <dkim.h>
 // clang-format on
 
+#include "core/json.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::dkim {
@@ -314,27 +315,22 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
 
 boost::json::object to_json(const signature& s) {
   namespace json = boost::json;
-  auto opt = [](const auto& v) -> json::value {
-    if (v) return json::value_from(*v);
-    return nullptr;
-  };
+  using core::optional_json;
   json::object o;
   o["result"] = s.result;
-  o["reason"] = opt(s.reason);
+  o["reason"] = optional_json(s.reason);
   o["domain"] = s.domain;
   o["selector"] = s.selector;
   o["algorithm"] = s.algorithm;
   o["identity"] = s.identity;
-  o["key_type"] = opt(s.key_type);
-  o["key_bits"] = opt(s.key_bits);
-  o["canonicalization"] = opt(s.canonicalization);
-  json::array h;
-  for (const auto& x : s.signed_headers) h.emplace_back(x);
-  o["signed_headers"] = std::move(h);
-  o["body_length"] = opt(s.body_length);
-  o["body_hash_ok"] = opt(s.body_hash_ok);
-  o["timestamp"] = opt(s.timestamp);
-  o["expiration"] = opt(s.expiration);
+  o["key_type"] = optional_json(s.key_type);
+  o["key_bits"] = optional_json(s.key_bits);
+  o["canonicalization"] = optional_json(s.canonicalization);
+  o["signed_headers"] = core::string_array(s.signed_headers);
+  o["body_length"] = optional_json(s.body_length);
+  o["body_hash_ok"] = optional_json(s.body_hash_ok);
+  o["timestamp"] = optional_json(s.timestamp);
+  o["expiration"] = optional_json(s.expiration);
   o["aligned"] = s.aligned;
   return o;
 }

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <mutex>
 
+#include "core/json.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::dmarc {
@@ -259,32 +260,24 @@ result evaluate(dns::lookups& dns, inputs in) {
 
 boost::json::object to_json(const result& r) {
   namespace json = boost::json;
-  auto opt = [](const std::optional<std::string>& v) -> json::value {
-    if (v) return json::value(*v);
-    return nullptr;
-  };
+  using core::optional_json;
+  using core::string_array;
   json::object o;
   o["result"] = r.value;
-  o["from_domain"] = opt(r.from_domain);
-  json::array froms;
-  for (const auto& d : r.from_domains) froms.emplace_back(d);
-  o["from_domains"] = std::move(froms);
-  o["org_domain"] = opt(r.org_domain);
-  o["record_domain"] = opt(r.record_domain);
+  o["from_domain"] = optional_json(r.from_domain);
+  o["from_domains"] = string_array(r.from_domains);
+  o["org_domain"] = optional_json(r.org_domain);
+  o["record_domain"] = optional_json(r.record_domain);
   if (r.rec) {
     o["record"] = r.rec->text;
     o["policy"] = r.rec->policy;
-    o["subdomain_policy"] = opt(r.rec->subdomain_policy);
-    o["applied_policy"] = opt(r.applied_policy);
+    o["subdomain_policy"] = optional_json(r.rec->subdomain_policy);
+    o["applied_policy"] = optional_json(r.applied_policy);
     o["pct"] = r.rec->pct;
     o["adkim"] = std::string(1, r.rec->adkim);
     o["aspf"] = std::string(1, r.rec->aspf);
-    json::array rua;
-    for (const auto& u : r.rec->rua) rua.emplace_back(u);
-    o["rua"] = std::move(rua);
-    json::array warnings;
-    for (const auto& w : r.rec->warnings) warnings.emplace_back(w);
-    o["warnings"] = std::move(warnings);
+    o["rua"] = string_array(r.rec->rua);
+    o["warnings"] = string_array(r.rec->warnings);
   } else {
     o["record"] = nullptr;
     o["policy"] = nullptr;

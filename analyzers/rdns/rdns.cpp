@@ -1,5 +1,7 @@
 #include "analyzers/rdns/rdns.hpp"
 
+#include "core/json.hpp"
+
 namespace mxlens::analyzers::rdns {
 
 namespace {
@@ -62,16 +64,12 @@ result check(dns::lookups& dns, const std::string& client_ip, const std::string&
 }
 
 void add_to_connection(const result& r, boost::json::object& connection) {
-  boost::json::array ptr, confirmed, helo;
-  for (const auto& p : r.ptr) ptr.emplace_back(p);
-  for (const auto& p : r.confirmed) confirmed.emplace_back(p);
-  for (const auto& p : r.helo_addresses) helo.emplace_back(p);
-  connection["ptr"] = std::move(ptr);
-  connection["ptr_confirmed"] = std::move(confirmed);
-  connection["fcrdns"] = r.fcrdns ? boost::json::value(*r.fcrdns) : nullptr;
+  connection["ptr"] = core::string_array(r.ptr);
+  connection["ptr_confirmed"] = core::string_array(r.confirmed);
+  connection["fcrdns"] = core::optional_json(r.fcrdns);
   connection["iprev"] = r.iprev;
   connection["helo_dns"] = r.helo_dns;
-  connection["helo_addresses"] = std::move(helo);
+  connection["helo_addresses"] = core::string_array(r.helo_addresses);
 }
 
 }  // namespace mxlens::analyzers::rdns

@@ -14,6 +14,7 @@ extern "C" {
 #include <spf2/spf_dns_rr.h>
 }
 
+#include "core/json.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::spf {
@@ -314,11 +315,11 @@ result check(dns::lookups& dns, const request& req, identity id) {
 boost::json::object to_json(const result& r) {
   boost::json::object o;
   o["result"] = r.value;
-  o["domain"] = r.domain ? boost::json::value(*r.domain) : nullptr;
-  o["record"] = r.record ? boost::json::value(*r.record) : nullptr;
+  o["domain"] = core::optional_json(r.domain);
+  o["record"] = core::optional_json(r.record);
   o["lookups"] = r.lookups;
   o["void_lookups"] = r.void_lookups;
-  o["explanation"] = r.explanation ? boost::json::value(*r.explanation) : nullptr;
+  o["explanation"] = core::optional_json(r.explanation);
   if (!r.problem.empty()) o["problem"] = r.problem;
   return o;
 }

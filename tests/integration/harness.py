@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import unittest
 
 import dnsd
 
@@ -114,6 +115,20 @@ class Server:
                 return found
             time.sleep(0.1)
         return []
+
+
+class ServerCase(unittest.TestCase):
+    """A test class sharing one server; `server_args` and `server_env` configure it."""
+    server_args = ()
+    server_env = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(*cls.server_args, env=cls.server_env).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
 
 
 def test_id(address):

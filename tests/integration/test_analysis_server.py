@@ -5,12 +5,11 @@ resolver asks the test DNS server (tests/dns/zones.conf) only.
 """
 import os
 import re
-import socket
 import time
 import unittest
 
 from analysis_helpers import message, sign, validate_report_parts
-from harness import Server, smtp, test_id
+from harness import ServerCase, smtp, test_id
 
 
 def deliver(server, msg, source, mail_from, helo="helo.example"):
@@ -21,14 +20,8 @@ def deliver(server, msg, source, mail_from, helo="helo.example"):
     return reports[-1]
 
 
-class AnalyzedDeliveries(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
+class AnalyzedDeliveries(ServerCase):
+    """Every delivery carries its analysis, made by the workers with the test DNS server."""
 
     def test_spf_ip4_passes_for_one_address_and_fails_for_another(self):
         good = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
@@ -97,17 +90,11 @@ class AnalyzedDeliveries(unittest.TestCase):
             self.assertEqual("ed25519", r["auth"]["dkim"][0]["key_type"])
 
 
-class WorkerFaults(unittest.TestCase):
+class WorkerFaults(ServerCase):
     """A worker that crashes or hangs costs one analysis, never the delivery or the server."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server("--workers", "1", "--analysis-timeout", "3", "--worker-memory", "512",
-                            env={"MXLENS_TEST_FAULTS": "1"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
+    server_args = ("--workers", "1", "--analysis-timeout", "3", "--worker-memory", "512")
+    server_env = {"MXLENS_TEST_FAULTS": "1"}
 
     def workers(self):
         pid = self.server.proc.pid

@@ -6,7 +6,7 @@ import socket
 import threading
 import unittest
 
-from harness import DOMAIN, Server, client_context, message, smtp, test_id
+from harness import ServerCase, DOMAIN, Server, client_context, message, smtp, test_id
 
 
 def dialogue(port, lines):
@@ -32,14 +32,8 @@ def dialogue(port, lines):
     return replies
 
 
-class Deliveries(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server("--max-message-size", "100000").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
+class Deliveries(ServerCase):
+    server_args = ("--max-message-size", "100000")
 
     def test_two_messages_and_an_rset_in_one_connection_are_exactly_two_deliveries(self):
         address = self.server.new_address()

@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from harness import DOMAIN, Server, client_context, message, smtp, test_id
+from harness import ServerCase, DOMAIN, Server, client_context, message, smtp, test_id
 
 
 def swaks(port, to, *extra):
@@ -34,15 +34,7 @@ def make_cert(directory, name, cn):
     return cert, key
 
 
-class TlsFacts(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
-
+class TlsFacts(ServerCase):
     def only_delivery(self, address):
         deliveries = self.server.show(test_id(address))["deliveries"]
         self.assertEqual(len(deliveries), 1)
