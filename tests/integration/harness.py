@@ -15,11 +15,33 @@ import tempfile
 import time
 import unittest
 
+import jsonschema
+
 import dnsd
 
 MXLENS = os.environ.get("MXLENS_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "app", "mxlens")
 DOMAIN = "mx.test.example"
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "report.schema.json")
+with open(SCHEMA_PATH) as f:
+    SCHEMA = json.load(f)
+
+
+def part_validator(name):
+    """A validator for one top-level property of the report schema ($defs resolved)."""
+    schema = dict(SCHEMA["properties"][name])
+    schema["$defs"] = SCHEMA["$defs"]
+    return jsonschema.Draft202012Validator(schema)
+
+
+REPORT_PARTS = {name: part_validator(name) for name in ("auth", "connection")}
+
+
+def schema_errors(report):
+    """What report.schema.json finds wrong with the parts of a report issue 3 produces."""
+    return [f"{name}: {e.message}" for name, validator in REPORT_PARTS.items()
+            for e in validator.iter_errors(report[name])]
 
 
 class Server:
@@ -97,7 +119,14 @@ class Server:
         return self.cli("tests", "new").strip()
 
     def show(self, test_id):
-        return json.loads(self.cli("tests", "show", test_id))
+        """The test and its reports; every report's auth and connection parts are checked
+        against report.schema.json on the way."""
+        test = json.loads(self.cli("tests", "show", test_id))
+        for report in test["deliveries"]:
+            errors = schema_errors(report)
+            if errors:
+                raise AssertionError(f"report {test_id}/{report['delivery']}: {errors}")
+        return test
 
     def raw(self, test_id, n):
         return self.cli("tests", "raw", test_id, str(n), binary=True)
