@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -34,14 +35,10 @@ namespace json = boost::json;
 
 namespace {
 
-std::string frame(const std::string& payload) {
-  const auto n = static_cast<std::uint32_t>(payload.size());
-  std::string out(4, '\0');
-  out[0] = static_cast<char>(n >> 24);
-  out[1] = static_cast<char>(n >> 16);
-  out[2] = static_cast<char>(n >> 8);
-  out[3] = static_cast<char>(n);
-  return out + payload;
+std::array<unsigned char, 4> length_prefix(std::size_t size) {
+  const auto n = static_cast<std::uint32_t>(size);
+  return {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16),
+          static_cast<unsigned char>(n >> 8), static_cast<unsigned char>(n)};
 }
 
 std::uint32_t frame_length(const unsigned char* b) {
@@ -148,8 +145,11 @@ int run_worker(const worker_settings& s) {
     } catch (const std::exception& e) {
       out = failed_analysis(std::string("analysis failed: ") + e.what());
     }
-    auto reply = frame(json::serialize(out));
-    if (!write_all(s.fd, reply.data(), reply.size())) return 1;
+    const auto reply = json::serialize(out);
+    const auto len = length_prefix(reply.size());
+    if (!write_all(s.fd, reinterpret_cast<const char*>(len.data()), len.size()) ||
+        !write_all(s.fd, reply.data(), reply.size()))
+      return 1;
   }
 }
 
@@ -262,12 +262,10 @@ asio::awaitable<json::object> pool::analyze(analysis_input in) {
   co_return result;
 }
 
-asio::awaitable<json::object> pool::run(analysis_input in) {
-  auto p = co_await acquire();
-  if (!p) co_return failed_analysis("analysis stopped: the server is shutting down");
-  const std::string frames = frame(json::serialize(analysis_input_json(in))) + frame(in.raw);
-  in.raw.clear();
-
+asio::awaitable<pool::attempt_result> pool::attempt(std::shared_ptr<process> p,
+                                                    const std::string& header,
+                                                    const std::string& raw) {
+  attempt_result r;
   auto timed_out = std::make_shared<bool>(false);
   asio::steady_timer deadline(strand_, settings_.deadline);
   auto on_deadline = [p, timed_out](boost::system::error_code ec) {
@@ -277,48 +275,70 @@ asio::awaitable<json::object> pool::run(analysis_input in) {
   };
   deadline.async_wait(std::move(on_deadline));
 
+  // Two frames, gathered from where the bytes already are (a message can be 50 MiB).
+  const auto header_len = length_prefix(header.size());
+  const auto raw_len = length_prefix(raw.size());
+  const std::array<asio::const_buffer, 4> frames{asio::buffer(header_len), asio::buffer(header),
+                                                 asio::buffer(raw_len), asio::buffer(raw)};
   boost::system::error_code ec;
-  co_await asio::async_write(*p->socket, asio::buffer(frames),
-                             asio::redirect_error(asio::use_awaitable, ec));
-  std::string reply;
+  co_await asio::async_write(*p->socket, frames, asio::redirect_error(asio::use_awaitable, ec));
+  r.sent = !ec;
   if (!ec) {
-    unsigned char len[4];
+    std::array<unsigned char, 4> len{};
     co_await asio::async_read(*p->socket, asio::buffer(len),
                               asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && frame_length(len) > max_frame) ec = asio::error::message_size;
+    if (!ec && frame_length(len.data()) > max_frame) ec = asio::error::message_size;
     if (!ec) {
-      reply.resize(frame_length(len));
-      co_await asio::async_read(*p->socket, asio::buffer(reply),
+      r.reply.resize(frame_length(len.data()));
+      co_await asio::async_read(*p->socket, asio::buffer(r.reply),
                                 asio::redirect_error(asio::use_awaitable, ec));
     }
   }
   deadline.cancel();
+  r.ok = !ec;
+  r.timed_out = *timed_out;
+  co_return r;
+}
 
-  if (ec) {
+void pool::replace(const std::shared_ptr<process>& p) {
+  if (!stopped_) {
+    try {
+      processes_.push_back(spawn());
+      ++replaced_;
+    } catch (const std::exception& e) {
+      core::log_error(e.what());
+    }
+  }
+  release(p);  // wakes a waiting job for the new worker
+}
+
+asio::awaitable<json::object> pool::run(analysis_input in) {
+  const std::string header = json::serialize(analysis_input_json(in));
+  // A worker found dead when the job is handed over (it died idle) did not fail this job: the
+  // job goes to a fresh worker once.
+  for (int tries = 0;; ++tries) {
+    auto p = co_await acquire();
+    if (!p) co_return failed_analysis("analysis stopped: the server is shutting down");
+    auto r = co_await attempt(p, header, in.raw);
+    if (r.ok) {
+      release(p);
+      try {
+        auto v = json::parse(r.reply);
+        if (v.is_object()) co_return std::move(v.as_object());
+      } catch (const std::exception&) {
+      }
+      co_return failed_analysis("analysis worker sent an unreadable answer");
+    }
     const std::string how = retire(p);
     std::string error =
-        *timed_out ? "analysis timed out after " + std::to_string(settings_.deadline.count()) +
-                         " ms; its worker was stopped and replaced"
-                   : "analysis worker " + how + "; it was replaced";
+        r.timed_out ? "analysis timed out after " + std::to_string(settings_.deadline.count()) +
+                          " ms; its worker was stopped and replaced"
+                    : "analysis worker " + how + "; it was replaced";
     core::log_warn(error);
-    if (!stopped_) {
-      try {
-        processes_.push_back(spawn());
-        ++replaced_;
-      } catch (const std::exception& e) {
-        core::log_error(e.what());
-      }
-    }
-    release(p);  // wakes a waiting job for the new worker
+    replace(p);
+    if (!r.sent && !r.timed_out && tries == 0) continue;
     co_return failed_analysis(error);
   }
-  release(p);
-  try {
-    auto v = json::parse(reply);
-    if (v.is_object()) co_return std::move(v.as_object());
-  } catch (const std::exception&) {
-  }
-  co_return failed_analysis("analysis worker sent an unreadable answer");
 }
 
 void pool::stop() {

@@ -69,7 +69,17 @@ class pool {
   };
   using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
 
+  struct attempt_result {
+    bool sent = false;  // the job reached the worker
+    bool ok = false;    // and its answer came back
+    bool timed_out = false;
+    std::string reply;
+  };
   boost::asio::awaitable<boost::json::object> run(analysis_input in);
+  boost::asio::awaitable<attempt_result> attempt(std::shared_ptr<process> p,
+                                                 const std::string& header,
+                                                 const std::string& raw);
+  void replace(const std::shared_ptr<process>& retired);  // starts another in its place
   boost::asio::awaitable<std::shared_ptr<process>> acquire();
   void release(const std::shared_ptr<process>& p);
   std::shared_ptr<process> spawn();

@@ -6,6 +6,7 @@ resolver asks the test DNS server (tests/dns/zones.conf) only.
 import json
 import os
 import re
+import signal
 import time
 import unittest
 
@@ -135,6 +136,13 @@ class WorkerFaults(ServerCase):
         self.assertGreaterEqual(time.monotonic() - started, 3)
         self.assertIn("timed out", r["analysis"]["errors"][0])
         self.assert_next_delivery_is_analyzed()
+
+    def test_a_worker_killed_while_idle_costs_no_analysis(self):
+        (pid,) = self.workers()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        self.assert_next_delivery_is_analyzed()
+        self.assertNotEqual([pid], self.workers())
 
     def test_smtp_is_served_while_an_analysis_hangs(self):
         address = self.server.new_address()
