@@ -2,6 +2,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include "analyzers/worker/worker.hpp"
+
 namespace mxlens::app {
 
 namespace json = boost::json;
@@ -9,13 +11,9 @@ namespace json = boost::json;
 json::object delivery_report(const std::string& facts_json,
                              const std::optional<std::string>& analysis_json) {
   json::object report = json::parse(facts_json).as_object();
-  json::object analysis;
-  if (analysis_json) {
-    analysis = json::parse(*analysis_json).as_object();
-  } else {
-    analysis["analysis"] = json::object{
-        {"duration_ms", 0}, {"errors", json::array{"the delivery has not been analyzed"}}};
-  }
+  json::object analysis = analysis_json
+                              ? json::parse(*analysis_json).as_object()
+                              : analyzers::worker::failed_analysis("the delivery has not been analyzed");
   json::object out;
   out["schema"] = "mxlens.report/1";
   for (auto& [k, v] : report) out[k] = std::move(v);
@@ -27,12 +25,6 @@ json::object delivery_report(const std::string& facts_json,
   if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
   for (const char* key : {"auth", "dns", "analysis"}) {
     if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
-  }
-  if (!out.contains("auth")) {
-    out["auth"] = json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
-                               {"dkim", json::array{}},
-                               {"dmarc", json::object{{"result", "temperror"},
-                                                      {"from_domain", nullptr}}}};
   }
   return out;
 }
