@@ -6,6 +6,8 @@
 #include <future>
 #include <set>
 
+#include <sqlite3.h>
+
 #include "storage/commit_queue.hpp"
 
 using namespace mxlens;
@@ -51,6 +53,42 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   storage::sqlite_store again(t.file());
   CHECK(again.schema_version() == 2);
   CHECK(again.find_test("aaaaaaaa"));
+}
+
+TEST_CASE("a version 1 database is upgraded in place and keeps its deliveries", "[storage]") {
+  temp_db t;
+  {
+    // The schema as version 1 shipped it, with one delivery.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(t.file().c_str(), &db) == SQLITE_OK);
+    const char* v1 = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tests (id TEXT PRIMARY KEY, address TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, label TEXT NOT NULL DEFAULT '', profile TEXT NOT NULL DEFAULT 'accept');
+CREATE INDEX tests_expires ON tests(expires_at);
+CREATE TABLE deliveries (id INTEGER PRIMARY KEY,
+  test_id TEXT NOT NULL REFERENCES tests(id) ON DELETE CASCADE, n INTEGER NOT NULL,
+  received_at INTEGER NOT NULL, session_id TEXT NOT NULL, client_ip TEXT NOT NULL,
+  mail_from TEXT NOT NULL, size INTEGER NOT NULL, tls_version TEXT, facts TEXT NOT NULL,
+  raw BLOB NOT NULL, UNIQUE (test_id, n));
+CREATE TABLE sessions (id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  client_ip TEXT NOT NULL, outcome TEXT NOT NULL, tls_version TEXT,
+  failed_handshakes INTEGER NOT NULL, messages INTEGER NOT NULL, facts TEXT NOT NULL);
+INSERT INTO tests VALUES ('aaaaaaaa', 'aaaaaaaa@mx.example', 1000, 10000, '', 'accept');
+INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, mail_from, size,
+  tls_version, facts, raw) VALUES ('aaaaaaaa', 1, 2000, 's1', '127.0.0.2', 'a@b.example', 3,
+  NULL, '{}', 'old');
+PRAGMA user_version = 1;
+)sql";
+    REQUIRE(sqlite3_exec(db, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  storage::sqlite_store s(t.file());
+  CHECK(s.schema_version() == 2);
+  auto d = s.delivery("aaaaaaaa", 1);
+  REQUIRE(d);
+  CHECK(d->raw == "old");
+  CHECK_FALSE(d->analysis_json);
 }
 
 TEST_CASE("an analysis is stored after its delivery and read back with it", "[storage]") {
