@@ -1,5 +1,8 @@
 // `mxlens analyze FILE.eml`: the analyzers on a saved message, in this process, without SMTP.
 // `mxlens __worker`: the analysis worker process the server starts (internal, not listed).
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <algorithm>
 #include <fstream>
@@ -11,6 +14,8 @@
 #include "app/analysis_options.hpp"
 #include "app/cli.hpp"
 #include "app/commands.hpp"
+#include "app/report.hpp"
+#include "core/types.hpp"
 
 namespace mxlens::app {
 
@@ -29,6 +34,53 @@ std::string to_crlf(const std::string& in) {
   return out;
 }
 
+// The recorded session a report can carry: its connection, tls, envelope and data objects.
+boost::json::object read_session(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw usage_error("--session: cannot read '" + file + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text.str(), ec);
+  if (ec || !v.is_object()) throw usage_error("--session: '" + file + "' is not a JSON object");
+  boost::json::object session;
+  for (const char* key : {"connection", "tls", "envelope", "data"})
+    if (auto* part = v.as_object().if_contains(key); part && part->is_object()) session[key] = *part;
+  return session;
+}
+
+// The facts of a message analyzed from a file: what the session file gave, and for the rest what
+// the command line says (a port of 0 and no transcript: nothing was recorded).
+boost::json::object file_facts(const analyzers::analysis_input& in) {
+  namespace json = boost::json;
+  json::object connection{{"client_ip", in.client_ip},
+                          {"client_port", 0},
+                          {"family", in.client_ip.find(':') == std::string::npos ? "ipv4" : "ipv6"},
+                          {"helo", in.helo},
+                          {"esmtp", true}};
+  json::object tls{{"offered", false}, {"used", false}};
+  json::object envelope{{"mail_from", in.mail_from},
+                        {"rcpt_to", json::array{json::value("analyzed@" + in.receiver)}},
+                        {"size", in.raw.size()}};
+  auto take = [&](const char* key, json::object& into) {
+    if (auto* v = in.session.if_contains(key); v && v->is_object())
+      for (const auto& [k, value] : v->as_object()) into[k] = value;
+  };
+  take("connection", connection);
+  take("tls", tls);
+  take("envelope", envelope);
+  json::object facts{{"test_id", "analyzed"},
+                     {"delivery", 1},
+                     {"received_at", core::format_time(in.received_at)},
+                     {"session_recorded", !in.session.empty()},
+                     {"connection", std::move(connection)},
+                     {"tls", std::move(tls)},
+                     {"envelope", std::move(envelope)},
+                     {"transcript", json::array{}}};
+  if (auto* d = in.session.if_contains("data")) facts["data"] = *d;
+  return facts;
+}
+
 }  // namespace
 
 int analyze_command(const std::vector<std::string>& args) {
@@ -40,20 +92,25 @@ int analyze_command(const std::vector<std::string>& args) {
     ("client-ip", po::value<std::string>()->default_value("127.0.0.1"), "address the message came from")
     ("helo", po::value<std::string>()->default_value(""), "EHLO name the client gave")
     ("mail-from", po::value<std::string>()->default_value(""), "MAIL FROM address (empty: the null sender)")
-    ("hostname", po::value<std::string>()->default_value(system_hostname()), "this receiver's name in Authentication-Results");
+    ("hostname", po::value<std::string>()->default_value(system_hostname()), "this receiver's name in Authentication-Results")
+    ("session", po::value<std::string>(), "JSON with the recorded session (connection, tls, envelope, data), e.g. a report from 'tests show'")
+    ("bulk", po::bool_switch(), "judge as a bulk sender")
+    ("format", po::value<std::string>()->default_value("json"), "json (the report) or text (a readable summary)");
   // clang-format on
   o.add(dns_options());
   try {
     if (std::find(args.begin(), args.end(), "--help") != args.end() ||
         std::find(args.begin(), args.end(), "-h") != args.end()) {
       std::cout << "Usage: mxlens analyze FILE.eml [OPTIONS]\n\n"
-                   "Runs the analyzers (reverse DNS, SPF, DKIM, DMARC) on a saved message and\n"
-                   "prints the result as JSON.\n\n"
+                   "Runs the analyzers (reverse DNS, SPF, DKIM, DMARC, the check catalog, the\n"
+                   "providers' verdicts) on a saved message and prints the report.\n\n"
                 << o;
       return 0;
     }
     auto vm = parse(args, o, {"file"});
     auto resolver_settings = dns_settings(vm);
+    const auto format = vm["format"].as<std::string>();
+    if (format != "json" && format != "text") throw usage_error("--format must be json or text");
     const auto client_ip = vm["client-ip"].as<std::string>();
     if (analyzers::dns::reverse_name(client_ip).empty())
       throw usage_error("--client-ip '" + client_ip + "' is not an IP address");
@@ -75,8 +132,18 @@ int analyze_command(const std::vector<std::string>& args) {
     input.mail_from = vm["mail-from"].as<std::string>();
     input.receiver = vm["hostname"].as<std::string>();
     input.raw = to_crlf(content.str());
+    input.received_at = core::now_ms();
+    input.bulk = vm["bulk"].as<bool>();
+    if (vm.count("session")) input.session = read_session(vm["session"].as<std::string>());
     analyzers::dns::resolver resolver(resolver_settings);
-    std::cout << boost::json::serialize(analyzers::analyze(input, resolver)) << "\n";
+    auto analysis = analyzers::analyze(input, resolver);
+    auto report = delivery_report(boost::json::serialize(file_facts(input)),
+                                  boost::json::serialize(analysis));
+    if (format == "text") {
+      std::cout << report_text(report, ::isatty(STDOUT_FILENO) == 1);
+    } else {
+      std::cout << boost::json::serialize(report) << "\n";
+    }
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "mxlens analyze: " << e.what() << "\n";

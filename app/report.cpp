@@ -21,9 +21,14 @@ json::object delivery_report(const std::string& facts_json,
   if (auto it = analysis.find("connection"); it != analysis.end() && it->value().is_object()) {
     for (auto& [k, v] : it->value().as_object()) connection[k] = std::move(v);
   }
+  if (!out.contains("disposition")) {
+    // Stored before replies were recorded with the report: it was accepted.
+    out["disposition"] = json::object{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "delivered"},
+                                      {"profile", "accept"}, {"reason", nullptr}};
+  }
   if (!connection.contains("ptr")) connection["ptr"] = json::array{};
   if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
-  for (const char* key : {"auth", "dns", "analysis"}) {
+  for (const char* key : {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
     if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
   }
   return out;

@@ -11,4 +11,8 @@ namespace mxlens::app {
 boost::json::object delivery_report(const std::string& facts_json,
                                     const std::optional<std::string>& analysis_json);
 
+// A readable summary: the score, then the checks grouped by category with failures first and
+// the fix for each; ANSI colour when `colour`.
+std::string report_text(const boost::json::object& report, bool colour);
+
 }  // namespace mxlens::app

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "app/blocking.hpp"
+#include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/test_id.hpp"
 
@@ -105,6 +106,9 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                                            std::vector<std::string> keys) {
   analyzers::analysis_input input{message.connection.client_ip, message.connection.helo,
                                   message.envelope.mail_from, settings_.hostname, message.raw};
+  input.session = core::delivery_facts_json(message).as_object();
+  input.session.erase("transcript");  // the analysis does not read it
+  input.received_at = message.received_at;
   const auto client = message.connection.client_ip;
   const auto size = message.raw.size();
   const auto tls = message.tls.version.value_or("none");
@@ -133,6 +137,12 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
 
   // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
   auto analysis = co_await analysis_.analyze(std::move(input));
+  const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
+  analysis["disposition"] = boost::json::object{{"code", accepted.code},
+                                                {"enhanced", accepted.enhanced},
+                                                {"text", accepted.lines.front()},
+                                                {"profile", "accept"},
+                                                {"reason", nullptr}};
   const auto text = boost::json::serialize(analysis);
   for (auto& u : updates) u.json = text;
 
@@ -147,7 +157,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   core::log_info("delivery " + names + " from " + client + " size=" + std::to_string(size) +
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
-  co_return reply{250, "2.0.0", "Ok: delivered as " + names};
+  co_return accepted;
 }
 
 void store_sink::session_closed(core::session_record session) {

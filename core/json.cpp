@@ -69,6 +69,7 @@ json::value to_json(const connection_facts& c) {
       {"local_port", c.local_port},
       {"helo", c.helo},
       {"esmtp", c.esmtp},
+      {"early_talker", c.early_talker},
       {"started_at", format_time(c.started_at)},
   };
 }
@@ -143,7 +144,6 @@ json::value to_json(const session_record& s) {
                       {"tls", to_json(s.tls)},
                       {"ended_at", format_time(s.ended_at)},
                       {"messages", s.messages},
-                      {"early_talker", s.early_talker},
                       {"outcome", s.outcome},
                       {"transcript", to_json(s.transcript)}};
 }

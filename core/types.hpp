@@ -76,6 +76,8 @@ struct connection_facts {
   bool ipv6 = false;
   std::string helo;
   bool esmtp = false;
+  // Spoke before the greeting, or sent ahead where PIPELINING does not allow it (RFC 2920 §3.1).
+  bool early_talker = false;
   unix_ms started_at = 0;
 };
 
@@ -129,7 +131,6 @@ struct session_record {
   tls_facts tls;
   unix_ms ended_at = 0;
   std::uint32_t messages = 0;
-  bool early_talker = false;
   std::string outcome;  // quit, dropped, timeout, tls_failed, limit, shutdown, refused
   std::vector<transcript_line> transcript;
 };

@@ -304,7 +304,7 @@ std::optional<reply> smtp_session::check(const command_spec& spec,
 asio::awaitable<void> smtp_session::dialogue() {
   // A client that speaks before the greeting is an early talker (graded later).
   boost::system::error_code ec;
-  if (socket_.available(ec) > 0) record_.early_talker = true;
+  if (socket_.available(ec) > 0) record_.connection.early_talker = true;
   send(reply{220, "", config_.hostname + " ESMTP mxlens"});
 
   std::string line;
@@ -354,7 +354,7 @@ asio::awaitable<void> smtp_session::dialogue() {
     // RFC 2920 §3.1: after a command that must end a group, the client waits for the reply;
     // without PIPELINING it waits after every command.
     bool sent_ahead = !in_.empty() && (!record_.connection.esmtp || (spec->flags & last_in_group));
-    if (sent_ahead && cmd.verb != "QUIT" && cmd.verb != "STARTTLS") record_.early_talker = true;
+    if (sent_ahead && cmd.verb != "QUIT" && cmd.verb != "STARTTLS") record_.connection.early_talker = true;
     co_await (this->*spec->proceed)(cmd.args);
   }
   co_await flush();
@@ -605,7 +605,7 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
   if (!in_.empty()) {
     note(core::direction::tls, "discarded " + std::to_string(in_.size()) +
                                    " octets sent after STARTTLS before the handshake");
-    record_.early_talker = true;
+    record_.connection.early_talker = true;
     in_.clear();
   }
   send(reply{220, "2.0.0", "Ready to start TLS"});

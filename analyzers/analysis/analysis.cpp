@@ -1,10 +1,13 @@
 #include "analyzers/analysis/analysis.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <functional>
 
 #include "analyzers/analysis/auth_results.hpp"
+#include "analyzers/checks/checks.hpp"
+#include "analyzers/providers/providers.hpp"
 #include "analyzers/dkim/dkim.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "analyzers/message/message.hpp"
@@ -31,13 +34,113 @@ void guarded(json::array& errors, const char* name, const std::function<void()>&
   }
 }
 
+std::string hex_hash(std::string_view data) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+const json::object& member(const json::object& o, const char* key) {
+  static const json::object empty;
+  auto* v = o.if_contains(key);
+  return v && v->is_object() ? v->as_object() : empty;
+}
+
+std::string status_of(const json::array& checks, std::string_view id) {
+  for (const auto& c : checks)
+    if (c.as_object().at("id").as_string() == id) return std::string(c.as_object().at("status").as_string());
+  return "";
+}
+
+// The checks of the catalog, the score, and the providers' verdicts (with their checks).
+void grade(const analysis_input& in, const json::object& analysis_connection, const json::object& auth,
+           json::array& checks_out, json::object& score_out, json::object& providers_out) {
+  const auto& envelope = member(in.session, "envelope");
+  auto* utf8 = envelope.if_contains("smtputf8");
+  auto content = message::inspect(in.raw, utf8 && utf8->is_bool() && utf8->as_bool());
+  json::object connection = member(in.session, "connection");
+  if (connection.empty()) {
+    connection["client_ip"] = in.client_ip;
+    connection["helo"] = in.helo;
+  }
+  for (const auto& [k, v] : analysis_connection) connection[k] = v;
+  const bool have_session = !in.session.empty();
+  checks::inputs ci{connection,
+                    member(in.session, "tls"),
+                    envelope.empty() ? json::object{{"mail_from", in.mail_from}} : envelope,
+                    member(in.session, "data"),
+                    auth,
+                    content,
+                    in.received_at,
+                    in.bulk,
+                    have_session};
+  auto found = checks::evaluate(ci);
+  for (const auto& c : found) checks_out.push_back(checks::to_json(c));
+
+  providers::facts pf;
+  pf.client_ip = in.client_ip;
+  pf.ipv6 = in.client_ip.find(':') != std::string::npos;
+  auto tls_used = member(in.session, "tls").if_contains("used");
+  pf.tls = !have_session || (tls_used && tls_used->is_bool() && tls_used->as_bool());
+  auto fcrdns = connection.if_contains("fcrdns");
+  pf.fcrdns = !fcrdns || !fcrdns->is_bool() || fcrdns->as_bool();  // unknown (DNS error): not judged
+  const auto& spf = member(auth, "spf");
+  pf.spf_pass = spf.contains("result") && spf.at("result") == "pass";
+  pf.spf_domain = spf.contains("domain") && spf.at("domain").is_string() ? std::string(spf.at("domain").as_string()) : "";
+  if (auto* sigs = auth.if_contains("dkim"); sigs && sigs->is_array())
+    for (const auto& s : sigs->as_array())
+      if (s.as_object().at("result") == "pass") pf.dkim_pass = true;
+  const auto& dm = member(auth, "dmarc");
+  auto text = [](const json::object& o, const char* k) {
+    auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  pf.dmarc_result = text(dm, "result");
+  pf.dmarc_record = dm.contains("record") && dm.at("record").is_string();
+  pf.dmarc_policy = text(dm, "applied_policy");
+  pf.from_domain = text(dm, "from_domain");
+  if (pf.from_domain.empty() && !content.from.domains.empty()) pf.from_domain = content.from.domains.front();
+  pf.from_fields = content.from.fields;
+  pf.from_addresses = static_cast<int>(content.from.addresses.size());
+  for (const auto& c : found)
+    if (c.id == "hdr.duplicates" && c.status == "fail")
+      pf.duplicate_header = std::string(c.evidence.as_object().at("duplicated").as_array().at(0).as_string());
+  pf.message_id_valid = status_of(checks_out, "hdr.message_id") == "pass";
+  pf.gmail_spoof = status_of(checks_out, "dmarc.gmail_from") == "fail";
+
+  const std::string session_id = hex_hash(in.raw) + "." + std::to_string(in.raw.size() % 1000);
+  providers_out = providers::to_json(pf, session_id, in.received_at / 1000);
+  for (const char* p : {"gmail", "yahoo", "outlook"}) {
+    const auto& v = providers_out.at(p).as_object();
+    const bool accepted = v.at("verdict") == "accept" && v.at("bulk_verdict") == "accept";
+    std::string name = p == std::string("gmail") ? "Gmail" : p == std::string("yahoo") ? "Yahoo" : "Outlook.com";
+    auto first_line = [](const json::value& r) {
+      std::string s(r.as_string());
+      return s.substr(0, s.find("\r\n"));
+    };
+    std::string summary = name + ": " + std::string(v.at("verdict").as_string()) +
+                          (v.at("verdict") == "accept" ? "" : " (" + first_line(v.at("reply")).substr(0, 60) + ")") +
+                          "; as a bulk sender: " + std::string(v.at("bulk_verdict").as_string()) +
+                          (v.at("bulk_verdict") == "accept" ? "" : " (" + first_line(v.at("bulk_reply")).substr(0, 60) + ")");
+    checks::check c{std::string("provider.") + p, accepted ? "info" : "warn", summary, v,
+                    accepted ? std::nullopt
+                             : std::optional<std::string>("Fix the rule the reply names (" +
+                                                          std::string(v.at(v.at("verdict") == "accept" ? "bulk_rule" : "rule").as_string()) +
+                                                          "): its check above says how.")};
+    found.push_back(c);
+    checks_out.push_back(checks::to_json(c));
+  }
+  score_out = checks::to_json(checks::score(found));
+}
+
 }  // namespace
 
 json::object analysis_input_json(const analysis_input& in) {
-  return {{"client_ip", in.client_ip},
-          {"helo", in.helo},
-          {"mail_from", in.mail_from},
-          {"receiver", in.receiver}};
+  return {{"client_ip", in.client_ip}, {"helo", in.helo},         {"mail_from", in.mail_from},
+          {"receiver", in.receiver},   {"session", in.session},   {"received_at", in.received_at},
+          {"bulk", in.bulk}};
 }
 
 analysis_input analysis_input_from_json(const json::object& o) {
@@ -46,6 +149,9 @@ analysis_input analysis_input_from_json(const json::object& o) {
   in.helo = str(o, "helo");
   in.mail_from = str(o, "mail_from");
   in.receiver = str(o, "receiver");
+  if (auto* s = o.if_contains("session"); s && s->is_object()) in.session = s->as_object();
+  if (auto* t = o.if_contains("received_at"); t && t->is_int64()) in.received_at = t->as_int64();
+  if (auto* b = o.if_contains("bulk"); b && b->is_bool()) in.bulk = b->as_bool();
   return in;
 }
 
@@ -128,10 +234,19 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
   auth["authentication_results"] =
       authentication_results(in.receiver.empty() ? "mxlens" : in.receiver, ar);
 
+  json::array checks;
+  json::object score, providers_json;
+  guarded(errors, "checks", [&] {
+    grade(in, connection, auth, checks, score, providers_json);
+  });
+
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return {{"connection", std::move(connection)},
           {"auth", std::move(auth)},
+          {"checks", std::move(checks)},
+          {"score", std::move(score)},
+          {"providers", std::move(providers_json)},
           {"dns", dns.evidence()},
           {"analysis", json::object{{"duration_ms", static_cast<std::int64_t>(ms + 0.5)},
                                     {"errors", std::move(errors)}}}};

@@ -74,6 +74,16 @@ void collect(InternetAddressList* list, from_addresses& out) {
 
 }  // namespace
 
+std::vector<std::string> parse_addresses(const std::string& value) {
+  init_gmime();
+  from_addresses out;
+  InternetAddressList* list = internet_address_list_parse(nullptr, value.c_str());
+  if (!list) return {};
+  collect(list, out);
+  g_object_unref(list);
+  return out.addresses;
+}
+
 from_addresses from(const std::vector<header_field>& fields) {
   from_addresses out;
   const header_field* field = nullptr;

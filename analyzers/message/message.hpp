@@ -3,6 +3,7 @@
 // is split here because GMime's header list leaves out the Content-* fields and decodes values.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,5 +27,58 @@ struct from_addresses {
   std::vector<std::string> domains;    // their domains, lowercase, each once, in order
 };
 from_addresses from(const std::vector<header_field>& fields);
+
+// The mailboxes of an address-list value (groups expanded), parsed by GMime.
+std::vector<std::string> parse_addresses(const std::string& value);
+
+}  // namespace mxlens::analyzers::message
+
+namespace mxlens::analyzers::message {
+
+// Bounds on what a message may cost to inspect; beyond them the rest is not inspected and the
+// facts say so.
+inline constexpr int max_parts = 500;
+inline constexpr int max_depth = 32;
+inline constexpr std::size_t max_decoded_text = 4u << 20;  // per text part
+inline constexpr std::size_t max_links = 200;
+
+struct part_facts {
+  std::string content_type;  // "text/html"
+  std::string charset;       // as declared, "" when absent
+  std::string encoding;      // Content-Transfer-Encoding as written, "" when absent
+  std::size_t decoded_size = 0;
+  int depth = 0;
+  bool attachment = false;
+};
+
+// What the header, unsubscribe and content checks read, gathered with GMime and from the raw
+// header block. Every list is bounded.
+struct content_facts {
+  std::vector<header_field> fields;
+  from_addresses from;
+  std::vector<std::string> header_problems;  // syntax: names, long lines, 8-bit, encoded words
+  std::vector<std::string> mime_problems;    // MIME-Version, boundaries, encodings, structure
+  std::vector<std::string> charset_problems;
+  std::vector<std::string> parser_warnings;  // GMime's own findings
+  std::vector<part_facts> parts;
+  int parts_seen = 0;                        // including those past the limit
+  bool limited = false;                      // a bound above was reached
+  bool mime_used = false;
+  bool has_text_plain = false;
+  bool has_html = false;
+  std::size_t html_size = 0;      // decoded octets of the largest HTML part
+  std::size_t text_chars = 0;     // visible text in text/plain and HTML parts
+  int images = 0;                 // <img> tags and image/* parts
+  std::vector<std::string> links; // http(s) URLs in the text and HTML
+  std::size_t body_size = 0;      // octets after the header block
+};
+
+// `smtputf8`: raw UTF-8 in header values is allowed (RFC 6532).
+content_facts inspect(std::string_view raw, bool smtputf8);
+
+// How many fields have this name (case-insensitive).
+int count(const std::vector<header_field>& fields, std::string_view name);
+// The first field of that name, unfolded; nullopt when absent.
+std::optional<std::string> first(const std::vector<header_field>& fields, std::string_view name);
 
 }  // namespace mxlens::analyzers::message

@@ -57,6 +57,7 @@ struct evaluation {
   std::deque<std::string> pending_hosts;
   std::string problem;
   std::optional<std::string> record;
+  int records = 0;
   std::optional<std::string> explanation;
 };
 
@@ -124,6 +125,7 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
     std::vector<std::string> spf;
     for (const auto& v : values)
       if (is_spf_record(v)) spf.push_back(v);
+    ev.records = static_cast<int>(spf.size());
     if (spf.size() == 1) ev.record = spf.front();
   }
   if (qtype == dns::rr_type::mx || qtype == dns::rr_type::ptr) {
@@ -302,6 +304,19 @@ result check(dns::lookups& dns, const request& req, identity id) {
   out.lookups = std::min(ev.terms, max_dns_terms + 1);
   out.void_lookups = ev.voids;
   out.record = ev.record;
+  out.records = ev.records;
+  if (err != SPF_E_SUCCESS && err != SPF_E_DNS_ERROR && ev.records > 0) {
+    // The domain's own record is unusable: several of them, or one that does not compile.
+    out.record_error = ev.records > 1 ? "more than one SPF record" : "syntax error";
+    for (int i = 0; ev.records == 1 && i < SPF_response_messages(response.get()); ++i) {
+      SPF_error_t* e = SPF_response_message(response.get(), i);
+      if (e && SPF_error_errorp(e) && SPF_error_message(e)) {
+        out.record_error = std::string("syntax error: ") + SPF_error_message(e);
+        break;
+      }
+    }
+    out.value = "permerror";
+  }
   if (!ev.problem.empty()) {
     out.value = "permerror";
     out.problem = ev.problem;
@@ -320,6 +335,8 @@ boost::json::object to_json(const result& r) {
   o["lookups"] = r.lookups;
   o["void_lookups"] = r.void_lookups;
   o["explanation"] = core::optional_json(r.explanation);
+  o["records"] = r.records;
+  if (!r.record_error.empty()) o["record_error"] = r.record_error;
   if (!r.problem.empty()) o["problem"] = r.problem;
   return o;
 }

@@ -24,6 +24,8 @@ struct result {
   int lookups = 0;       // DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect)
   int void_lookups = 0;  // of those, answered NXDOMAIN or with no records
   std::optional<std::string> explanation;  // from exp=, on fail
+  int records = 0;           // v=spf1 records at the domain itself
+  std::string record_error;  // why the domain's own record is unusable (syntax, several)
   std::string problem;                     // why a permerror or temperror happened
 };
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "analyzers/checks/checks.hpp"
 #include "analyzers/message/message.hpp"
 #include "core/log.hpp"
 #include "core/test_id.hpp"
@@ -107,12 +108,29 @@ void test_fault(const std::string& raw) {
 }  // namespace
 
 json::object failed_analysis(const std::string& error) {
+  // Every check of the catalog, as an error: nothing was judged, and nothing is shown as a pass.
+  json::array all;
+  std::vector<checks::check> found;
+  for (const auto& e : checks::catalog()) {
+    found.push_back({std::string(e.id), "error", "Not evaluated: " + error, nullptr, std::nullopt});
+    all.push_back(checks::to_json(found.back()));
+  }
+  json::object providers;
+  for (const char* p : {"gmail", "yahoo", "outlook"}) {
+    // What a provider does when it cannot evaluate a message: a temporary failure.
+    const char* reply = "451 4.3.0 Temporary failure evaluating the message, try again later";
+    providers[p] = json::object{{"verdict", "defer"}, {"reply", reply}, {"rule", "evaluation"},
+                                {"bulk_verdict", "defer"}, {"bulk_reply", reply}, {"bulk_rule", "evaluation"}};
+  }
   return {{"connection", json::object{{"ptr", json::array{}}, {"fcrdns", nullptr}}},
           {"auth", json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
                                 {"spf_helo", nullptr},
                                 {"dkim", json::array{}},
                                 {"dmarc", json::object{{"result", "temperror"},
                                                        {"from_domain", nullptr}}}}},
+          {"checks", std::move(all)},
+          {"score", checks::to_json(checks::score(found))},
+          {"providers", std::move(providers)},
           {"dns", json::array{}},
           {"analysis", json::object{{"duration_ms", 0}, {"errors", json::array{json::value(error)}}}}};
 }

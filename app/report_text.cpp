@@ -1,0 +1,89 @@
+// `mxlens analyze --format text`: the report for a person at a terminal.
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "app/report.hpp"
+
+namespace mxlens::app {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string text(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int rank(const std::string& status) {
+  static const std::map<std::string, int> order{{"fail", 0}, {"error", 1}, {"warn", 2},
+                                                {"pass", 3}, {"info", 4}, {"skip", 5}};
+  auto it = order.find(status);
+  return it == order.end() ? 6 : it->second;
+}
+
+const char* colour_of(const std::string& status) {
+  if (status == "fail") return "\033[31m";
+  if (status == "error") return "\033[35m";
+  if (status == "warn") return "\033[33m";
+  if (status == "pass") return "\033[32m";
+  return "\033[2m";
+}
+
+}  // namespace
+
+std::string report_text(const json::object& report, bool colour) {
+  std::ostringstream out;
+  const char* reset = colour ? "\033[0m" : "";
+  const char* bold = colour ? "\033[1m" : "";
+  const auto* score = report.if_contains("score");
+  if (score && score->is_object()) {
+    const auto& s = score->as_object();
+    char value[16];
+    std::snprintf(value, sizeof value, "%.1f", s.at("value").to_number<double>());
+    out << bold << "Score " << value << "/10" << reset << "  ("
+        << json::serialize(s.at("passed")) << " of " << json::serialize(s.at("total")) << " checks passed)\n";
+  }
+  // Categories in catalog order, each with its checks failures first.
+  std::vector<std::string> categories;
+  std::map<std::string, std::vector<const json::object*>> by_category;
+  if (auto* checks = report.if_contains("checks"); checks && checks->is_array()) {
+    for (const auto& c : checks->as_array()) {
+      const auto& o = c.as_object();
+      const auto cat = text(o, "category");
+      if (!by_category.count(cat)) categories.push_back(cat);
+      by_category[cat].push_back(&o);
+    }
+  }
+  for (const auto& cat : categories) {
+    auto& list = by_category[cat];
+    std::stable_sort(list.begin(), list.end(), [](auto* a, auto* b) {
+      return rank(text(*a, "status")) < rank(text(*b, "status"));
+    });
+    out << "\n" << bold << cat << reset << "\n";
+    for (const auto* c : list) {
+      const auto status = text(*c, "status");
+      std::string tag = status;
+      tag.resize(5, ' ');
+      out << "  " << (colour ? colour_of(status) : "") << tag << reset << " " << text(*c, "id") << "  "
+          << text(*c, "summary") << "\n";
+      const auto fix = text(*c, "fix");
+      if (!fix.empty() && (status == "fail" || status == "warn")) out << "        fix: " << fix << "\n";
+    }
+  }
+  if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
+    const auto ar = text(auth->as_object(), "authentication_results");
+    if (!ar.empty()) out << "\n" << bold << "Authentication-Results" << reset << ": " << ar << "\n";
+  }
+  if (auto* a = report.if_contains("analysis"); a && a->is_object()) {
+    if (auto* errors = a->as_object().if_contains("errors"); errors && errors->is_array())
+      for (const auto& e : errors->as_array())
+        out << (colour ? "\033[35m" : "") << "analysis error: " << reset << e.as_string() << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace mxlens::app
