@@ -34,7 +34,10 @@ def _query(port, name, qtype=16, timeout=0.5):
 
 
 class DnsServer:
-    def __init__(self):
+    """dnsmasq serving `zones` (conf files; the shared test zones by default)."""
+
+    def __init__(self, zones=None):
+        self.zones = zones or [ZONES]
         self.proc = None
         self.port = None
         self._tmp = tempfile.TemporaryDirectory(prefix="mxlens-dns-")
@@ -46,14 +49,15 @@ class DnsServer:
                 port = s.getsockname()[1]
             args = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
                     f"--port={port}", "--listen-address=127.0.0.1",
-                    "--bind-interfaces", f"--conf-file={ZONES}", "--pid-file=",
+                    "--bind-interfaces", "--pid-file=",
                     f"--log-facility={os.path.join(self._tmp.name, 'dnsmasq.log')}"]
+            args += [f"--conf-file={z}" for z in self.zones]
             if os.geteuid() == 0:
                 args.append("--user=root")
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.time() + 5
             while time.time() < deadline and self.proc.poll() is None:
-                if _query(port, "sender.example") == 0:
+                if _query(port, "nonexistent.example") is not None:
                     self.port = port
                     atexit.register(self.stop)
                     return self

@@ -1,0 +1,175 @@
+"""Golden cases: one folder each under tests/cases/, read by this one runner.
+
+A case folder holds
+  message.eml  the message; "{date}" becomes the arrival time, "{date-3d}" three days before
+  case.json    {"client_ip", "helo", "mail_from", "bulk", "session": {connection, tls, envelope,
+               data} (optional: without it the message is analyzed as a file),
+               "dkim": [{"selector", "domain", "key", "algorithm", "canonicalization",
+                         "headers", "length", "publish"}],   signed by dkimpy, in order
+               "after_signing": [[old, new], ...],            edits made after signing
+               "append_after_signing": "text",
+               "expect": {"check.id": "status", ...},
+               "providers": {"gmail": {"verdict": ..., "reply_starts": ..., "bulk_verdict": ...}}}
+  zone.conf    the DNS data it needs, for dnsmasq (key records for "dkim" entries are added)
+
+Expected statuses are written from the RFCs and the providers' published rules.
+"""
+import base64
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import unittest
+from email.utils import formatdate
+
+import dkim
+
+import dnsd
+from harness import MXLENS, schema_errors
+
+CASES = os.path.join(os.path.dirname(__file__), "..", "cases")
+CHECKS_MD = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "CHECKS.md")
+
+
+def catalog_ids():
+    """Every check id CHECKS.md defines, in its order."""
+    with open(CHECKS_MD) as f:
+        text = f.read()
+    ids = re.findall(r"^\| `([a-z0-9]+(?:\.[a-z0-9_]+)+)` \|", text, re.M)
+    ids += re.findall(r"`(provider\.[a-z]+)`", text)
+    return list(dict.fromkeys(ids))
+
+
+def key_record(key_name):
+    path = os.path.join(dnsd.KEYS, key_name)
+    if key_name.endswith(".key"):  # dknewkey's ed25519 seed; its public half is in the .dns file
+        with open(path[:-4] + ".dns") as f:
+            return f.read().strip()
+    der = subprocess.run(["openssl", "pkey", "-in", path, "-pubout", "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+def txt_line(name, value):
+    parts = [value[i:i + 250] for i in range(0, len(value), 250)] or [""]
+    return f"txt-record={name}," + ",".join(f'"{p}"' for p in parts)
+
+
+def sign(msg, entry):
+    with open(os.path.join(dnsd.KEYS, entry.get("key", "rsa2048.pem")), "rb") as f:
+        key = f.read()
+    algorithm = entry.get("algorithm", "rsa-sha256").encode()
+    headers = [h.encode() for h in entry["headers"]] if "headers" in entry else None
+    hc, bc = entry.get("canonicalization", "relaxed/relaxed").split("/")
+    args = dict(canonicalize=(hc.encode(), bc.encode()), signature_algorithm=algorithm,
+                include_headers=headers, length=entry.get("length", False))
+    if "timestamp_offset" in entry:
+        real = time.time
+        dkim.time.time = lambda: real() + entry["timestamp_offset"]
+        try:
+            sig = dkim.sign(msg, entry["selector"].encode(), entry["domain"].encode(), key, **args)
+        finally:
+            dkim.time.time = real
+    else:
+        sig = dkim.sign(msg, entry["selector"].encode(), entry["domain"].encode(), key, **args)
+    return sig + msg
+
+
+def run_case(name):
+    folder = os.path.join(CASES, name)
+    with open(os.path.join(folder, "case.json")) as f:
+        case = json.load(f)
+    with open(os.path.join(folder, "message.eml"), "rb") as f:
+        msg = f.read()
+    now = time.time()
+    msg = msg.replace(b"{date}", formatdate(now).encode())
+    msg = msg.replace(b"{date-3d}", formatdate(now - 3 * 86400).encode())
+    msg = re.sub(rb"\r?\n", b"\r\n", msg)
+    for entry in case.get("dkim", []):
+        msg = sign(msg, entry)
+    for old, new in case.get("after_signing", []):
+        msg = msg.replace(old.encode(), new.encode())
+    msg += case.get("append_after_signing", "").encode()
+
+    with tempfile.TemporaryDirectory(prefix="mxlens-case-") as tmp:
+        zone = os.path.join(tmp, "zone.conf")
+        with open(zone, "w") as out:
+            out.write("local=/example/\nlocal=/127.in-addr.arpa/\n")
+            zone_file = os.path.join(folder, "zone.conf")
+            if os.path.exists(zone_file):
+                with open(zone_file) as f:
+                    out.write(f.read() + "\n")
+            for entry in case.get("dkim", []):
+                if entry.get("publish", True):
+                    out.write(txt_line(f"{entry['selector']}._domainkey.{entry['domain']}",
+                                       key_record(entry.get("key", "rsa2048.pem"))) + "\n")
+        server = dnsd.DnsServer([zone]).start()
+        try:
+            message_path = os.path.join(tmp, "message.eml")
+            with open(message_path, "wb") as f:
+                f.write(msg)
+            args = [MXLENS, "analyze", message_path, "--client-ip", case["client_ip"],
+                    "--helo", case.get("helo", ""), "--mail-from", case.get("mail_from", ""),
+                    "--dns", server.address, "--dns-timeout", "2", "--hostname", "mx.test.example"]
+            if "session" in case:
+                session_path = os.path.join(tmp, "session.json")
+                with open(session_path, "w") as f:
+                    json.dump(case["session"], f)
+                args += ["--session", session_path]
+            if case.get("bulk"):
+                args.append("--bulk")
+            out = subprocess.run(args, capture_output=True, timeout=120)
+            if out.returncode != 0:
+                raise AssertionError(f"{name}: mxlens analyze failed: {out.stderr.decode()}")
+            return case, json.loads(out.stdout)
+        finally:
+            server.stop()
+
+
+def case_names():
+    return sorted(d for d in os.listdir(CASES) if os.path.isdir(os.path.join(CASES, d)))
+
+
+class GoldenCases(unittest.TestCase):
+    def test_every_case(self):
+        for name in case_names():
+            with self.subTest(case=name):
+                case, report = run_case(name)
+                self.assertEqual([], schema_errors(report), name)
+                statuses = {c["id"]: c["status"] for c in report["checks"]}
+                # Every id of CHECKS.md is in the report, and nothing else (§ "skip" when it does
+                # not apply).
+                self.assertEqual(sorted(catalog_ids()), sorted(statuses), name)
+                got = {cid: statuses.get(cid) for cid in case["expect"]}
+                self.assertEqual(case["expect"], got, name)
+                for provider, want in case.get("providers", {}).items():
+                    have = report["providers"][provider]
+                    for key, value in want.items():
+                        if key.endswith("_starts"):
+                            field = key[: -len("_starts")]
+                            self.assertTrue(have[field].startswith(value),
+                                            f"{name} {provider} {field}: {have[field]!r}")
+                        else:
+                            self.assertEqual(value, have[key], f"{name} {provider} {key}")
+
+    def test_each_scored_check_has_a_passing_and_a_failing_case(self):
+        passes, problems = set(), set()
+        for name in case_names():
+            with open(os.path.join(CASES, name, "case.json")) as f:
+                for cid, status in json.load(f)["expect"].items():
+                    (passes if status == "pass" else problems if status in ("warn", "fail") else set()).add(cid)
+        with open(CHECKS_MD) as f:
+            text = f.read()
+        for cid in catalog_ids():
+            weight = re.search(rf"^\| `{re.escape(cid)}` \|.*\| ([0-9.]+) \|$", text, re.M)
+            if not weight or float(weight.group(1)) == 0:
+                continue  # info checks: nothing to pass or fail
+            with self.subTest(check=cid):
+                self.assertIn(cid, passes, "no case makes it pass")
+                self.assertIn(cid, problems, "no case makes it warn or fail")
+
+
+if __name__ == "__main__":
+    unittest.main()
