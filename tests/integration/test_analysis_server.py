@@ -11,7 +11,7 @@ import time
 import unittest
 
 from analysis_helpers import message, sign
-from harness import ServerCase, schema_errors, smtp, test_id
+from harness import ServerCase, client_context, schema_errors, smtp, test_id
 
 
 def deliver(server, msg, source, mail_from, helo="helo.example"):
@@ -72,6 +72,24 @@ class AnalyzedDeliveries(ServerCase):
         del broken["connection"]["fcrdns"]
         broken["auth"]["spf"]["lookups"] = -1
         self.assertEqual(3, len(schema_errors(broken)), schema_errors(broken))
+
+    def test_gmail_defers_a_plaintext_bulk_delivery_and_accepts_it_over_tls(self):
+        msg = sign(message(), "rsa2048")
+        plain = deliver(self.server, msg, "127.0.0.2", "x@sender.example", helo="mail.sender.example")
+        gmail = plain["providers"]["gmail"]
+        self.assertEqual(("accept", "defer"), (gmail["verdict"], gmail["bulk_verdict"]))
+        self.assertTrue(gmail["bulk_reply"].startswith("421-4.7.29 "), gmail["bulk_reply"])
+        self.assertEqual("fail", next(c for c in plain["checks"] if c["id"] == "tls.starttls")["status"])
+
+        address = self.server.new_address()
+        with smtp(self.server.port, helo="mail.sender.example", source="127.0.0.2") as s:
+            s.starttls(context=client_context())
+            s.ehlo("mail.sender.example")
+            s.sendmail("x@sender.example", [address], msg)
+        secure = self.server.show(test_id(address))["deliveries"][0]
+        self.assertEqual("accept", secure["providers"]["gmail"]["bulk_verdict"])
+        self.assertEqual(250, secure["disposition"]["code"])
+        self.assertGreater(secure["score"]["value"], plain["score"]["value"])
 
     def test_the_report_is_stored_before_the_250(self):
         address = self.server.new_address()

@@ -1,0 +1,98 @@
+// The score as CHECKS.md defines it, and the providers' reply layout and rule order.
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "analyzers/checks/checks.hpp"
+#include "analyzers/providers/providers.hpp"
+
+using namespace mxlens::analyzers;
+
+namespace {
+checks::check c(const char* id, const char* status) { return {id, status, "s", nullptr, std::nullopt}; }
+}  // namespace
+
+TEST_CASE("score: 10 minus the costs, a warn costs half, one decimal (CHECKS.md)", "[checks]") {
+  // tls.starttls fail (3) + dns.ptr warn (1.5 / 2) + smtp.ehlo warn (0.5 / 2) = 4.0
+  auto s = checks::score({c("tls.starttls", "fail"), c("dns.ptr", "warn"), c("smtp.ehlo", "warn"),
+                          c("spf.result", "pass"), c("tls.sni", "info"), c("dkim.valid", "skip"),
+                          c("dmarc.result", "error")});
+  CHECK(s.value == Approx(6.0));
+  CHECK(s.passed == 1);
+  CHECK(s.total == 4);  // passed, warned or failed
+
+  // 10 - 0.125 = 9.875, shown with one decimal
+  CHECK(checks::score({c("dmarc.reporting", "warn")}).value == Approx(9.9));
+  // Never below zero.
+  std::vector<checks::check> many;
+  for (auto id : {"tls.starttls", "spf.result", "dkim.valid", "dmarc.result", "hdr.from", "tls.version",
+                  "dns.ptr", "dns.fcrdns"})
+    many.push_back(c(id, "fail"));
+  CHECK(checks::score(many).value == 0);
+  CHECK(checks::score({}).value == 10);
+}
+
+TEST_CASE("the catalog knows every id once, and refuses an unknown one", "[checks]") {
+  std::set<std::string_view> ids;
+  for (const auto& e : checks::catalog()) CHECK(ids.insert(e.id).second);
+  CHECK(ids.size() == 57);
+  CHECK(checks::entry("tls.starttls").weight == 3);
+  CHECK_THROWS_AS(checks::entry("tls.nonsense"), std::out_of_range);
+}
+
+TEST_CASE("Gmail's multi-line layout: prefix, about 80 columns, URL lines, gsmtp id", "[providers]") {
+  auto wire = providers::gmail_wire(
+      421, "4.7.29",
+      {"Your email has been rate limited because this message wasn't sent over a TLS connection. "
+       "Gmail requires all bulk email senders to use TLS/SSL for SMTP connections. To set up TLS "
+       "for email, visit",
+       "https://support.google.com/a?p=tls-ssl"},
+      "abc.1");
+  // The 2025 wire sample (reference/provider-replies.md), line for line.
+  CHECK(wire ==
+        "421-4.7.29 Your email has been rate limited because this message wasn't sent\r\n"
+        "421-4.7.29 over a TLS connection. Gmail requires all bulk email senders to use\r\n"
+        "421-4.7.29 TLS/SSL for SMTP connections. To set up TLS for email, visit\r\n"
+        "421 4.7.29  https://support.google.com/a?p=tls-ssl abc.1 - gsmtp");
+}
+
+TEST_CASE("each provider answers for the first rule broken, in its order", "[providers]") {
+  providers::facts f;
+  f.client_ip = "192.0.2.1";
+  f.tls = true;
+  f.fcrdns = true;
+  f.spf_pass = f.dkim_pass = true;
+  f.dmarc_record = true;
+  f.dmarc_result = "pass";
+  f.dmarc_policy = "reject";
+  f.from_domain = "example.com";
+  f.from_fields = f.from_addresses = 1;
+  f.message_id_valid = true;
+  auto ok = providers::judge("gmail", f, "id", 0);
+  CHECK(ok.ordinary.verdict == "accept");
+  CHECK(ok.bulk.verdict == "accept");
+
+  auto plain = f;
+  plain.tls = false;
+  auto v = providers::judge("gmail", plain, "id", 0);
+  CHECK(v.ordinary.verdict == "accept");  // TLS is a bulk-sender rule
+  CHECK(v.bulk.rule == "tls");
+  CHECK(v.bulk.reply.rfind("421-4.7.29 ", 0) == 0);
+
+  // No PTR comes before missing authentication.
+  auto worst = plain;
+  worst.fcrdns = false;
+  worst.spf_pass = worst.dkim_pass = false;
+  CHECK(providers::judge("gmail", worst, "id", 0).ordinary.rule == "ptr");
+
+  auto unaligned = f;
+  unaligned.dmarc_result = "fail";
+  unaligned.dmarc_policy = "none";
+  auto outlook = providers::judge("outlook", unaligned, "id", 0);
+  CHECK(outlook.ordinary.verdict == "accept");
+  CHECK(outlook.bulk.reply ==
+        "550 5.7.515 Access denied, sending domain EXAMPLE.COM doesn't meet the required "
+        "authentication level. The sender's domain in the 5322.From address doesn't meet the "
+        "authentication requirements defined for the sender. To learn how to fix this see: "
+        "https://go.microsoft.com/fwlink/p/?linkid=2319303 Spf= Pass , Dkim= Pass , DMARC= Fail");
+  CHECK(providers::judge("yahoo", unaligned, "id", 0).bulk.rule == "dmarc");
+}
