@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import dnsd
-from harness import MXLENS, part_validator
+from harness import MXLENS, part_validator, schema_errors
 
 AUTH = part_validator("auth")
 
@@ -34,4 +34,8 @@ def analyze(msg, client_ip="127.0.0.2", helo="helo.example", mail_from="x@sender
         [MXLENS, "analyze", "-", "--client-ip", client_ip, "--helo", helo, "--mail-from",
          mail_from, "--dns", dnsd.shared().address, "--hostname", "mx.test.example"],
         input=msg, capture_output=True, check=True, timeout=60)
-    return json.loads(out.stdout)
+    report = json.loads(out.stdout)
+    errors = schema_errors(report)
+    if errors:
+        raise AssertionError(f"the report breaks report.schema.json: {errors}")
+    return report

@@ -7,6 +7,7 @@ import subprocess
 import time
 import unittest
 
+import dnsd
 from harness import DOMAIN, MXLENS, Server, message, smtp, test_id
 
 
@@ -55,6 +56,27 @@ class CommandLine(unittest.TestCase):
             return server.start().log()
         finally:
             server.cleanup()
+
+
+class AnalyzeText(unittest.TestCase):
+    def test_text_summary_groups_by_category_failures_first_with_fixes(self):
+        msg = (b"From: a@nowhere.example\r\nSubject: x\r\n\r\nbody\r\n")
+        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "localhost",
+                              "--dns", dnsd.shared().address, "--format", "text"],
+                             input=msg, capture_output=True, timeout=60)
+        self.assertEqual(0, out.returncode, out.stderr)
+        text = out.stdout.decode()
+        self.assertRegex(text, r"^Score \d+\.\d/10  \(\d+ of \d+ checks passed\)")
+        self.assertNotIn("\033[", text)  # no colour when the output is not a terminal
+        headers = text.split("\nheaders\n")[1].split("\n\n")[0].splitlines()
+        statuses = [line.split()[0] for line in headers if not line.strip().startswith("fix:")]
+        order = {"fail": 0, "error": 1, "warn": 2, "pass": 3, "info": 4, "skip": 5}
+        self.assertEqual(sorted(statuses, key=order.get), statuses)
+        self.assertIn("fail  hdr.date", text)
+        self.assertIn("fix: Add a Date header", text)
+        for category in ("transport", "tls", "dns", "spf", "dkim", "dmarc", "headers", "unsubscribe",
+                         "content", "providers"):
+            self.assertIn("\n" + category + "\n", text)
 
 
 class Recipients(unittest.TestCase):
