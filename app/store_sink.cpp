@@ -3,6 +3,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <memory>
 
@@ -136,6 +137,17 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   if (updates.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
 
   // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
+  try {
+    auto find = [this, id = keys.front(), client] { return earlier_failed_handshakes(id, client); };
+    auto earlier = co_await run_blocking(blocking_, std::move(find));
+    if (!earlier.empty()) {
+      auto& tls_facts = input.session["tls"].as_object();
+      auto& failed = tls_facts["failed_handshakes"].as_array();
+      for (auto& f : earlier) failed.push_back(std::move(f));
+    }
+  } catch (const std::exception& e) {
+    core::log_warn(std::string("looking up earlier failed handshakes: ") + e.what());
+  }
   auto analysis = co_await analysis_.analyze(std::move(input));
   const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
   analysis["disposition"] = boost::json::object{{"code", accepted.code},
@@ -158,6 +170,29 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
   co_return accepted;
+}
+
+boost::json::array store_sink::earlier_failed_handshakes(const std::string& test_id,
+                                                        const std::string& client_ip) {
+  constexpr std::size_t recent_sessions = 50;
+  constexpr std::size_t most = 10;
+  std::lock_guard lock(reader_mutex_);
+  auto test = reader_.find_test(test_id);
+  if (!test) return {};
+  const auto since = core::format_time(test->created_at);  // ISO 8601 sorts as text
+  boost::json::array out;
+  for (const auto& text : reader_.sessions(recent_sessions, client_ip)) {
+    auto session = boost::json::parse(text).as_object();
+    auto* tls = session.if_contains("tls");
+    auto* failed = tls && tls->is_object() ? tls->as_object().if_contains("failed_handshakes") : nullptr;
+    if (!failed || !failed->is_array()) continue;
+    for (const auto& f : failed->as_array()) {
+      auto* at = f.as_object().if_contains("at");
+      if (at && at->is_string() && std::string(at->as_string()) >= since && out.size() < most)
+        out.push_back(f);
+    }
+  }
+  return out;
 }
 
 void store_sink::session_closed(core::session_record session) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/array.hpp>
 #include <mutex>
 #include <string>
 
@@ -38,6 +39,9 @@ class store_sink final : public receiver::delivery_sink {
  private:
   // Looks the test up (creating it where allowed) on the blocking pool.
   receiver::recipient_verdict lookup(const std::string& address);
+  // TLS handshakes that failed from this client since the test began, in earlier sessions (a
+  // sender that falls back to plaintext after a failed handshake connects anew).
+  boost::json::array earlier_failed_handshakes(const std::string& test_id, const std::string& client_ip);
 
   boost::asio::thread_pool& blocking_;
   storage::store& reader_;

@@ -67,9 +67,11 @@ void grade(const analysis_input& in, const json::object& analysis_connection, co
   }
   for (const auto& [k, v] : analysis_connection) connection[k] = v;
   const bool have_session = !in.session.empty();
+  const json::object envelope_or_flags =
+      envelope.empty() ? json::object{{"mail_from", in.mail_from}} : envelope;
   checks::inputs ci{connection,
                     member(in.session, "tls"),
-                    envelope.empty() ? json::object{{"mail_from", in.mail_from}} : envelope,
+                    envelope_or_flags,
                     member(in.session, "data"),
                     auth,
                     content,

@@ -171,7 +171,7 @@ const std::vector<rule>& rules() {
 std::string gmail_wire(int code, std::string_view enhanced, const std::vector<std::string>& paragraphs,
                        const std::string& session_id) {
   constexpr std::size_t width = 80;
-  const std::string prefix_len_probe = std::to_string(code) + "-" + std::string(enhanced) + " ";
+  const std::string line_prefix = std::to_string(code) + "-" + std::string(enhanced) + " ";
   std::vector<std::string> lines;
   for (const auto& p : paragraphs) {
     if (p.rfind("http", 0) == 0) {
@@ -188,7 +188,7 @@ std::string gmail_wire(int code, std::string_view enhanced, const std::vector<st
       auto end = p.find(' ', pos);
       if (end == std::string::npos) end = p.size();
       std::string word = p.substr(pos, end - pos);
-      if (!line.empty() && prefix_len_probe.size() + line.size() + 1 + word.size() > width) {
+      if (!line.empty() && line_prefix.size() + line.size() + 1 + word.size() > width) {
         lines.push_back(line);
         line.clear();
       }

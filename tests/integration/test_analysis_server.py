@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 import unittest
 
@@ -14,8 +15,8 @@ from analysis_helpers import message, sign
 from harness import ServerCase, client_context, schema_errors, smtp, test_id
 
 
-def deliver(server, msg, source, mail_from, helo="helo.example"):
-    address = server.new_address()
+def deliver(server, msg, source, mail_from, helo="helo.example", address=None):
+    address = address or server.new_address()
     with smtp(server.port, helo=helo, source=source) as s:
         s.sendmail(mail_from, [address], msg)
     reports = server.show(test_id(address))["deliveries"]
@@ -90,6 +91,28 @@ class AnalyzedDeliveries(ServerCase):
         self.assertEqual("accept", secure["providers"]["gmail"]["bulk_verdict"])
         self.assertEqual(250, secure["disposition"]["code"])
         self.assertGreater(secure["score"]["value"], plain["score"]["value"])
+
+    def test_a_failed_handshake_before_a_plaintext_retry_is_graded(self):
+        # The common fallback: STARTTLS fails, the sender comes back and sends in plaintext.
+        address = self.server.new_address()
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                      source_address=("127.0.0.5", 0)) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(b"EHLO retry.example\r\n")
+            while not f.readline().startswith(b"250 "):
+                pass
+            sock.sendall(b"STARTTLS\r\n")
+            self.assertTrue(f.readline().startswith(b"220"))
+            sock.sendall(b"this is not a TLS ClientHello\r\n" * 20)
+        self.assertTrue(self.server.wait_sessions(
+            lambda s: s["connection"]["client_ip"] == "127.0.0.5" and s["outcome"] == "tls_failed"))
+        r = deliver(self.server, message(), "127.0.0.5", "x@sender.example", address=address)
+        check = next(c for c in r["checks"] if c["id"] == "tls.handshake")
+        self.assertEqual("warn", check["status"])
+        self.assertEqual("127.0.0.5", check["evidence"]["failed_handshakes"][0]["client_ip"])
+        other = deliver(self.server, message(), "127.0.0.6", "x@sender.example")
+        self.assertEqual("pass", next(c for c in other["checks"] if c["id"] == "tls.handshake")["status"])
 
     def test_the_report_is_stored_before_the_250(self):
         address = self.server.new_address()
