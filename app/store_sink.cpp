@@ -105,8 +105,12 @@ asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue&
 
 asio::awaitable<reply> store_sink::deliver(core::delivery message,
                                            std::vector<std::string> keys) {
-  analyzers::analysis_input input{message.connection.client_ip, message.connection.helo,
-                                  message.envelope.mail_from, settings_.hostname, message.raw};
+  analyzers::analysis_input input;
+  input.client_ip = message.connection.client_ip;
+  input.helo = message.connection.helo;
+  input.mail_from = message.envelope.mail_from;
+  input.receiver = settings_.hostname;
+  input.raw = message.raw;
   input.session = core::delivery_facts_json(message).as_object();
   input.session.erase("transcript");  // the analysis does not read it
   input.received_at = message.received_at;
@@ -138,15 +142,16 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
 
   // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
   try {
-    auto find = [this, id = keys.front(), client] { return earlier_failed_handshakes(id, client); };
-    auto earlier = co_await run_blocking(blocking_, std::move(find));
-    if (!earlier.empty()) {
+    auto find = [this, id = keys.front(), client] { return context_of(id, client); };
+    auto context = co_await run_blocking(blocking_, std::move(find));
+    input.bulk = context.bulk;
+    if (!context.failed_handshakes.empty()) {
       auto& tls_facts = input.session["tls"].as_object();
       auto& failed = tls_facts["failed_handshakes"].as_array();
-      for (auto& f : earlier) failed.push_back(std::move(f));
+      for (auto& f : context.failed_handshakes) failed.push_back(std::move(f));
     }
   } catch (const std::exception& e) {
-    core::log_warn(std::string("looking up earlier failed handshakes: ") + e.what());
+    core::log_warn(std::string("looking up the test's context: ") + e.what());
   }
   auto analysis = co_await analysis_.analyze(std::move(input));
   const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
@@ -172,15 +177,17 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   co_return accepted;
 }
 
-boost::json::array store_sink::earlier_failed_handshakes(const std::string& test_id,
-                                                        const std::string& client_ip) {
+store_sink::test_context store_sink::context_of(const std::string& test_id,
+                                                const std::string& client_ip) {
   constexpr std::size_t recent_sessions = 50;
   constexpr std::size_t most = 10;
   std::lock_guard lock(reader_mutex_);
   auto test = reader_.find_test(test_id);
   if (!test) return {};
+  test_context context;
+  context.bulk = test->bulk;
   const auto since = core::format_time(test->created_at);  // ISO 8601 sorts as text
-  boost::json::array out;
+  auto& out = context.failed_handshakes;
   for (const auto& text : reader_.sessions(recent_sessions, client_ip)) {
     auto session = boost::json::parse(text).as_object();
     auto* tls = session.if_contains("tls");
@@ -192,7 +199,7 @@ boost::json::array store_sink::earlier_failed_handshakes(const std::string& test
         out.push_back(f);
     }
   }
-  return out;
+  return context;
 }
 
 void store_sink::session_closed(core::session_record session) {

@@ -39,9 +39,14 @@ class store_sink final : public receiver::delivery_sink {
  private:
   // Looks the test up (creating it where allowed) on the blocking pool.
   receiver::recipient_verdict lookup(const std::string& address);
-  // TLS handshakes that failed from this client since the test began, in earlier sessions (a
-  // sender that falls back to plaintext after a failed handshake connects anew).
-  boost::json::array earlier_failed_handshakes(const std::string& test_id, const std::string& client_ip);
+  // What the analysis needs from the store: whether the test is judged as a bulk sender, and
+  // the TLS handshakes that failed from this client since the test began, in earlier sessions
+  // (a sender that falls back to plaintext after a failed handshake connects anew).
+  struct test_context {
+    bool bulk = false;
+    boost::json::array failed_handshakes;
+  };
+  test_context context_of(const std::string& test_id, const std::string& client_ip);
 
   boost::asio::thread_pool& blocking_;
   storage::store& reader_;

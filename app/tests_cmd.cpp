@@ -45,6 +45,7 @@ int tests_new(const std::vector<std::string>& args) {
   o.add_options()("domain", po::value<std::string>(),
                   "domain of the address (default: the one 'mxlens serve' last ran with)")(
       "label", po::value<std::string>()->default_value(""), "a note kept with the test")(
+      "bulk", po::bool_switch(), "judge its deliveries as a bulk sender's (unsubscribe required)")(
       "json", po::bool_switch(), "print the test as JSON instead of its address");
   auto vm = parse(args, o);
   if (vm.count("help")) {
@@ -71,6 +72,7 @@ int tests_new(const std::vector<std::string>& args) {
   t.created_at = core::now_ms();
   t.expires_at = t.created_at + static_cast<std::int64_t>(days) * 86'400'000;
   t.label = vm["label"].as<std::string>();
+  t.bulk = vm["bulk"].as<bool>();
   if (!store.create_test(t)) throw std::runtime_error("test id collision, try again");
   if (vm["json"].as<bool>()) {
     std::cout << json::serialize(core::to_json(t)) << "\n";

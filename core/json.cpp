@@ -154,7 +154,8 @@ json::value to_json(const test_info& t) {
                       {"created_at", format_time(t.created_at)},
                       {"expires_at", format_time(t.expires_at)},
                       {"label", t.label},
-                      {"profile", t.profile}};
+                      {"profile", t.profile},
+                      {"bulk", t.bulk}};
 }
 
 json::value to_json(const delivery_summary& d) {

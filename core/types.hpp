@@ -142,6 +142,7 @@ struct test_info {
   unix_ms expires_at = 0;
   std::string label;
   std::string profile = "accept";
+  bool bulk = false;  // judge its deliveries as a bulk sender's
 };
 
 // A one-line summary of a delivery, for listings.

@@ -60,6 +60,10 @@ CREATE INDEX sessions_started ON sessions(started_at);
     R"sql(
 ALTER TABLE deliveries ADD COLUMN analysis TEXT;
 )sql",
+    // 3: tests judged as bulk senders
+    R"sql(
+ALTER TABLE tests ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
@@ -182,20 +186,21 @@ void sqlite_store::migrate() {
 
 bool sqlite_store::create_test(const core::test_info& t) {
   statement s(db_,
-              "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile) "
-              "VALUES (?, ?, ?, ?, ?, ?)");
+              "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, bulk) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, t.id).bind(2, t.address).bind(3, t.created_at).bind(4, t.expires_at);
-  s.bind(5, t.label).bind(6, t.profile);
+  s.bind(5, t.label).bind(6, t.profile).bind(7, static_cast<std::int64_t>(t.bulk));
   s.step();
   return sqlite3_changes(db_) == 1;
 }
 
 std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
   statement s(db_,
-              "SELECT id, address, created_at, expires_at, label, profile FROM tests WHERE id = ?");
+              "SELECT id, address, created_at, expires_at, label, profile, bulk FROM tests WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return core::test_info{s.text(0), s.text(1), s.integer(2), s.integer(3), s.text(4), s.text(5)};
+  return core::test_info{s.text(0), s.text(1), s.integer(2), s.integer(3), s.text(4), s.text(5),
+                         s.integer(6) != 0};
 }
 
 bool sqlite_store::delete_test(const std::string& id) {
@@ -286,6 +291,17 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
                          s.text(6),
                          s.text(7),
                          s.optional_text(8)};
+}
+
+std::vector<delivery_record> sqlite_store::delivery_records(const std::string& test_id,
+                                                            std::int64_t after, std::size_t limit) {
+  statement s(db_,
+              "SELECT n, facts, analysis FROM deliveries WHERE test_id = ? AND n > ? ORDER BY n "
+              "LIMIT ?");
+  s.bind(1, test_id).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<delivery_record> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.optional_text(2)});
+  return out;
 }
 
 std::vector<std::string> sqlite_store::sessions(std::size_t limit,

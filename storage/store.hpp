@@ -27,6 +27,13 @@ struct stored_delivery {
   std::optional<std::string> analysis_json;  // null until the analysis is stored
 };
 
+// A delivery's facts and analysis without its raw bytes, for listings and reports.
+struct delivery_record {
+  std::int64_t number = 0;
+  std::string facts_json;
+  std::optional<std::string> analysis_json;
+};
+
 // The analysis of a stored delivery (JSON text), stored after the delivery itself.
 struct analysis_update {
   std::string test_id;
@@ -63,6 +70,9 @@ class store {
   virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;
   virtual std::optional<stored_delivery> delivery(const std::string& test_id,
                                                   std::int64_t number) = 0;
+  // Deliveries numbered above `after`, in order, at most `limit`.
+  virtual std::vector<delivery_record> delivery_records(const std::string& test_id,
+                                                        std::int64_t after, std::size_t limit) = 0;
   // The newest sessions first, as JSON text; optionally only those from one client IP.
   virtual std::vector<std::string> sessions(std::size_t limit,
                                             const std::optional<std::string>& client_ip) = 0;

@@ -116,8 +116,8 @@ class Server:
                              capture_output=True, check=True, timeout=30)
         return out.stdout if binary else out.stdout.decode()
 
-    def new_address(self):
-        return self.cli("tests", "new").strip()
+    def new_address(self, *flags):
+        return self.cli("tests", "new", *flags).strip()
 
     def show(self, test_id):
         """The test and its reports; every report is checked against report.schema.json on the

@@ -114,6 +114,14 @@ class AnalyzedDeliveries(ServerCase):
         other = deliver(self.server, message(), "127.0.0.6", "x@sender.example")
         self.assertEqual("pass", next(c for c in other["checks"] if c["id"] == "tls.handshake")["status"])
 
+    def test_a_bulk_test_fails_a_missing_unsubscribe_an_ordinary_one_warns(self):
+        statuses = []
+        for flags in ([], ["--bulk"]):
+            address = self.server.new_address(*flags)
+            r = deliver(self.server, message(), "127.0.0.2", "x@sender.example", address=address)
+            statuses.append(next(c["status"] for c in r["checks"] if c["id"] == "unsub.header"))
+        self.assertEqual(["warn", "fail"], statuses)
+
     def test_the_report_is_stored_before_the_250(self):
         address = self.server.new_address()
         with smtp(self.server.port, source="127.0.0.2") as s:

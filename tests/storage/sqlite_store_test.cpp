@@ -46,12 +46,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 2);
+    CHECK(s.schema_version() == 3);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 2);
+  CHECK(again.schema_version() == 3);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -84,7 +84,8 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 2);
+  CHECK(s.schema_version() == 3);
+  CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
   CHECK(d->raw == "old");
