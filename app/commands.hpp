@@ -11,6 +11,9 @@ int serve_command(const std::vector<std::string>& args);
 int tests_command(const std::vector<std::string>& args);
 int sessions_command(const std::vector<std::string>& args);
 int analyze_command(const std::vector<std::string>& args);
+int new_command(const std::vector<std::string>& args);    // the pipeline client
+int wait_command(const std::vector<std::string>& args);
+int check_command(const std::vector<std::string>& args);
 int worker_command(const std::vector<std::string>& args);  // internal: the analysis worker
 
 // Default data directory, relative to the working directory.

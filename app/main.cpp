@@ -18,12 +18,17 @@ constexpr const char* usage_text =
     "EHLO, the SMTP dialogue, the message) and who sent it (reverse DNS, SPF, DKIM, DMARC).\n"
     "\n"
     "Commands:\n"
-    "  serve                 run the SMTP receiver\n"
+    "  serve                 run the SMTP receiver and the web pages and API\n"
     "  tests new             create a test address and print it\n"
     "  tests show ID         print a test and its deliveries as JSON\n"
     "  tests raw ID N        print delivery N of a test as received\n"
     "  sessions              print recent SMTP sessions as JSON (failed handshakes too)\n"
     "  analyze FILE.eml      run the analyzers (rDNS, SPF, DKIM, DMARC) on a saved message\n"
+    "\n"
+    "Pipeline client (talks to a running server's HTTP API, --server URL):\n"
+    "  new                   create a test address and print it\n"
+    "  wait ID               wait for a delivery and print its report\n"
+    "  check ID --require EXPR ...   exit 0 when every requirement holds, 1 when one fails\n"
     "\n"
     "Run 'mxlens COMMAND --help' for the options of a command.\n"
     "Every option can also be set as MXLENS_<OPTION> in the environment, e.g.\n"
@@ -51,6 +56,9 @@ int main(int argc, char** argv) {
   if (command == "tests") return mxlens::app::tests_command(args);
   if (command == "sessions") return mxlens::app::sessions_command(args);
   if (command == "analyze") return mxlens::app::analyze_command(args);
+  if (command == "new") return mxlens::app::new_command(args);
+  if (command == "wait") return mxlens::app::wait_command(args);
+  if (command == "check") return mxlens::app::check_command(args);
   if (command == "__worker") return mxlens::app::worker_command(args);
   std::fprintf(stderr, "mxlens: unknown command '%s' (see 'mxlens --help')\n", command.c_str());
   return mxlens::app::exit_usage;

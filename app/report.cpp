@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 
 #include "analyzers/worker/worker.hpp"
+#include "core/report.hpp"
 
 namespace mxlens::app {
 
@@ -10,28 +11,10 @@ namespace json = boost::json;
 
 json::object delivery_report(const std::string& facts_json,
                              const std::optional<std::string>& analysis_json) {
-  json::object report = json::parse(facts_json).as_object();
-  json::object analysis = analysis_json
-                              ? json::parse(*analysis_json).as_object()
-                              : analyzers::worker::failed_analysis("the delivery has not been analyzed");
-  json::object out;
-  out["schema"] = "mxlens.report/1";
-  for (auto& [k, v] : report) out[k] = std::move(v);
-  auto& connection = out["connection"].as_object();
-  if (auto it = analysis.find("connection"); it != analysis.end() && it->value().is_object()) {
-    for (auto& [k, v] : it->value().as_object()) connection[k] = std::move(v);
-  }
-  if (!out.contains("disposition")) {
-    // Stored before replies were recorded with the report: it was accepted.
-    out["disposition"] = json::object{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "delivered"},
-                                      {"profile", "accept"}, {"reason", nullptr}};
-  }
-  if (!connection.contains("ptr")) connection["ptr"] = json::array{};
-  if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
-  for (const char* key : {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
-    if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
-  }
-  return out;
+  return core::merge_report(facts_json,
+                            analysis_json ? json::parse(*analysis_json).as_object()
+                                          : analyzers::worker::failed_analysis(
+                                                "the delivery has not been analyzed"));
 }
 
 }  // namespace mxlens::app

@@ -25,6 +25,7 @@
 #include "receiver/tls_inspect.hpp"
 #include "storage/commit_queue.hpp"
 #include "storage/sqlite_store.hpp"
+#include "webui/http_server.hpp"
 
 namespace mxlens::app {
 
@@ -35,6 +36,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* default_smtp_listen = "127.0.0.1:2525";
+constexpr const char* default_http_listen = "127.0.0.1:8025";
 // How often certificate files are checked for changes (SIGHUP reloads at once).
 constexpr auto cert_poll_interval = 2s;
 constexpr auto retention_interval = 1h;
@@ -45,6 +47,8 @@ constexpr int blocking_threads = 2;
 
 struct serve_config {
   std::vector<asio::ip::tcp::endpoint> smtp_listen;
+  std::vector<asio::ip::tcp::endpoint> http_listen;
+  std::string public_url;
   std::string hostname;
   std::string domain;
   std::filesystem::path data_dir;
@@ -65,6 +69,8 @@ po::options_description serve_options() {
     ("help,h", "show this help")
     ("smtp-listen", po::value<std::vector<std::string>>()->composing(),
      "ADDR:PORT to accept SMTP on; repeatable (default 127.0.0.1:2525; [::1]:2525 for IPv6)")
+    ("http-listen", po::value<std::vector<std::string>>()->composing(), "where to serve the web pages and the API, ADDR:PORT; repeatable (default 127.0.0.1:8025; port 0 picks a free port)")
+    ("public-url", po::value<std::string>(), "the address people reach the web pages at, for links (default: http:// + the first --http-listen)")
     ("hostname", po::value<std::string>(), "name in the greeting and the self-signed certificate (default: system hostname)")
     ("domain", po::value<std::string>(), "domain of the test addresses (default: --hostname)")
     ("data-dir", po::value<std::string>()->default_value(default_data_dir), "where the database and generated certificates are kept")
@@ -105,6 +111,21 @@ serve_config to_config(const po::variables_map& vm) {
     } catch (const std::exception& e) {
       throw usage_error("--smtp-listen '" + l + "': " + e.what());
     }
+  }
+  std::vector<std::string> http{default_http_listen};
+  if (vm.count("http-listen")) http = vm["http-listen"].as<std::vector<std::string>>();
+  for (const auto& l : http) {
+    try {
+      c.http_listen.push_back(receiver::parse_endpoint(l));
+    } catch (const std::exception& e) {
+      throw usage_error("--http-listen '" + l + "': " + e.what());
+    }
+  }
+  if (vm.count("public-url")) {
+    c.public_url = vm["public-url"].as<std::string>();
+    while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
+    if (c.public_url.rfind("http://", 0) != 0 && c.public_url.rfind("https://", 0) != 0)
+      throw usage_error("--public-url must start with http:// or https://");
   }
   c.hostname = vm.count("hostname") ? vm["hostname"].as<std::string>() : system_hostname();
   if (!valid_hostname(c.hostname))
@@ -220,7 +241,15 @@ int run_server(const serve_config& config) {
                          std::to_string(config.analysis_timeout.count() / 1000 + 1)});
   analyzers::worker::pool analysis(io.get_executor(), ps);
   analysis.start();
-  store_sink sink(blocking, reader, queue, analysis, clock,
+  webui::hub events;
+  webui::metrics counters;
+  storage::sqlite_store http_reader(db);
+  webui::http_settings hs;
+  hs.listen = config.http_listen;
+  hs.domain = config.domain;
+  hs.retention_days = config.retention_days;
+  webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
+  store_sink sink(blocking, reader, queue, analysis, events, counters, clock,
                   {config.domain, config.hostname, config.catch_all, config.retention_days});
   receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
   smtp.start();
@@ -228,6 +257,19 @@ int run_server(const serve_config& config) {
     std::ostringstream where;
     where << ep;
     core::log_info("listening smtp " + where.str());
+  }
+  web.start();
+  for (const auto& ep : web.local_endpoints()) {
+    std::ostringstream where;
+    where << ep;
+    core::log_info("listening http " + where.str());
+  }
+  if (config.public_url.empty()) {
+    std::ostringstream url;
+    url << "http://" << web.local_endpoints().front();
+    web.set_public_url(url.str());
+  } else {
+    web.set_public_url(config.public_url);
   }
   core::log_info("mxlens " MXLENS_VERSION " hostname=" + config.hostname +
                  " domain=" + config.domain + " data-dir=" + config.data_dir.string() +
@@ -252,7 +294,8 @@ int run_server(const serve_config& config) {
   wait_hup();
   std::chrono::steady_clock::time_point drain_until;
   std::function<void()> drain_poll = [&] {
-    if (smtp.active_sessions() == 0 || std::chrono::steady_clock::now() >= drain_until) {
+    if ((smtp.active_sessions() == 0 && web.active_connections() == 0) ||
+        std::chrono::steady_clock::now() >= drain_until) {
       io.stop();
       return;
     }
@@ -263,6 +306,7 @@ int run_server(const serve_config& config) {
     if (ec) return;
     core::log_info("signal " + std::to_string(sig) + ": stopping, draining sessions");
     smtp.stop();
+    web.stop();
     hup.cancel();
     drain_until = std::chrono::steady_clock::now() + drain_timeout;
     drain_poll();

@@ -5,9 +5,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
 #include <memory>
 
-#include "app/blocking.hpp"
+#include "storage/blocking.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/test_id.hpp"
@@ -25,11 +26,14 @@ constexpr std::string_view postmaster_id = "postmaster";
 
 store_sink::store_sink(asio::thread_pool& blocking, storage::store& reader,
                        storage::commit_queue& queue, analyzers::worker::pool& analysis,
-                       const core::clock& clock, sink_settings settings)
+                       webui::hub& events, webui::metrics& counters, const core::clock& clock,
+                       sink_settings settings)
     : blocking_(blocking),
       reader_(reader),
       queue_(queue),
       analysis_(analysis),
+      events_(events),
+      metrics_(counters),
       clock_(clock),
       settings_(std::move(settings)) {}
 
@@ -72,7 +76,7 @@ receiver::recipient_verdict store_sink::lookup(const std::string& address) {
 asio::awaitable<receiver::recipient_verdict> store_sink::recipient(const std::string& address) {
   auto work = [this, address] { return lookup(address); };
   try {
-    auto verdict = co_await run_blocking(blocking_, std::move(work));
+    auto verdict = co_await storage::run_blocking(blocking_, std::move(work));
     co_return verdict;
   } catch (const std::exception& e) {
     core::log_error(std::string("recipient lookup failed: ") + e.what());
@@ -141,9 +145,10 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   if (updates.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
 
   // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
+  const auto analysis_started = std::chrono::steady_clock::now();
   try {
     auto find = [this, id = keys.front(), client] { return context_of(id, client); };
-    auto context = co_await run_blocking(blocking_, std::move(find));
+    auto context = co_await storage::run_blocking(blocking_, std::move(find));
     input.bulk = context.bulk;
     if (!context.failed_handshakes.empty()) {
       auto& tls_facts = input.session["tls"].as_object();
@@ -161,7 +166,11 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                                                 {"profile", "accept"},
                                                 {"reason", nullptr}};
   const auto text = boost::json::serialize(analysis);
-  for (auto& u : updates) u.json = text;
+  std::vector<std::string> analyzed;
+  for (auto& u : updates) {
+    u.json = text;
+    analyzed.push_back(u.test_id);
+  }
 
   // 3. The analysis, stored before the 250 that acknowledges it.
   auto saved = co_await committed(queue_, std::move(updates));
@@ -171,6 +180,9 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   if (auto* a = analysis.if_contains("analysis"); a && a->is_object())
     if (auto* e = a->as_object().if_contains("errors"); e && e->is_array())
       errors = e->as_array().size();
+  for (const auto& id : analyzed) events_.notify(id);
+  metrics_.delivery(tls, std::chrono::duration<double>(std::chrono::steady_clock::now() - analysis_started).count(),
+                    errors);
   core::log_info("delivery " + names + " from " + client + " size=" + std::to_string(size) +
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
@@ -203,6 +215,7 @@ store_sink::test_context store_sink::context_of(const std::string& test_id,
 }
 
 void store_sink::session_closed(core::session_record session) {
+  metrics_.session(session.outcome);
   queue_.submit(std::move(session));
 }
 

@@ -13,6 +13,8 @@
 #include "receiver/delivery_sink.hpp"
 #include "storage/commit_queue.hpp"
 #include "storage/store.hpp"
+#include "webui/hub.hpp"
+#include "webui/metrics.hpp"
 
 namespace mxlens::app {
 
@@ -28,7 +30,8 @@ class store_sink final : public receiver::delivery_sink {
   // `reader` answers recipient look-ups on the blocking pool; writes go through `queue`.
   store_sink(boost::asio::thread_pool& blocking, storage::store& reader,
              storage::commit_queue& queue, analyzers::worker::pool& analysis,
-             const core::clock& clock, sink_settings settings);
+             webui::hub& events, webui::metrics& counters, const core::clock& clock,
+             sink_settings settings);
 
   boost::asio::awaitable<receiver::recipient_verdict> recipient(
       const std::string& address) override;
@@ -53,6 +56,8 @@ class store_sink final : public receiver::delivery_sink {
   std::mutex reader_mutex_;
   storage::commit_queue& queue_;
   analyzers::worker::pool& analysis_;
+  webui::hub& events_;
+  webui::metrics& metrics_;
   const core::clock& clock_;
   sink_settings settings_;
 };

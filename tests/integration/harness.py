@@ -67,15 +67,19 @@ class Server:
     def start(self):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [MXLENS, "serve", "--smtp-listen", "127.0.0.1:0", "--hostname", DOMAIN,
+                [MXLENS, "serve", "--smtp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                 "--hostname", DOMAIN,
                  "--data-dir", self.data_dir, *self.extra],
                 stdout=log, stderr=log, env=self.env)
         deadline = time.time() + 20
         while time.time() < deadline:
             text = self.log()
             ports = re.findall(r"listening smtp 127\.0\.0\.1:(\d+)", text)
-            if ports:
+            http = re.findall(r"listening http 127\.0\.0\.1:(\d+)", text)
+            if ports and http:
                 self.port = int(ports[-1])
+                self.http_port = int(http[-1])
+                self.url = f"http://127.0.0.1:{self.http_port}"
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("mxlens exited: " + text)

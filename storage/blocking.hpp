@@ -1,4 +1,4 @@
-// Bridges from coroutines on I/O threads to blocking work (SQLite, C libraries) and back.
+// Bridges from coroutines on I/O threads to blocking work (the store, C libraries) and back.
 #pragma once
 
 #include <boost/asio/async_result.hpp>
@@ -8,7 +8,7 @@
 #include <exception>
 #include <type_traits>
 
-namespace mxlens::app {
+namespace mxlens::storage {
 
 // Runs fn() on the pool and resumes the caller on its own executor with the result (or the
 // exception fn threw). The resumption is posted, never run inline on the pool thread.
@@ -42,4 +42,4 @@ auto run_blocking(boost::asio::thread_pool& pool, F fn)
   co_return value;
 }
 
-}  // namespace mxlens::app
+}  // namespace mxlens::storage
