@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <optional>
+#include <stdexcept>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <sstream>
 
 #include "app/cli.hpp"
+#include "analyzers/checks/checks.hpp"
 #include "app/commands.hpp"
 
 namespace mxlens::app {
@@ -139,15 +142,40 @@ struct requirement {
   std::string rhs;
 };
 
+int version_rank(const std::string& v);
+
+// Parsed and checked before anything is waited for, so that a typo is a usage error at once.
 requirement parse_requirement(const std::string& text) {
+  std::optional<requirement> found;
   for (const char* op : {">=", "<=", "!=", "=", ">", "<"}) {
     auto pos = text.find(op);
     if (pos == std::string::npos || pos == 0) continue;
-    requirement r{text, text.substr(0, pos), op, text.substr(pos + std::strlen(op))};
-    if (r.rhs.empty()) break;
-    return r;
+    found = requirement{text, text.substr(0, pos), op, text.substr(pos + std::strlen(op))};
+    break;
   }
-  throw usage_error("--require '" + text + "': expected NAME OP VALUE, e.g. tls.version>=TLSv1.2");
+  if (!found || found->rhs.empty())
+    throw usage_error("--require '" + text + "': expected NAME OP VALUE, e.g. tls.version>=TLSv1.2");
+  auto& r = *found;
+  const bool ordered = r.op != "=" && r.op != "!=";
+  if (r.lhs == "tls.version") {
+    if (version_rank(r.rhs) < 0)
+      throw usage_error("--require '" + text + "': unknown TLS version '" + r.rhs +
+                        "' (SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, none)");
+  } else if (r.lhs == "score") {
+    char* end = nullptr;
+    std::strtod(r.rhs.c_str(), &end);
+    if (!end || *end) throw usage_error("--require '" + text + "': '" + r.rhs + "' is not a number");
+  } else if (ordered) {
+    throw usage_error("--require '" + text + "': only = and != compare '" + r.lhs + "'");
+  }
+  if (r.lhs.rfind("check:", 0) == 0) {
+    try {
+      analyzers::checks::entry(r.lhs.substr(6));
+    } catch (const std::out_of_range&) {
+      throw usage_error("--require '" + text + "': no check '" + r.lhs.substr(6) + "' (see CHECKS.md)");
+    }
+  }
+  return r;
 }
 
 const json::value* path(const json::object& o, const std::string& dotted) {
@@ -231,18 +259,12 @@ verdict evaluate(const requirement& r, const json::object& report) {
     return c < 0;
   };
   if (r.lhs == "tls.version") {
-    int want = version_rank(r.rhs);
-    if (want < 0) throw usage_error("--require '" + r.text + "': unknown TLS version '" + r.rhs + "'");
-    v.holds = compare(version_rank(actual) - want);
+    v.holds = compare(version_rank(actual) - version_rank(r.rhs));
   } else if (r.lhs == "score") {
-    char* end = nullptr;
-    double want = std::strtod(r.rhs.c_str(), &end);
-    if (!end || *end) throw usage_error("--require '" + r.text + "': '" + r.rhs + "' is not a number");
-    double have = std::strtod(actual.c_str(), nullptr);
+    const double want = std::strtod(r.rhs.c_str(), nullptr);
+    const double have = std::strtod(actual.c_str(), nullptr);
     v.holds = compare(have < want ? -1 : have > want ? 1 : 0);
   } else {
-    if (r.op != "=" && r.op != "!=")
-      throw usage_error("--require '" + r.text + "': only = and != compare '" + r.lhs + "'");
     bool any = false;  // "pass|warn": any of the alternatives
     std::size_t pos = 0;
     while (pos <= r.rhs.size()) {

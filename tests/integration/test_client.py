@@ -1,0 +1,86 @@
+"""The pipeline client (mxlens new, wait, check) against the real server, mail sent by swaks."""
+import json
+import subprocess
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+from harness import MXLENS, ServerCase
+
+
+class PipelineClient(ServerCase):
+    def mxlens(self, *args, timeout=60):
+        return subprocess.run([MXLENS, *args, "--server", self.server.url], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def swaks(self, address, *tls):
+        out = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.server.port}", "--to", address,
+                              "--from", "ci@sender.example", "--helo", "helo.example", *tls],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, out.returncode, out.stdout + out.stderr)
+
+    def new(self, *flags):
+        out = self.mxlens("new", *flags)
+        self.assertEqual(0, out.returncode, out.stderr)
+        return out.stdout.strip()
+
+    def test_new_wait_check_passes_for_tls13_and_fails_for_plaintext(self):
+        address = self.new("--label", "pipeline")
+        self.assertRegex(address, r"^[a-z0-9]{16}@mx\.test\.example$")
+        self.swaks(address, "--tls", "--tls-protocol", "tlsv1_3")
+        waited = self.mxlens("wait", address.split("@")[0], "--timeout", "30")
+        self.assertEqual(0, waited.returncode, waited.stderr)
+        self.assertEqual("TLSv1.3", json.loads(waited.stdout)["tls"]["version"])
+
+        with tempfile.NamedTemporaryFile(suffix=".xml") as junit:
+            ok = self.mxlens("check", address, "--require", "tls.version>=TLSv1.2", "--require",
+                             "tls.used=true", "--require", "check:tls.starttls=pass", "--junit", junit.name)
+            self.assertEqual(0, ok.returncode, ok.stdout + ok.stderr)
+            self.assertIn("ok      tls.version>=TLSv1.2  (TLSv1.3)", ok.stdout)
+            suite = ET.parse(junit.name).getroot().find("testsuite")
+            self.assertEqual(("3", "0"), (suite.get("tests"), suite.get("failures")))
+
+        plain = self.new()
+        self.swaks(plain)
+        with tempfile.NamedTemporaryFile(suffix=".xml") as junit:
+            failed = self.mxlens("check", plain, "--require", "tls.version>=TLSv1.2", "--require", "dmarc=fail",
+                                 "--junit", junit.name)
+            self.assertEqual(1, failed.returncode, failed.stdout + failed.stderr)
+            self.assertIn("FAILED  tls.version>=TLSv1.2  (is none)", failed.stdout)
+            self.assertIn("fix: Enable opportunistic TLS", failed.stdout)
+            root = ET.parse(junit.name).getroot()
+            cases = root.find("testsuite").findall("testcase")
+            self.assertEqual(["tls.version>=TLSv1.2", "dmarc=fail"], [c.get("name") for c in cases])
+            self.assertIsNone(cases[1].find("failure"))
+            self.assertIsNotNone(cases[0].find("failure"))
+            self.assertEqual("1", root.find("testsuite").get("failures"))
+
+    def test_scores_checks_and_report_paths(self):
+        address = self.new()
+        self.swaks(address, "--tls")
+        out = self.mxlens("check", address, "--min-score", "0", "--require", "check:dns.ptr=pass|fail",
+                          "--require", "connection.helo=helo.example", "--require", "dmarc!=pass")
+        self.assertEqual(0, out.returncode, out.stdout + out.stderr)
+        out = self.mxlens("check", address, "--require", "score>=10.5")
+        self.assertEqual(1, out.returncode, out.stdout)
+
+    def test_usage_errors_and_timeouts_exit_2(self):
+        address = self.new()
+        for args in (["check", address, "--require", "tls.version>>TLSv1.2x"],
+                     ["check", address, "--require", "no operator"],
+                     ["check", address, "--require", "check:no.such=pass"],
+                     ["check", address, "--require", "spf>=pass"],
+                     ["check", address, "--require", "score>=high"],
+                     ["check", address],
+                     ["wait", address, "--timeout", "1"]):
+            with self.subTest(args=args):
+                out = self.mxlens(*args)
+                self.assertEqual(2, out.returncode, out.stdout + out.stderr)
+                self.assertTrue(out.stderr.strip())
+        bad = subprocess.run([MXLENS, "new", "--server", "ftp://x"], capture_output=True, text=True)
+        self.assertEqual(2, bad.returncode)
+        self.assertIn("http://", bad.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

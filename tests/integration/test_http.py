@@ -1,0 +1,225 @@
+"""The HTTP API against the real server, with real deliveries (Python smtplib, swaks)."""
+import http.client
+import json
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import ServerCase, message, schema_errors, smtp
+
+
+class Api(ServerCase):
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=60)
+        conn.request(method, path, body=body, headers=headers or {})
+        res = conn.getresponse()
+        data = res.read()
+        conn.close()
+        return res, data
+
+    def json(self, method, path, body=None, status=200):
+        res, data = self.request(method, path, body)
+        self.assertEqual(status, res.status, data)
+        return json.loads(data) if data else None
+
+    def new_test(self, **fields):
+        return self.json("POST", "/api/v1/tests", json.dumps(fields) if fields else None, status=201)
+
+    def send(self, address, source="127.0.0.2", tls=False):
+        with smtp(self.server.port, helo="helo.example", source=source) as s:
+            if tls:
+                import ssl
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s.starttls(context=ctx)
+                s.ehlo("helo.example")
+            s.sendmail("x@sender.example", [address], message("api", "hello"))
+
+    def assert_error(self, res, data, status, code):
+        self.assertEqual(status, res.status, data)
+        self.assertEqual("application/json", res.getheader("Content-Type"))
+        self.assertEqual(code, json.loads(data)["error"]["code"])
+
+    def test_create_a_test(self):
+        res, data = self.request("POST", "/api/v1/tests", json.dumps({"label": "ci run 7", "bulk": True}))
+        self.assertEqual(201, res.status)
+        t = json.loads(data)
+        self.assertEqual(f"/api/v1/tests/{t['id']}", res.getheader("Location"))
+        self.assertEqual(f"{t['id']}@mx.test.example", t["address"])
+        self.assertEqual(f"{self.server.url}/t/{t['id']}", t["url"])
+        self.assertEqual(("ci run 7", True, "accept"), (t["label"], t["bulk"], t["profile"]))
+        self.assertRegex(t["created_at"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(t["id"], self.json("GET", f"/api/v1/tests/{t['id']}")["id"])
+        self.assertEqual(201, self.request("POST", "/api/v1/tests")[0].status)  # the body is optional
+
+    def test_bad_create_bodies_are_400_with_a_json_error(self):
+        for body, code in [("{not json", "bad_json"), ("[1]", "bad_json"), ('{"label": 5}', "bad_field"),
+                           ('{"bulk": "yes"}', "bad_field"), ('{"profile": "gmail"}', "bad_field"),
+                           ('{"colour": "red"}', "unknown_field")]:
+            with self.subTest(body=body):
+                self.assert_error(*self.request("POST", "/api/v1/tests", body), 400, code)
+
+    def test_unknown_things_are_404_and_wrong_methods_405(self):
+        self.assert_error(*self.request("GET", "/api/v1/tests/aaaaaaaaaaaaaaaa"), 404, "not_found")
+        self.assert_error(*self.request("GET", "/api/v1/tests/..%2F..%2Fetc"), 404, "not_found")
+        self.assert_error(*self.request("GET", "/api/v1/nothing"), 404, "not_found")
+        t = self.new_test()
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/deliveries/1"), 404, "not_found")
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/deliveries/x"), 404, "not_found")
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/deliveries/9/raw"), 404, "not_found")
+        res, data = self.request("PUT", f"/api/v1/tests/{t['id']}")
+        self.assert_error(res, data, 405, "method_not_allowed")
+        self.assertEqual("GET,DELETE", res.getheader("Allow"))
+        self.assert_error(*self.request("GET", "/api/v1/tests"), 405, "method_not_allowed")
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=lots"), 400, "bad_parameter")
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=100000"), 400, "bad_parameter")
+
+    def test_a_delivery_its_report_its_raw_message_and_the_per_source_table(self):
+        t = self.new_test()
+        self.send(t["address"], "127.0.0.2", tls=True)
+        self.send(t["address"], "127.0.0.3", tls=False)
+        test = self.json("GET", f"/api/v1/tests/{t['id']}")
+        self.assertEqual([1, 2], [d["delivery"] for d in test["deliveries"]])
+        self.assertEqual(["TLSv1.3", None], [d["tls"] for d in test["deliveries"]])
+        self.assertTrue(all(d["disposition"]["code"] == 250 and "value" in d["score"] for d in test["deliveries"]))
+        sources = {s["client_ip"]: s for s in test["sources"]}
+        self.assertEqual(("low", 1.0), (sources["127.0.0.2"]["plaintext_level"], sources["127.0.0.2"]["tls_share"]))
+        self.assertEqual(("incident", 0.0), (sources["127.0.0.3"]["plaintext_level"], sources["127.0.0.3"]["tls_share"]))
+        self.assertEqual({"TLSv1.3": 1}, sources["127.0.0.2"]["tls_versions"])
+        self.assertEqual(1.0, sources["127.0.0.2"]["spf_pass_share"])
+        self.assertEqual(0.0, sources["127.0.0.3"]["spf_pass_share"])
+
+        report = self.json("GET", f"/api/v1/tests/{t['id']}/deliveries/1")
+        self.assertEqual([], schema_errors(report))
+        self.assertEqual("TLSv1.3", report["tls"]["version"])
+        res, raw = self.request("GET", f"/api/v1/tests/{t['id']}/deliveries/2/raw")
+        self.assertEqual(200, res.status)
+        self.assertEqual("text/plain; charset=utf-8", res.getheader("Content-Type"))
+        self.assertEqual(f'attachment; filename="{t["id"]}-2.eml"', res.getheader("Content-Disposition"))
+        self.assertIn(b"Subject: api", raw)
+        self.assertEqual(self.server.raw(t["id"], 2), raw)
+
+    def test_security_headers_on_every_response(self):
+        for path in ("/healthz", "/api/v1/tests/aaaaaaaaaaaa"):
+            res, _ = self.request("GET", path)
+            self.assertEqual("nosniff", res.getheader("X-Content-Type-Options"))
+            self.assertIn("default-src 'self'", res.getheader("Content-Security-Policy"))
+
+    def test_long_poll_wakes_when_the_report_is_stored_and_times_out_with_204(self):
+        t = self.new_test()
+        started = time.monotonic()
+        res, _ = self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=1")
+        self.assertEqual(204, res.status)
+        self.assertGreaterEqual(time.monotonic() - started, 0.9)
+
+        result = {}
+
+        def poll():
+            result["res"] = self.request("GET", f"/api/v1/tests/{t['id']}/wait?after=0&timeout=60")
+            result["at"] = time.monotonic()
+
+        waiter = threading.Thread(target=poll)
+        waiter.start()
+        time.sleep(0.5)
+        self.assertNotIn("res", result)  # still waiting
+        self.send(t["address"])
+        sent = time.monotonic()
+        waiter.join(timeout=30)
+        res, data = result["res"]
+        self.assertEqual(200, res.status)
+        self.assertEqual(1, json.loads(data)["delivery"])
+        self.assertLess(result["at"] - sent, 5)  # woken by the delivery, not by the timeout
+        # The next one is not there yet.
+        self.assertEqual(204, self.request("GET", f"/api/v1/tests/{t['id']}/wait?after=1&timeout=0")[0].status)
+
+    def test_server_sent_events_announce_each_report(self):
+        t = self.new_test()
+        self.send(t["address"])
+        sock = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=20)
+        sock.sendall(f"GET /api/v1/tests/{t['id']}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        f = sock.makefile("rb")
+        status = f.readline()
+        self.assertIn(b"200", status)
+        headers = {}
+        while (line := f.readline()) not in (b"\r\n", b""):
+            k, v = line.decode().split(":", 1)
+            headers[k.lower()] = v.strip()
+        self.assertEqual("text/event-stream", headers["content-type"])
+
+        def next_event():
+            event = {}
+            while True:
+                line = f.readline().decode().rstrip("\n")
+                if line == "" and "event" in event:
+                    return event
+                if line == "":
+                    event = {}  # "retry:" and keep-alive blocks
+                if ":" in line and not line.startswith(":"):
+                    k, v = line.split(":", 1)
+                    event[k] = v.strip()
+
+        first = next_event()
+        self.assertEqual(("delivery", "1"), (first["event"], first["id"]))  # the one already there
+        self.send(t["address"])
+        second = next_event()
+        self.assertEqual(("delivery", "2"), (second["event"], second["id"]))
+        self.assertEqual(2, json.loads(second["data"])["delivery"])
+        sock.close()
+
+        # Resuming with Last-Event-ID sends only what came after.
+        sock = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=20)
+        sock.sendall(f"GET /api/v1/tests/{t['id']}/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\n\r\n".encode())
+        f = sock.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        self.assertEqual("2", next_event()["id"])
+        sock.close()
+
+    def test_delete(self):
+        t = self.new_test()
+        self.send(t["address"])
+        res, data = self.request("DELETE", f"/api/v1/tests/{t['id']}")
+        self.assertEqual((204, b""), (res.status, data))
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}"), 404, "not_found")
+        self.assert_error(*self.request("DELETE", f"/api/v1/tests/{t['id']}"), 404, "not_found")
+        with smtp(self.server.port) as s:  # the address is gone too
+            s.ehlo("helo.example")
+            s.docmd("MAIL FROM:<x@sender.example>")
+            self.assertEqual(550, s.docmd(f"RCPT TO:<{t['address']}>")[0])
+
+    def test_healthz_and_metrics(self):
+        self.assertEqual({"status": "ok"}, self.json("GET", "/healthz"))
+        t = self.new_test()
+        self.send(t["address"], tls=True)
+        res, data = self.request("GET", "/metrics")
+        self.assertEqual("text/plain; version=0.0.4", res.getheader("Content-Type"))
+        text = data.decode()
+        for needle in ("mxlens_deliveries_total ", 'mxlens_deliveries_tls_total{version="TLSv1.3"}',
+                       "mxlens_analysis_seconds_bucket{le=\"+Inf\"}", "mxlens_analysis_seconds_count",
+                       'mxlens_smtp_sessions_total{outcome="quit"}', 'mxlens_http_responses_total{code="201"}',
+                       "mxlens_analysis_errors_total 0"):
+            self.assertIn(needle, text)
+
+    def test_limits_on_body_and_headers_and_keep_alive(self):
+        self.assert_error(*self.request("POST", "/api/v1/tests", "x" * 100_000), 413, "body_too_large")
+        self.assert_error(*self.request("GET", "/healthz", headers={"X-Big": "y" * 20_000}), 431,
+                          "headers_too_large")
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
+        for _ in range(3):  # one connection, three requests
+            conn.request("GET", "/healthz")
+            res = conn.getresponse()
+            res.read()
+            self.assertEqual(200, res.status)
+        conn.close()
+        # Garbage is a 400, and the server keeps serving.
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            self.assertIn(b" 400 ", s.recv(4096))
+        self.assertEqual(200, self.request("GET", "/healthz")[0].status)
+
+
+if __name__ == "__main__":
+    unittest.main()
