@@ -49,6 +49,7 @@ struct serve_config {
   std::vector<asio::ip::tcp::endpoint> smtp_listen;
   std::vector<asio::ip::tcp::endpoint> http_listen;
   std::string public_url;
+  std::string webui_dir;
   std::string hostname;
   std::string domain;
   std::filesystem::path data_dir;
@@ -70,6 +71,7 @@ po::options_description serve_options() {
     ("smtp-listen", po::value<std::vector<std::string>>()->composing(),
      "ADDR:PORT to accept SMTP on; repeatable (default 127.0.0.1:2525; [::1]:2525 for IPv6)")
     ("http-listen", po::value<std::vector<std::string>>()->composing(), "where to serve the web pages and the API, ADDR:PORT; repeatable (default 127.0.0.1:8025; port 0 picks a free port)")
+    ("webui-dir", po::value<std::string>(), "serve the pages' files from this folder (webui/static) instead of the copies in the binary, for development")
     ("public-url", po::value<std::string>(), "the address people reach the web pages at, for links (default: http:// + the first --http-listen)")
     ("hostname", po::value<std::string>(), "name in the greeting and the self-signed certificate (default: system hostname)")
     ("domain", po::value<std::string>(), "domain of the test addresses (default: --hostname)")
@@ -121,6 +123,7 @@ serve_config to_config(const po::variables_map& vm) {
       throw usage_error("--http-listen '" + l + "': " + e.what());
     }
   }
+  if (vm.count("webui-dir")) c.webui_dir = vm["webui-dir"].as<std::string>();
   if (vm.count("public-url")) {
     c.public_url = vm["public-url"].as<std::string>();
     while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
@@ -248,6 +251,7 @@ int run_server(const serve_config& config) {
   hs.listen = config.http_listen;
   hs.domain = config.domain;
   hs.retention_days = config.retention_days;
+  hs.static_dir = config.webui_dir;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   store_sink sink(blocking, reader, queue, analysis, events, counters, clock,
                   {config.domain, config.hostname, config.catch_all, config.retention_days});

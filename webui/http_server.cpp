@@ -9,10 +9,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <algorithm>
+#include <iterator>
+#include <fstream>
 #include <map>
 #include <sstream>
 
 #include "core/json.hpp"
+#include "webui/assets.hpp"
 #include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
@@ -40,10 +44,14 @@ struct http_error {
   std::string message;
 };
 
+constexpr const char* page_policy =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 void secure_headers(response& res) {
   res.set(http::field::server, "mxlens");
   res.set("X-Content-Type-Options", "nosniff");
-  res.set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+  res.set("Content-Security-Policy", page_policy);
   res.set("Referrer-Policy", "no-referrer");
   res.set(http::field::cache_control, "no-store");
 }
@@ -376,7 +384,40 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       throw http_error{http::status::method_not_allowed, "method_not_allowed", std::string("allowed: ") + allow};
   }
 
+  // The pages: three HTML files and their scripts and styles, from the embedded set only (a name
+  // outside it is a 404, so no path reaches anything else).
+  response asset(const request& req, const std::string& name) {
+    const auto& all = embedded_assets();
+    auto it = std::find_if(all.begin(), all.end(), [&](const webui::asset& a) { return a.name == name; });
+    if (it == all.end()) throw http_error{http::status::not_found, "not_found", "no such resource"};
+    std::string bytes(it->bytes);
+    if (!settings_.static_dir.empty()) {
+      std::ifstream in(settings_.static_dir + "/" + name, std::ios::binary);
+      if (in) bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    response res{http::status::ok, req.version()};
+    const auto dot = name.rfind('.');
+    const auto ext = dot == std::string::npos ? "" : name.substr(dot + 1);
+    res.set(http::field::content_type, ext == "html"  ? "text/html; charset=utf-8"
+                                       : ext == "css" ? "text/css; charset=utf-8"
+                                                      : "text/javascript; charset=utf-8");
+    secure_headers(res);
+    res.set(http::field::cache_control, "no-cache");
+    res.body() = std::move(bytes);
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
+  }
+
   asio::awaitable<response> route(const request& req, const std::vector<std::string>& p) {
+    if (p.empty() || p[0] == "t" || p[0] == "static") {
+      require_method(req, http::verb::get, "GET");
+      if (p.empty()) co_return asset(req, "index.html");
+      if (p[0] == "static" && p.size() == 2) co_return asset(req, p[1]);
+      if (p[0] == "t" && p.size() == 2) co_return asset(req, "test.html");
+      if (p[0] == "t" && p.size() == 4 && p[2] == "d") co_return asset(req, "report.html");
+      throw http_error{http::status::not_found, "not_found", "no such page"};
+    }
     if (p.size() == 1 && p[0] == "healthz") {
       require_method(req, http::verb::get, "GET");
       co_return json_response(req, http::status::ok, json::object{{"status", stopping_ ? "stopping" : "ok"}});

@@ -1,0 +1,17 @@
+# Writes OUT, a C++ file holding every file of FILES (in DIR) as bytes: the pages are part of
+# the binary, with no build step of their own.
+set(body "// Generated from webui/static by webui/embed.cmake. Do not edit.\n#include \"webui/assets.hpp\"\n\nnamespace mxlens::webui {\nnamespace {\n")
+set(table "")
+string(REPLACE "," ";" FILES "${FILES}")
+set(i 0)
+foreach(name ${FILES})
+  file(READ "${DIR}/${name}" hex HEX)
+  string(LENGTH "${hex}" len)
+  math(EXPR size "${len} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "const unsigned char a${i}[] = {${bytes}0x00};\n")
+  string(APPEND table "    {\"${name}\", std::string_view(reinterpret_cast<const char*>(a${i}), ${size})},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "}  // namespace\n\nconst std::vector<asset>& embedded_assets() {\n  static const std::vector<asset> all{\n${table}  };\n  return all;\n}\n\n}  // namespace mxlens::webui\n")
+file(WRITE "${OUT}" "${body}")

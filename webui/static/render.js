@@ -1,0 +1,123 @@
+// The report of one delivery (report.schema.json) as a page section.
+import { el, link, badge } from "/static/common.js";
+
+const ORDER = { fail: 0, error: 1, warn: 2, pass: 3, info: 4, skip: 5 };
+const CATEGORY_NAMES = {
+  transport: "Transport", tls: "TLS", dns: "DNS", spf: "SPF", dkim: "DKIM", dmarc: "DMARC",
+  headers: "Headers", unsubscribe: "Unsubscribe", content: "Content", providers: "Providers",
+};
+
+function facts(pairs) {
+  const dl = el("dl", { class: "facts" });
+  for (const [name, value] of pairs) {
+    if (value === undefined) continue;
+    dl.append(el("dt", {}, name),
+              el("dd", {}, value === null ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value)));
+  }
+  return dl;
+}
+
+function check(c) {
+  const d = el("details", { class: "check", "data-id": c.id, "data-status": c.status });
+  d.append(el("summary", {}, badge(c.status), el("span", {}, c.summary), el("span", { class: "id" }, c.id)));
+  if (c.fix) d.append(el("p", { class: "fix" }, el("strong", {}, "Fix: "), c.fix));
+  if (c.evidence !== null && c.evidence !== undefined) {
+    d.append(el("h4", {}, "Evidence"), el("pre", { class: "evidence" }, JSON.stringify(c.evidence, null, 2)));
+  }
+  if (c.refs?.length) {
+    const ul = el("ul", { class: "refs" });
+    for (const r of c.refs) ul.append(el("li", {}, link(r)));
+    d.append(el("h4", {}, "References"), ul);
+  }
+  return d;
+}
+
+function checks(report) {
+  const section = el("section", { class: "card", id: "checks" }, el("h2", {}, "Checks"));
+  const groups = new Map();
+  for (const c of report.checks) {
+    if (!groups.has(c.category)) groups.set(c.category, []);
+    groups.get(c.category).push(c);
+  }
+  for (const [category, list] of groups) {
+    list.sort((a, b) => (ORDER[a.status] ?? 9) - (ORDER[b.status] ?? 9));
+    const bad = list.filter((c) => c.status === "fail" || c.status === "warn").length;
+    section.append(el("h3", {}, CATEGORY_NAMES[category] || category, bad ? ` — ${bad} to fix` : ""));
+    for (const c of list) section.append(check(c));
+  }
+  return section;
+}
+
+function tls(report) {
+  const t = report.tls;
+  const section = el("section", { class: "card", id: "tls" }, el("h2", {}, "TLS session"));
+  section.append(facts([["STARTTLS offered", t.offered], ["Used", t.used], ["Version", t.version ?? null],
+                        ["Cipher", t.cipher ?? null], ["Group", t.group ?? null], ["SNI", t.sni ?? null],
+                        ["Client certificate", t.client_certificate?.subject ?? null]]));
+  if (t.client_hello) {
+    const h = t.client_hello;
+    section.append(el("h3", {}, "What the client offered"),
+                   facts([["Versions", (h.versions || []).join(", ")], ["Groups", (h.groups || []).join(", ")],
+                          ["Fingerprint (JA4)", h.fingerprint ?? null]]),
+                   el("pre", {}, (h.ciphers || []).join("\n")));
+  }
+  if (t.failed_handshakes?.length) {
+    section.append(el("h3", {}, "Failed handshakes"), el("pre", {}, JSON.stringify(t.failed_handshakes, null, 2)));
+  }
+  return section;
+}
+
+function auth(report) {
+  const a = report.auth;
+  const section = el("section", { class: "card", id: "auth" }, el("h2", {}, "Authentication"));
+  section.append(facts([["SPF", `${a.spf.result} (${a.spf.domain ?? "no domain"})`],
+                        ["SPF record", a.spf.record ?? null],
+                        ["DKIM", a.dkim.length ? a.dkim.map((s) => `${s.result} d=${s.domain} s=${s.selector}`).join("; ") : "none"],
+                        ["DMARC", `${a.dmarc.result} (${a.dmarc.from_domain ?? "no From domain"})`],
+                        ["DMARC record", a.dmarc.record ?? null],
+                        ["Reverse DNS", (report.connection.ptr || []).join(", ") || "none"],
+                        ["Forward-confirmed", report.connection.fcrdns]]));
+  if (a.authentication_results) {
+    section.append(el("h3", {}, "Authentication-Results"), el("pre", {}, a.authentication_results));
+  }
+  return section;
+}
+
+function providers(report) {
+  const section = el("section", { class: "card", id: "providers" }, el("h2", {}, "What the providers would answer"));
+  const grid = el("div", { class: "providers" });
+  for (const [name, p] of Object.entries(report.providers)) {
+    grid.append(el("div", { "data-provider": name },
+                   el("h3", {}, name[0].toUpperCase() + name.slice(1)),
+                   el("p", {}, "Ordinary sender: ", badge(p.verdict)), el("pre", {}, p.reply),
+                   p.bulk_verdict ? el("p", {}, "Bulk sender: ", badge(p.bulk_verdict)) : null,
+                   p.bulk_reply ? el("pre", {}, p.bulk_reply) : null));
+  }
+  section.append(grid);
+  return section;
+}
+
+function transcript(report) {
+  const lines = report.transcript.map((l) => `${String(Math.round(l.t_ms)).padStart(6)} ms ${l.dir === "c" ? "C:" : l.dir === "s" ? "S:" : "--"} ${l.line}`);
+  return el("section", { class: "card", id: "transcript" }, el("h2", {}, "SMTP transcript"),
+            el("pre", {}, lines.join("\n") || "(not recorded)"));
+}
+
+// `raw` is the message as received (text); its header block is shown as text.
+export function renderReport(report, container, { rawUrl, raw } = {}) {
+  const s = report.score;
+  const head = el("section", { class: "card", id: "summary" },
+                  el("div", { class: "score" },
+                     el("span", { class: "value", id: "score" }, `${s.value.toFixed(1)}/10`),
+                     el("span", {}, `${s.passed} of ${s.total} checks passed`),
+                     el("span", { class: "muted" }, `from ${report.connection.client_ip} (${report.connection.helo || "no EHLO"}) at ${report.received_at}`)),
+                  el("p", {}, "Reply given: ", `${report.disposition.code} ${report.disposition.enhanced ?? ""} ${report.disposition.text}`),
+                  rawUrl ? el("p", {}, el("a", { href: rawUrl, download: "", id: "download" }, "Download the message as received")) : null);
+  const sections = [head, checks(report), tls(report), auth(report), providers(report), transcript(report)];
+  if (typeof raw === "string") {
+    const end = raw.search(/\r?\n\r?\n/);
+    sections.push(el("section", { class: "card", id: "headers" }, el("h2", {}, "Headers"),
+                     el("pre", {}, end >= 0 ? raw.slice(0, end) : raw)));
+  }
+  container.replaceChildren(...sections);
+}

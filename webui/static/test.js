@@ -1,0 +1,34 @@
+// "/t/{id}": the test's deliveries as they arrive, and the per-source table.
+import { el, api, showError, location_parts } from "/static/common.js";
+
+const { id } = location_parts();
+const $ = (name) => document.getElementById(name);
+const percent = (x) => `${Math.round(x * 1000) / 10}%`;
+
+async function refresh() {
+  const test = await api(`/api/v1/tests/${id}`);
+  $("address").textContent = test.address;
+  $("meta").textContent = `created ${test.created_at}, kept until ${test.expires_at}${test.label ? ` — ${test.label}` : ""}`;
+  const rows = test.deliveries.map((d) =>
+    el("tr", {},
+       el("td", {}, el("a", { href: `/t/${id}/d/${d.delivery}` }, String(d.delivery))),
+       el("td", {}, d.received_at), el("td", {}, d.client_ip), el("td", {}, d.mail_from || "<>"),
+       el("td", {}, d.tls ?? "plaintext"), el("td", {}, d.score ? `${d.score.value.toFixed(1)}` : "—"),
+       el("td", {}, d.disposition ? String(d.disposition.code) : "—")));
+  $("deliveries").tBodies[0].replaceChildren(...rows);
+  $("deliveries").hidden = rows.length === 0;
+  $("empty").hidden = rows.length !== 0;
+  const sources = test.sources.map((s) =>
+    el("tr", {},
+       el("td", {}, s.client_ip), el("td", {}, String(s.deliveries)), el("td", {}, percent(s.tls_share)),
+       el("td", {}, el("span", { class: `level-${s.plaintext_level}` }, `${percent(s.plaintext_share)} (${s.plaintext_level})`)),
+       el("td", {}, Object.entries(s.tls_versions).map(([v, n]) => `${v}: ${n}`).join(", ") || "—"),
+       el("td", {}, percent(s.spf_pass_share)), el("td", {}, percent(s.dkim_pass_share)),
+       el("td", {}, percent(s.dmarc_pass_share)), el("td", {}, String(s.failed_handshakes))));
+  $("sources").tBodies[0].replaceChildren(...sources);
+  $("sources").hidden = sources.length === 0;
+}
+
+refresh().catch((err) => showError(err.message));
+const events = new EventSource(`/api/v1/tests/${id}/events`);
+events.addEventListener("delivery", () => refresh().catch((err) => showError(err.message)));
