@@ -294,6 +294,14 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         break;
       }
       request req = parser.release();
+      if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > settings_.max_header_fields) {
+        auto res = error_response(req, {http::status::request_header_fields_too_large, "too_many_headers",
+                                        "more than " + std::to_string(settings_.max_header_fields) + " header fields"});
+        res.keep_alive(false);
+        metrics_.http_response(res.result_int());
+        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        break;
+      }
       auto parts = split_path(req.target());
       if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "tests" && parts[4] == "events" &&
           req.method() == http::verb::get) {

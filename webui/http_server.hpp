@@ -32,6 +32,7 @@ struct http_settings {
   std::size_t max_connections = 256;
   std::size_t max_body = 64 * 1024;
   std::size_t max_header = 16 * 1024;
+  std::size_t max_header_fields = 100;
   std::chrono::seconds request_timeout{30};  // to read one request, and keep-alive idle time
   std::chrono::seconds max_wait{300};        // longest long poll
   std::string static_dir;  // serve the pages' files from here instead of the embedded ones

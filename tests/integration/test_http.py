@@ -203,10 +203,34 @@ class Api(ServerCase):
                        "mxlens_analysis_errors_total 0"):
             self.assertIn(needle, text)
 
+    def test_pages_and_their_files(self):
+        for path, kind in [("/", "text/html"), ("/t/aaaaaaaaaaaa", "text/html"), ("/t/aaaaaaaaaaaa/d/1", "text/html"),
+                           ("/static/app.css", "text/css"), ("/static/render.js", "text/javascript")]:
+            with self.subTest(path=path):
+                res, body = self.request("GET", path)
+                self.assertEqual(200, res.status)
+                self.assertTrue(res.getheader("Content-Type").startswith(kind))
+                policy = res.getheader("Content-Security-Policy")
+                self.assertIn("default-src 'self'", policy)
+                self.assertIn("script-src 'self'", policy)
+                self.assertNotIn("unsafe-inline", policy)
+        # The pages carry no inline script or handler.
+        for page in ("/", "/t/x", "/t/x/d/1"):
+            html = self.request("GET", page)[1].decode()
+            self.assertNotRegex(html, r"<script(?![^>]*\bsrc=)[^>]*>")
+            self.assertNotRegex(html, r"\son[a-z]+=")
+        for path in ("/static/../webui/http_server.cpp", "/static/%2e%2e%2fCMakeLists.txt", "/static/",
+                     "/static/nope.js", "/t/x/y"):
+            with self.subTest(path=path):
+                self.assert_error(*self.request("GET", path), 404, "not_found")
+        self.assert_error(*self.request("POST", "/"), 405, "method_not_allowed")
+
     def test_limits_on_body_and_headers_and_keep_alive(self):
         self.assert_error(*self.request("POST", "/api/v1/tests", "x" * 100_000), 413, "body_too_large")
         self.assert_error(*self.request("GET", "/healthz", headers={"X-Big": "y" * 20_000}), 431,
                           "headers_too_large")
+        many = {f"X-H{i}": "1" for i in range(150)}
+        self.assert_error(*self.request("GET", "/healthz", headers=many), 431, "too_many_headers")
         conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
         for _ in range(3):  # one connection, three requests
             conn.request("GET", "/healthz")
