@@ -225,6 +225,16 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       a->close(ignored);
     }
     hub_.notify_all();
+    // Connections waiting for their next request are closed; those in a request finish it.
+    std::lock_guard lock(connections_mutex_);
+    for (auto& [stream, idle] : connections_) {
+      if (!*idle) continue;
+      auto s = stream;
+      asio::post(s->get_executor(), [s] {
+        boost::system::error_code ignored;
+        s->socket().cancel(ignored);
+      });
+    }
   }
 
   void public_url(std::string url) { settings_.public_url = std::move(url); }
@@ -264,15 +274,32 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       std::atomic<std::size_t>& n;
       ~guard() { --n; }
     } g{active_};
-    beast::tcp_stream stream(std::move(socket));
+    auto shared_stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+    auto idle = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard lock(connections_mutex_);
+      connections_.emplace(shared_stream, idle);
+    }
+    struct registration {
+      impl& self;
+      std::shared_ptr<beast::tcp_stream> stream;
+      ~registration() {
+        std::lock_guard lock(self.connections_mutex_);
+        self.connections_.erase(stream);
+      }
+    } reg{*this, shared_stream};
+    beast::tcp_stream& stream = *shared_stream;
     beast::flat_buffer buffer;
     for (;;) {
+      if (stopping_) break;
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(settings_.max_header));
       parser.body_limit(settings_.max_body);
       stream.expires_after(settings_.request_timeout);
       boost::system::error_code ec;
+      *idle = true;
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      *idle = false;
       if (ec) {
         std::optional<http_error> e;
         if (ec == http::error::header_limit)
@@ -656,6 +683,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   std::atomic<std::size_t>& active_;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
   std::atomic<bool> stopping_{false};
+  std::mutex connections_mutex_;
+  std::map<std::shared_ptr<beast::tcp_stream>, std::shared_ptr<std::atomic<bool>>> connections_;
 };
 
 http_server::http_server(asio::io_context& io, http_settings settings, asio::thread_pool& blocking,

@@ -245,5 +245,42 @@ class Api(ServerCase):
         self.assertEqual(200, self.request("GET", "/healthz")[0].status)
 
 
+class Shutdown(unittest.TestCase):
+    def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
+        from harness import Server
+        server = Server().start()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+            conn.request("POST", "/api/v1/tests")
+            test = json.loads(conn.getresponse().read())
+            result = {}
+
+            def poll():
+                c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+                c.request("GET", f"/api/v1/tests/{test['id']}/wait?timeout=120")
+                result["status"] = c.getresponse().status
+
+            waiter = threading.Thread(target=poll)
+            waiter.start()
+            events = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+            events.sendall(f"GET /api/v1/tests/{test['id']}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.5)
+            started = time.monotonic()
+            server.proc.terminate()
+            server.proc.wait(timeout=15)
+            waiter.join(timeout=15)
+            self.assertLess(time.monotonic() - started, 10)
+            self.assertEqual(204, result.get("status"))
+            self.assertEqual(0, server.proc.returncode)
+            events.settimeout(5)
+            data = b""
+            while chunk := events.recv(4096):
+                data += chunk
+            self.assertIn(b"text/event-stream", data)  # the stream was open, and then it ended
+            events.close()
+        finally:
+            server.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
