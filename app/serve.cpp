@@ -103,26 +103,26 @@ bool valid_hostname(const std::string& h) {
   return true;
 }
 
+// The endpoints of a repeatable ADDR:PORT option.
+std::vector<asio::ip::tcp::endpoint> endpoints(const po::variables_map& vm, const std::string& name,
+                                               const char* fallback) {
+  std::vector<std::string> given{fallback};
+  if (vm.count(name)) given = vm[name].as<std::vector<std::string>>();
+  std::vector<asio::ip::tcp::endpoint> out;
+  for (const auto& l : given) {
+    try {
+      out.push_back(receiver::parse_endpoint(l));
+    } catch (const std::exception& e) {
+      throw usage_error("--" + name + " '" + l + "': " + e.what());
+    }
+  }
+  return out;
+}
+
 serve_config to_config(const po::variables_map& vm) {
   serve_config c;
-  std::vector<std::string> listen{default_smtp_listen};
-  if (vm.count("smtp-listen")) listen = vm["smtp-listen"].as<std::vector<std::string>>();
-  for (const auto& l : listen) {
-    try {
-      c.smtp_listen.push_back(receiver::parse_endpoint(l));
-    } catch (const std::exception& e) {
-      throw usage_error("--smtp-listen '" + l + "': " + e.what());
-    }
-  }
-  std::vector<std::string> http{default_http_listen};
-  if (vm.count("http-listen")) http = vm["http-listen"].as<std::vector<std::string>>();
-  for (const auto& l : http) {
-    try {
-      c.http_listen.push_back(receiver::parse_endpoint(l));
-    } catch (const std::exception& e) {
-      throw usage_error("--http-listen '" + l + "': " + e.what());
-    }
-  }
+  c.smtp_listen = endpoints(vm, "smtp-listen", default_smtp_listen);
+  c.http_listen = endpoints(vm, "http-listen", default_http_listen);
   if (vm.count("webui-dir")) c.webui_dir = vm["webui-dir"].as<std::string>();
   if (vm.count("public-url")) {
     c.public_url = vm["public-url"].as<std::string>();

@@ -367,10 +367,8 @@ std::vector<check> dmarc_checks(const inputs& in) {
 
 std::vector<check> auth_checks(const inputs& in) {
   auto out = spf(in);
-  for (auto* part : {&dkim, &dmarc_checks}) {
-    auto more = (*part)(in);
-    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  }
+  append(out, dkim(in));
+  append(out, dmarc_checks(in));
   return out;
 }
 

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "analyzers/checks/checks.hpp"
+#include "analyzers/checks/json_view.hpp"
 
 namespace mxlens::analyzers::checks {
 
@@ -79,12 +79,9 @@ const catalog_entry& entry(std::string_view id) {
 }
 
 std::vector<check> evaluate(const inputs& in) {
-  std::vector<check> all;
-  for (auto* part : {&transport_checks, &auth_checks, &message_checks}) {
-    auto found = (*part)(in);
-    all.insert(all.end(), std::make_move_iterator(found.begin()),
-               std::make_move_iterator(found.end()));
-  }
+  std::vector<check> all = transport_checks(in);
+  append(all, auth_checks(in));
+  append(all, message_checks(in));
   // Catalog order, whatever order the evaluators produced.
   std::vector<check> ordered;
   for (const auto& e : catalog()) {

@@ -56,4 +56,9 @@ inline check make(std::string id, std::string status, std::string summary,
   return {std::move(id), std::move(status), std::move(summary), std::move(evidence), std::move(fix)};
 }
 
+// Appends the checks of one evaluator to those of the others.
+inline void append(std::vector<check>& to, std::vector<check> more) {
+  to.insert(to.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+}
+
 }  // namespace mxlens::analyzers::checks

@@ -370,10 +370,8 @@ std::vector<check> content(const inputs& in) {
 
 std::vector<check> message_checks(const inputs& in) {
   auto out = headers(in);
-  for (auto* part : {&unsubscribe, &content}) {
-    auto more = (*part)(in);
-    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  }
+  append(out, unsubscribe(in));
+  append(out, content(in));
   return out;
 }
 

@@ -340,10 +340,8 @@ std::vector<check> dns(const inputs& in) {
 
 std::vector<check> transport_checks(const inputs& in) {
   auto out = transport(in);
-  for (auto* part : {&tls, &dns}) {
-    auto more = (*part)(in);
-    out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  }
+  append(out, tls(in));
+  append(out, dns(in));
   return out;
 }
 
