@@ -89,7 +89,7 @@ reply call(const server_url& u, http::verb method, const std::string& target, co
   http::read(stream, buffer, parser);
   beast::error_code ignored;
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  return {parser.get().result_int(), parser.get().body()};
+  return {static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
 std::string error_text(const reply& r) {
