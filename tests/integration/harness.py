@@ -105,8 +105,13 @@ class Server:
 
     def cleanup(self):
         self.stop()
+        # In a sanitizer build, a report in the server's log (its workers' too) fails the test.
+        findings = [line for line in self.log().splitlines()
+                    if "Sanitizer" in line or "runtime error:" in line]
         if self._tmp:
             self._tmp.cleanup()
+        if findings:
+            raise AssertionError("sanitizer reports in the server log:\n" + "\n".join(findings[:20]))
 
     def __enter__(self):
         return self.start()
