@@ -191,25 +191,20 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
 
 store_sink::test_context store_sink::context_of(const std::string& test_id,
                                                 const std::string& client_ip) {
-  constexpr std::size_t recent_sessions = 50;
   constexpr std::size_t most = 10;
   std::lock_guard lock(reader_mutex_);
   auto test = reader_.find_test(test_id);
   if (!test) return {};
   test_context context;
   context.bulk = test->bulk;
-  const auto since = core::format_time(test->created_at);  // ISO 8601 sorts as text
-  auto& out = context.failed_handshakes;
-  for (const auto& text : reader_.sessions(recent_sessions, client_ip)) {
+  // Only sessions that had a failed handshake are read: a busy sender has many others.
+  for (const auto& text : reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
     auto session = boost::json::parse(text).as_object();
     auto* tls = session.if_contains("tls");
     auto* failed = tls && tls->is_object() ? tls->as_object().if_contains("failed_handshakes") : nullptr;
     if (!failed || !failed->is_array()) continue;
-    for (const auto& f : failed->as_array()) {
-      auto* at = f.as_object().if_contains("at");
-      if (at && at->is_string() && std::string(at->as_string()) >= since && out.size() < most)
-        out.push_back(f);
-    }
+    for (const auto& f : failed->as_array())
+      if (context.failed_handshakes.size() < most) context.failed_handshakes.push_back(f);
   }
   return context;
 }

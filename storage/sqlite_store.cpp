@@ -304,6 +304,18 @@ std::vector<delivery_record> sqlite_store::delivery_records(const std::string& t
   return out;
 }
 
+std::vector<std::string> sqlite_store::sessions_with_failed_handshakes(const std::string& client_ip,
+                                                                       core::unix_ms since,
+                                                                       std::size_t limit) {
+  statement s(db_,
+              "SELECT facts FROM sessions WHERE client_ip = ? AND started_at >= ? AND "
+              "failed_handshakes > 0 ORDER BY started_at DESC LIMIT ?");
+  s.bind(1, client_ip).bind(2, since).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
 std::vector<std::string> sqlite_store::sessions(std::size_t limit,
                                                 const std::optional<std::string>& client_ip) {
   statement s(db_,

@@ -32,6 +32,9 @@ class sqlite_store final : public store {
                                           std::int64_t number) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,
                                                 std::size_t limit) override;
+  std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
+                                                           core::unix_ms since,
+                                                           std::size_t limit) override;
   std::vector<std::string> sessions(std::size_t limit,
                                     const std::optional<std::string>& client_ip) override;
   purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) override;

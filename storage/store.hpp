@@ -74,6 +74,11 @@ class store {
   virtual std::vector<delivery_record> delivery_records(const std::string& test_id,
                                                         std::int64_t after, std::size_t limit) = 0;
   // The newest sessions first, as JSON text; optionally only those from one client IP.
+  // Sessions from `client_ip` that started at or after `since` and had a failed TLS handshake,
+  // newest first, as JSON text.
+  virtual std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
+                                                                   core::unix_ms since,
+                                                                   std::size_t limit) = 0;
   virtual std::vector<std::string> sessions(std::size_t limit,
                                             const std::optional<std::string>& client_ip) = 0;
 
