@@ -327,10 +327,7 @@ int new_command(const std::vector<std::string>& args) {
     if (vm["json"].as<bool>()) std::cout << r.body << "\n";
     else std::cout << std::string(test.at("address").as_string()) << "\n";
     return 0;
-  } catch (const usage_error& e) {
-    std::cerr << "mxlens new: " << e.what() << "\n";
-    return exit_usage;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
     std::cerr << "mxlens new: " << e.what() << "\n";
     return exit_usage;
   }
@@ -353,10 +350,7 @@ int wait_command(const std::vector<std::string>& args) {
     }
     std::cout << json::serialize(*report) << "\n";
     return 0;
-  } catch (const usage_error& e) {
-    std::cerr << "mxlens wait: " << e.what() << "\n";
-    return exit_usage;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
     std::cerr << "mxlens wait: " << e.what() << "\n";
     return exit_usage;
   }
@@ -418,10 +412,7 @@ int check_command(const std::vector<std::string>& args) {
       if (!out) throw std::runtime_error("cannot write " + vm["junit"].as<std::string>());
     }
     return failed == 0 ? 0 : exit_failed;
-  } catch (const usage_error& e) {
-    std::cerr << "mxlens check: " << e.what() << "\n";
-    return exit_usage;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
     std::cerr << "mxlens check: " << e.what() << "\n";
     return exit_usage;
   }
