@@ -316,6 +316,7 @@ int run_server(const serve_config& config) {
     drain_poll();
   });
   asio::co_spawn(io, watch_certificates(tls), asio::detached);
+  asio::co_spawn(io, sink.analyze_pending(), asio::detached);
   asio::co_spawn(io, retention(queue, config.retention_days), asio::detached);
 
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());

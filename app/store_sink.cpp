@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "storage/blocking.hpp"
 #include "core/json.hpp"
@@ -187,6 +188,50 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
   co_return accepted;
+}
+
+asio::awaitable<void> store_sink::analyze_pending() {
+  constexpr std::size_t batch = 100;
+  // Only what arrived before this start: a delivery arriving now is analyzed by deliver().
+  const auto started = clock_.now();
+  std::size_t done = 0;
+  std::set<std::pair<std::string, std::int64_t>> seen;  // a row that stays unanalyzed ends the loop
+  for (;;) {
+    auto find = [this, started] {
+      std::lock_guard lock(reader_mutex_);
+      return reader_.unanalyzed(started, batch);
+    };
+    auto pending = co_await storage::run_blocking(blocking_, std::move(find));
+    if (pending.empty()) break;
+    for (auto& d : pending) {
+      if (!seen.emplace(d.test_id, d.summary.number).second) co_return;
+      auto facts = boost::json::parse(d.facts_json).as_object();
+      analyzers::analysis_input input;
+      input.client_ip = d.summary.client_ip;
+      input.mail_from = d.summary.mail_from;
+      if (auto* c = facts.if_contains("connection"); c && c->is_object())
+        if (auto* h = c->as_object().if_contains("helo"); h && h->is_string()) input.helo = std::string(h->as_string());
+      input.receiver = settings_.hostname;
+      input.raw = std::move(d.raw);
+      facts.erase("transcript");
+      input.session = std::move(facts);
+      input.received_at = d.summary.received_at;
+      auto analysis = co_await analysis_.analyze(std::move(input));
+      analysis["disposition"] = boost::json::object{
+          {"code", 421},
+          {"enhanced", "4.3.2"},
+          {"text", "The server stopped before answering the end of data"},
+          {"profile", "accept"},
+          {"reason", "this report was made when the server started again; the sender got no reply "
+                     "and may send the message again"}};
+      std::vector<storage::analysis_update> update{{d.test_id, d.summary.number, boost::json::serialize(analysis)}};
+      auto saved = co_await committed(queue_, std::move(update));
+      if (!saved.error.empty()) co_return;  // logged by the queue; tried again at the next start
+      events_.notify(d.test_id);
+      ++done;
+    }
+  }
+  if (done > 0) core::log_info("analyzed " + std::to_string(done) + " deliveries stored before a stop without their report");
 }
 
 store_sink::test_context store_sink::context_of(const std::string& test_id,

@@ -39,6 +39,10 @@ class store_sink final : public receiver::delivery_sink {
                                                   std::vector<std::string> keys) override;
   void session_closed(core::session_record session) override;
 
+  // Analyzes the deliveries stored without a report (the server stopped between storing a
+  // message and storing its report; the client got no reply). Run once at start.
+  boost::asio::awaitable<void> analyze_pending();
+
  private:
   // Looks the test up (creating it where allowed) on the blocking pool.
   receiver::recipient_verdict lookup(const std::string& address);

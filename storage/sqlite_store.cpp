@@ -290,7 +290,26 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
                           static_cast<std::uint64_t>(s.integer(4)), s.optional_text(5)},
                          s.text(6),
                          s.text(7),
-                         s.optional_text(8)};
+                         s.optional_text(8),
+                         test_id};
+}
+
+std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_before,
+                                                      std::size_t limit) {
+  statement s(db_,
+              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, test_id "
+              "FROM deliveries WHERE analysis IS NULL AND received_at < ? ORDER BY id LIMIT ?");
+  s.bind(1, received_before).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<stored_delivery> out;
+  while (s.step()) {
+    out.push_back({{s.integer(0), s.integer(1), s.text(2), s.text(3),
+                    static_cast<std::uint64_t>(s.integer(4)), s.optional_text(5)},
+                   s.text(6),
+                   s.text(7),
+                   std::nullopt,
+                   s.text(8)});
+  }
+  return out;
 }
 
 std::vector<delivery_record> sqlite_store::delivery_records(const std::string& test_id,

@@ -30,6 +30,7 @@ class sqlite_store final : public store {
   std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
   std::optional<stored_delivery> delivery(const std::string& test_id,
                                           std::int64_t number) override;
+  std::vector<stored_delivery> unanalyzed(core::unix_ms received_before, std::size_t limit) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,
                                                 std::size_t limit) override;
   std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,

@@ -25,6 +25,7 @@ struct stored_delivery {
   std::string facts_json;
   std::string raw;
   std::optional<std::string> analysis_json;  // null until the analysis is stored
+  std::string test_id;
 };
 
 // A delivery's facts and analysis without its raw bytes, for listings and reports.
@@ -70,6 +71,9 @@ class store {
   virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;
   virtual std::optional<stored_delivery> delivery(const std::string& test_id,
                                                   std::int64_t number) = 0;
+  // Deliveries received before `received_before` and stored without their analysis (the server
+  // stopped between the two commits), oldest first, with their raw bytes.
+  virtual std::vector<stored_delivery> unanalyzed(core::unix_ms received_before, std::size_t limit) = 0;
   // Deliveries numbered above `after`, in order, at most `limit`.
   virtual std::vector<delivery_record> delivery_records(const std::string& test_id,
                                                         std::int64_t after, std::size_t limit) = 0;

@@ -147,6 +147,50 @@ class AnalyzedDeliveries(ServerCase):
             self.assertEqual("ed25519", r["auth"]["dkim"][0]["key_type"])
 
 
+class StopBeforeTheReport(unittest.TestCase):
+    def test_a_delivery_stored_without_its_report_is_analyzed_at_the_next_start(self):
+        import threading
+        from harness import Server
+        first = Server("--workers", "1", "--analysis-timeout", "120", env={"MXLENS_TEST_FAULTS": "1"}).start()
+        try:
+            address = first.new_address()
+            sender = threading.Thread(target=lambda: self.send_ignoring_errors(first.port, address))
+            sender.start()
+            deadline = time.time() + 20
+            while time.time() < deadline and not first.show(test_id(address))["deliveries"]:
+                time.sleep(0.1)
+            stored = first.show(test_id(address))["deliveries"]
+            self.assertEqual(1, len(stored))  # the message is stored, its analysis hangs
+            self.assertIn("not been analyzed", stored[0]["analysis"]["errors"][0])
+            first.kill()  # before the report and before any reply
+            sender.join(timeout=30)
+            second = Server(data_dir=first.data_dir).start()
+            try:
+                deadline = time.time() + 30
+                report = None
+                while time.time() < deadline:
+                    report = second.show(test_id(address))["deliveries"][0]
+                    if not report["analysis"]["errors"]:
+                        break
+                    time.sleep(0.1)
+                self.assertEqual([], report["analysis"]["errors"])
+                self.assertEqual("pass", report["auth"]["spf"]["result"])
+                self.assertEqual((421, "4.3.2"), (report["disposition"]["code"], report["disposition"]["enhanced"]))
+                self.assertIn("started again", report["disposition"]["reason"])
+            finally:
+                second.cleanup()
+        finally:
+            first.cleanup()
+
+    @staticmethod
+    def send_ignoring_errors(port, address):
+        try:
+            with smtp(port, helo="helo.example", source="127.0.0.2") as s:
+                s.sendmail("x@sender.example", [address], message(extra="X-Mxlens-Test-Fault: hang\r\n"))
+        except Exception:
+            pass  # the server is killed before it answers
+
+
 class WorkerFaults(ServerCase):
     """A worker that crashes or hangs costs one analysis, never the delivery or the server."""
 
