@@ -41,6 +41,13 @@ bool is_valid_test_id(std::string_view id) {
   return true;
 }
 
+std::string trim(std::string_view s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  auto e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
 std::string lowercase(std::string_view s) {
   std::string out(s);
   for (auto& c : out)

@@ -32,5 +32,7 @@ std::optional<mailbox> split_mailbox(std::string_view address);
 std::optional<std::string> test_id_of_local_part(std::string_view local);
 
 std::string lowercase(std::string_view s);
+// Without leading and trailing spaces, tabs, CRs and LFs.
+std::string trim(std::string_view s);
 
 }  // namespace mxlens::core

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 
 #include "analyzers/analysis/auth_results.hpp"
 #include "analyzers/checks/checks.hpp"
@@ -55,11 +56,10 @@ std::string status_of(const json::array& checks, std::string_view id) {
 }
 
 // The checks of the catalog, the score, and the providers' verdicts (with their checks).
-void grade(const analysis_input& in, const json::object& analysis_connection, const json::object& auth,
-           json::array& checks_out, json::object& score_out, json::object& providers_out) {
+void grade(const analysis_input& in, const message::content_facts& content,
+           const json::object& analysis_connection, const json::object& auth, json::array& checks_out,
+           json::object& score_out, json::object& providers_out) {
   const auto& envelope = member(in.session, "envelope");
-  auto* utf8 = envelope.if_contains("smtputf8");
-  auto content = message::inspect(in.raw, utf8 && utf8->is_bool() && utf8->as_bool());
   json::object connection = member(in.session, "connection");
   if (connection.empty()) {
     connection["client_ip"] = in.client_ip;
@@ -198,11 +198,17 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
     dkim_ok = true;
   });
 
+  // The message as the checks and DMARC read it (GMime, bounded), parsed once.
+  std::optional<message::content_facts> content;
+  guarded(errors, "message", [&] {
+    const auto& envelope = member(in.session, "envelope");
+    auto* utf8 = envelope.if_contains("smtputf8");
+    content = message::inspect(in.raw, utf8 && utf8->is_bool() && utf8->as_bool());
+  });
+
   std::optional<dmarc::result> dm;
-  message::from_addresses from;
   guarded(errors, "dmarc", [&] {
-    auto fields = message::header_fields(in.raw);
-    from = message::from(fields);
+    const auto from = content ? content->from : message::from(message::header_fields(in.raw));
     dmarc::inputs di;
     di.from_fields = from.fields;
     di.from_domains = from.domains;
@@ -239,7 +245,8 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
   json::array checks;
   json::object score, providers_json;
   guarded(errors, "checks", [&] {
-    grade(in, connection, auth, checks, score, providers_json);
+    if (!content) throw std::runtime_error("the message could not be read");
+    grade(in, *content, connection, auth, checks, score, providers_json);
   });
 
   const double ms =

@@ -17,12 +17,6 @@ using message::first;
 
 namespace {
 
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return {};
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
-
 // RFC 5322 §3.3 date-time (obsolete zone names accepted, as §4.3 requires of readers); the
 // instant in Unix seconds, or nullopt when the syntax is wrong.
 std::optional<std::int64_t> parse_date(std::string v) {
@@ -178,7 +172,7 @@ std::vector<check> headers(const inputs& in) {
     out.push_back(make("hdr.message_id", "fail", "The message has no Message-ID", mev,
                        "Add a Message-ID such as <unique@your.host.example> (Gmail: 550 5.7.1)."));
   } else {
-    std::string id = trim(*mid);
+    std::string id = core::trim(*mid);
     auto at = id.find('@');
     bool ok = id.size() > 4 && id.front() == '<' && id.back() == '>' && at != std::string::npos &&
               id.find_first_of(" \t<>", 1) == id.size() - 1 && at > 1;
@@ -295,7 +289,7 @@ std::vector<check> unsubscribe(const inputs& in) {
     }
     if (lu_signed && post_signed) both_signed = true;
   }
-  const bool post_ok = post && trim(*post) == "List-Unsubscribe=One-Click" && count(f, "List-Unsubscribe-Post") == 1;
+  const bool post_ok = post && core::trim(*post) == "List-Unsubscribe=One-Click" && count(f, "List-Unsubscribe-Post") == 1;
   json::object oev{{"list_unsubscribe_post", post ? json::value(*post) : nullptr}, {"https_uri", https},
                    {"dkim_signed", both_signed}, {"bulk", in.bulk}};
   if (post_ok && https && both_signed) {

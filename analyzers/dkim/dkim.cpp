@@ -22,13 +22,6 @@ namespace mxlens::analyzers::dkim {
 
 namespace {
 
-std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 // tag=value; pairs of a key record (RFC 6376 §3.2).
 std::map<std::string, std::string> tags(std::string_view record) {
   std::map<std::string, std::string> out;
@@ -38,7 +31,7 @@ std::map<std::string, std::string> tags(std::string_view record) {
     if (end == std::string_view::npos) end = record.size();
     auto item = record.substr(pos, end - pos);
     auto eq = item.find('=');
-    if (eq != std::string_view::npos) out.emplace(trim(item.substr(0, eq)), trim(item.substr(eq + 1)));
+    if (eq != std::string_view::npos) out.emplace(core::trim(item.substr(0, eq)), core::trim(item.substr(eq + 1)));
     pos = end + 1;
   }
   return out;
@@ -252,7 +245,7 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
       while (pos <= h->size()) {
         auto end = h->find(':', pos);
         if (end == std::string::npos) end = h->size();
-        auto name = trim(std::string_view(*h).substr(pos, end - pos));
+        auto name = core::trim(std::string_view(*h).substr(pos, end - pos));
         if (!name.empty()) s.signed_headers.push_back(name);
         pos = end + 1;
       }
@@ -265,8 +258,7 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     if (bh == DKIM_SIGBH_MATCH) s.body_hash_ok = true;
     if (bh == DKIM_SIGBH_MISMATCH) s.body_hash_ok = false;
 
-    auto note_it = ctx.keys.find(core::lowercase(key_name(sig)));
-    if (note_it == ctx.keys.end()) note_it = ctx.keys.find(key_name(sig));
+    auto note_it = ctx.keys.find(key_name(sig));  // the name lookup_key stored it under
     const key_note* note = note_it == ctx.keys.end() ? nullptr : &note_it->second;
     if (note && note->found) {
       s.key_type = note->facts.type;

@@ -22,13 +22,6 @@ const psl_ctx_t* psl() {
   return ctx;
 }
 
-std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 bool valid_uri(const std::string& u) {
   auto colon = u.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == u.size()) return false;
@@ -91,8 +84,8 @@ bool is_dmarc_record(std::string_view text) {
   auto first = text.substr(0, semi == std::string_view::npos ? text.size() : semi);
   auto eq = first.find('=');
   if (eq == std::string_view::npos) return false;
-  auto name = trim(first.substr(0, eq));
-  return (name == "v" || name == "V") && trim(first.substr(eq + 1)) == "DMARC1";
+  auto name = core::trim(first.substr(0, eq));
+  return (name == "v" || name == "V") && core::trim(first.substr(eq + 1)) == "DMARC1";
 }
 
 std::optional<record> parse(std::string_view text, std::string& problem) {
@@ -110,11 +103,11 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
     pos = end;
     auto eq = item.find('=');
     if (eq == std::string_view::npos) {
-      if (!trim(item).empty()) r.warnings.push_back("ignored '" + trim(item) + "'");
+      if (!core::trim(item).empty()) r.warnings.push_back("ignored '" + core::trim(item) + "'");
       continue;
     }
-    auto name = core::lowercase(trim(item.substr(0, eq)));
-    auto value = trim(item.substr(eq + 1));
+    auto name = core::lowercase(core::trim(item.substr(0, eq)));
+    auto value = core::trim(item.substr(eq + 1));
     if (name == "p") {
       p = policy_value(value);
       p_bad = !p;
@@ -142,7 +135,7 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
       while (s <= value.size()) {
         auto c = value.find(',', s);
         if (c == std::string::npos) c = value.size();
-        auto uri = trim(std::string_view(value).substr(s, c - s));
+        auto uri = core::trim(std::string_view(value).substr(s, c - s));
         auto bang = uri.find('!');  // an optional size limit (§6.2)
         if (valid_uri(uri.substr(0, bang))) {
           r.rua.push_back(uri);
