@@ -12,6 +12,7 @@
 #include "storage/blocking.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/report.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::app {
@@ -118,6 +119,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   input.raw = message.raw;
   input.session = core::delivery_facts_json(message).as_object();
   input.session.erase("transcript");  // the analysis does not read it
+  const auto facts = input.session;   // before earlier sessions' failed handshakes join it
   input.received_at = message.received_at;
   const auto client = message.connection.client_ip;
   const auto size = message.raw.size();
@@ -139,7 +141,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   std::string names;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (stored.numbers[i] == 0) continue;  // the test was deleted meanwhile
-    updates.push_back({keys[i], stored.numbers[i], {}});
+    updates.push_back({keys[i], stored.numbers[i], {}, {}});
     auto name = keys[i] + "/" + std::to_string(stored.numbers[i]);
     names += names.empty() ? name : ", " + name;
   }
@@ -167,9 +169,12 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                                                 {"profile", "accept"},
                                                 {"reason", nullptr}};
   const auto text = boost::json::serialize(analysis);
+  const auto line = core::line_of(facts, analysis);
   std::vector<std::string> analyzed;
   for (auto& u : updates) {
     u.json = text;
+    u.line = line;
+    u.line.number = u.number;
     analyzed.push_back(u.test_id);
   }
 
@@ -214,7 +219,7 @@ asio::awaitable<void> store_sink::analyze_pending() {
       input.receiver = settings_.hostname;
       input.raw = std::move(d.raw);
       facts.erase("transcript");
-      input.session = std::move(facts);
+      input.session = facts;
       input.received_at = d.summary.received_at;
       auto analysis = co_await analysis_.analyze(std::move(input));
       analysis["disposition"] = boost::json::object{
@@ -224,7 +229,9 @@ asio::awaitable<void> store_sink::analyze_pending() {
           {"profile", "accept"},
           {"reason", "this report was made when the server started again; the sender got no reply "
                      "and may send the message again"}};
-      std::vector<storage::analysis_update> update{{d.test_id, d.summary.number, boost::json::serialize(analysis)}};
+      std::vector<storage::analysis_update> update{
+          {d.test_id, d.summary.number, boost::json::serialize(analysis), core::line_of(facts, analysis)}};
+      update.front().line.number = d.summary.number;
       auto saved = co_await committed(queue_, std::move(update));
       if (!saved.error.empty()) co_return;  // logged by the queue; tried again at the next start
       events_.notify(d.test_id);

@@ -155,4 +155,21 @@ struct delivery_summary {
   std::optional<std::string> tls_version;
 };
 
+// What a test's listing and its per-source totals need of one analyzed delivery, stored beside
+// the report so that a test with many deliveries is shown without reading any report.
+struct report_line {
+  std::int64_t number = 0;
+  std::string received_at;  // as in the report
+  std::string client_ip;
+  std::string mail_from;
+  std::optional<std::string> tls_version;  // null: the message came in plaintext
+  std::optional<std::string> tls_cipher;
+  std::int64_t failed_handshakes = 0;  // in the delivery's own session
+  std::string score_json;              // the report's "score" object
+  std::string disposition_json;        // the report's "disposition" object
+  bool spf_pass = false;
+  bool dkim_pass = false;  // at least one signature passed
+  bool dmarc_pass = false;
+};
+
 }  // namespace mxlens::core

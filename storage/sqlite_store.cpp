@@ -64,18 +64,83 @@ ALTER TABLE deliveries ADD COLUMN analysis TEXT;
     R"sql(
 ALTER TABLE tests ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 4: reports in a table of their own (storing one no longer rewrites the delivery's row and
+    // raw bytes), each with its listing line, and per-source totals kept as reports are stored:
+    // a test with 100,000 deliveries is listed without reading any report.
+    R"sql(
+CREATE TABLE reports (
+  delivery_id INTEGER PRIMARY KEY REFERENCES deliveries(id) ON DELETE CASCADE,
+  analysis    TEXT NOT NULL
+);
+CREATE TABLE report_lines (
+  test_id     TEXT NOT NULL,
+  n           INTEGER NOT NULL,
+  received_at TEXT NOT NULL,
+  client_ip   TEXT NOT NULL,
+  mail_from   TEXT NOT NULL,
+  tls_version TEXT,
+  score       TEXT NOT NULL,
+  disposition TEXT NOT NULL,
+  PRIMARY KEY (test_id, n),
+  FOREIGN KEY (test_id, n) REFERENCES deliveries(test_id, n) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE source_totals (
+  test_id           TEXT NOT NULL REFERENCES tests(id) ON DELETE CASCADE,
+  client_ip         TEXT NOT NULL,
+  tls_version       TEXT NOT NULL,
+  tls_cipher        TEXT NOT NULL,
+  first_delivery    INTEGER NOT NULL,
+  deliveries        INTEGER NOT NULL,
+  spf_pass          INTEGER NOT NULL,
+  dkim_pass         INTEGER NOT NULL,
+  dmarc_pass        INTEGER NOT NULL,
+  failed_handshakes INTEGER NOT NULL,
+  PRIMARY KEY (test_id, client_ip, tls_version, tls_cipher)
+) WITHOUT ROWID;
+INSERT INTO reports(delivery_id, analysis)
+  SELECT id, analysis FROM deliveries WHERE analysis IS NOT NULL;
+INSERT INTO report_lines
+  SELECT test_id, n, json_extract(facts, '$.received_at'), client_ip, mail_from,
+         CASE WHEN json_extract(facts, '$.tls.used') THEN COALESCE(json_extract(facts, '$.tls.version'), '') END,
+         COALESCE(json_extract(analysis, '$.score'), 'null'),
+         COALESCE(json_extract(analysis, '$.disposition'),
+                  '{"code":250,"enhanced":"2.0.0","text":"delivered","profile":"accept","reason":null}')
+  FROM deliveries WHERE analysis IS NOT NULL;
+INSERT INTO source_totals
+  SELECT test_id, client_ip, tls_version, tls_cipher, MIN(n), COUNT(*), SUM(spf), SUM(dkim),
+         SUM(dmarc), SUM(failed)
+  FROM (SELECT test_id, n, client_ip,
+               CASE WHEN json_extract(facts, '$.tls.used')
+                    THEN COALESCE(json_extract(facts, '$.tls.version'), '') ELSE '' END AS tls_version,
+               CASE WHEN json_extract(facts, '$.tls.used')
+                    THEN COALESCE(json_extract(facts, '$.tls.cipher'), '') ELSE '' END AS tls_cipher,
+               COALESCE(json_extract(analysis, '$.auth.spf.result') = 'pass', 0) AS spf,
+               EXISTS (SELECT 1 FROM json_each(analysis, '$.auth.dkim')
+                       WHERE json_extract(value, '$.result') = 'pass') AS dkim,
+               COALESCE(json_extract(analysis, '$.auth.dmarc.result') = 'pass', 0) AS dmarc,
+               COALESCE(json_array_length(facts, '$.tls.failed_handshakes'), 0) AS failed
+        FROM deliveries WHERE analysis IS NOT NULL)
+  GROUP BY test_id, client_ip, tls_version, tls_cipher;
+ALTER TABLE deliveries DROP COLUMN analysis;
+)sql",
 };
+
+constexpr int latest_version = static_cast<int>(std::size(migrations));
 
 }  // namespace
 
-// A prepared statement that finalises itself; binds by position, starting at 1.
+// A statement from the store's cache (prepared once, on first use, and kept until the store
+// closes; keyed by the address of its SQL literal). It is reset and its bindings cleared when the
+// handle goes, which also ends the read a SELECT left open. Binds by position, starting at 1.
 class sqlite_store::statement {
  public:
-  statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
-      throw store_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  statement(sqlite_store& store, const char* sql) : db_(store.db_) {
+    auto& cached = store.statements_[sql];
+    if (!cached && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &cached, nullptr) != SQLITE_OK)
+      throw store_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+    stmt_ = cached;
   }
-  ~statement() { sqlite3_finalize(stmt_); }
+  ~statement() { reset(); }
   statement(const statement&) = delete;
   statement& operator=(const statement&) = delete;
 
@@ -87,11 +152,17 @@ class sqlite_store::statement {
     check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
     return *this;
   }
+  // A temporary is copied: it is gone before the statement runs.
+  statement& bind(int i, std::string&& v) {
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
   statement& bind(int i, const std::optional<std::string>& v) {
     if (v) return bind(i, *v);
     check(sqlite3_bind_null(stmt_, i));
     return *this;
   }
+  statement& bind(int i, bool v) { return bind(i, static_cast<std::int64_t>(v)); }
   statement& bind_blob(int i, const std::string& v) {
     check(sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_STATIC));
     return *this;
@@ -110,6 +181,12 @@ class sqlite_store::statement {
   }
 
   std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+  // Text that is empty when absent ('' stands for none where a key cannot hold NULL).
+  std::optional<std::string> nonempty_text(int col) {
+    auto t = text(col);
+    if (t.empty()) return std::nullopt;
+    return t;
+  }
   bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string text(int col) {
     auto p = reinterpret_cast<const char*>(sqlite3_column_blob(stmt_, col));
@@ -129,7 +206,9 @@ class sqlite_store::statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-sqlite_store::sqlite_store(const std::filesystem::path& file) {
+sqlite_store::sqlite_store(const std::filesystem::path& file) : sqlite_store(file, latest_version) {}
+
+sqlite_store::sqlite_store(const std::filesystem::path& file, int version) {
   int rc = sqlite3_open_v2(file.c_str(), &db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -143,10 +222,13 @@ sqlite_store::sqlite_store(const std::filesystem::path& file) {
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
   exec("PRAGMA foreign_keys=ON");
-  migrate();
+  migrate(std::min(version, latest_version));
 }
 
-sqlite_store::~sqlite_store() { sqlite3_close(db_); }
+sqlite_store::~sqlite_store() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
 
 void sqlite_store::exec(const char* sql) {
   char* err = nullptr;
@@ -158,13 +240,13 @@ void sqlite_store::exec(const char* sql) {
 }
 
 int sqlite_store::schema_version() {
-  statement s(db_, "PRAGMA user_version");
+  statement s(*this, "PRAGMA user_version");
   s.step();
   return static_cast<int>(s.integer(0));
 }
 
-void sqlite_store::migrate() {
-  constexpr int latest = static_cast<int>(std::size(migrations));
+void sqlite_store::migrate(int target) {
+  constexpr int latest = latest_version;
   // BEGIN IMMEDIATE so that two processes opening a new file do not both migrate it.
   exec("BEGIN IMMEDIATE");
   try {
@@ -173,7 +255,7 @@ void sqlite_store::migrate() {
       throw store_error("database schema version " + std::to_string(version) +
                         " is newer than this mxlens understands (" + std::to_string(latest) + ")");
     }
-    for (int v = version; v < latest; ++v) {
+    for (int v = version; v < target; ++v) {
       exec(migrations[v]);
       exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
     }
@@ -185,7 +267,7 @@ void sqlite_store::migrate() {
 }
 
 bool sqlite_store::create_test(const core::test_info& t) {
-  statement s(db_,
+  statement s(*this,
               "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, bulk) "
               "VALUES (?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, t.id).bind(2, t.address).bind(3, t.created_at).bind(4, t.expires_at);
@@ -195,7 +277,7 @@ bool sqlite_store::create_test(const core::test_info& t) {
 }
 
 std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
-  statement s(db_,
+  statement s(*this,
               "SELECT id, address, created_at, expires_at, label, profile, bulk FROM tests WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
@@ -204,18 +286,51 @@ std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
 }
 
 bool sqlite_store::delete_test(const std::string& id) {
-  statement s(db_, "DELETE FROM tests WHERE id = ?");
+  statement s(*this, "DELETE FROM tests WHERE id = ?");
   s.bind(1, id);
   s.step();
   return sqlite3_changes(db_) == 1;
 }
 
+// A report, its listing line and its share of the per-source totals; a delivery whose report is
+// stored already (or that is gone) is left as it is, so that nothing is counted twice.
+void sqlite_store::store_report(const analysis_update& a) {
+  statement report(*this,
+                   "INSERT OR IGNORE INTO reports(delivery_id, analysis) "
+                   "SELECT id, ?3 FROM deliveries WHERE test_id = ?1 AND n = ?2");
+  report.bind(1, a.test_id).bind(2, a.number).bind(3, a.json);
+  report.step();
+  if (sqlite3_changes(db_) != 1) return;
+  const auto& l = a.line;
+  statement line(*this,
+                 "INSERT INTO report_lines(test_id, n, received_at, client_ip, mail_from, tls_version, "
+                 "score, disposition) VALUES (?,?,?,?,?,?,?,?)");
+  line.bind(1, a.test_id).bind(2, a.number).bind(3, l.received_at).bind(4, l.client_ip);
+  line.bind(5, l.mail_from).bind(6, l.tls_version).bind(7, l.score_json).bind(8, l.disposition_json);
+  line.step();
+  statement total(*this,
+                  "INSERT INTO source_totals(test_id, client_ip, tls_version, tls_cipher, first_delivery, "
+                  "deliveries, spf_pass, dkim_pass, dmarc_pass, failed_handshakes) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9) "
+                  "ON CONFLICT(test_id, client_ip, tls_version, tls_cipher) DO UPDATE SET "
+                  "first_delivery = MIN(first_delivery, excluded.first_delivery), "
+                  "deliveries = deliveries + 1, spf_pass = spf_pass + excluded.spf_pass, "
+                  "dkim_pass = dkim_pass + excluded.dkim_pass, "
+                  "dmarc_pass = dmarc_pass + excluded.dmarc_pass, "
+                  "failed_handshakes = failed_handshakes + excluded.failed_handshakes");
+  total.bind(1, a.test_id).bind(2, l.client_ip).bind(3, l.tls_version.value_or(""));
+  total.bind(4, l.tls_version ? l.tls_cipher.value_or("") : std::string());
+  total.bind(5, a.number).bind(6, l.spf_pass).bind(7, l.dkim_pass).bind(8, l.dmarc_pass);
+  total.bind(9, l.failed_handshakes);
+  total.step();
+}
+
 void sqlite_store::commit(batch& b) {
-  exec("BEGIN IMMEDIATE");
+  statement(*this, "BEGIN IMMEDIATE").step();
   try {
-    statement exists(db_, "SELECT 1 FROM tests WHERE id = ?");
-    statement next(db_, "SELECT COALESCE(MAX(n), 0) + 1 FROM deliveries WHERE test_id = ?");
-    statement ins(db_,
+    statement exists(*this, "SELECT 1 FROM tests WHERE id = ?");
+    statement next(*this, "SELECT COALESCE(MAX(n), 0) + 1 FROM deliveries WHERE test_id = ?");
+    statement ins(*this,
                   "INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, "
                   "mail_from, size, tls_version, facts, raw) VALUES (?,?,?,?,?,?,?,?,?,?)");
     for (auto& d : b.deliveries) {
@@ -240,13 +355,8 @@ void sqlite_store::commit(batch& b) {
       ins.step();
       ins.reset();
     }
-    statement upd(db_, "UPDATE deliveries SET analysis = ? WHERE test_id = ? AND n = ?");
-    for (const auto& a : b.analyses) {
-      upd.bind(1, a.json).bind(2, a.test_id).bind(3, a.number);
-      upd.step();
-      upd.reset();
-    }
-    statement ses(db_,
+    for (const auto& a : b.analyses) store_report(a);
+    statement ses(*this,
                   "INSERT OR REPLACE INTO sessions(id, started_at, ended_at, client_ip, outcome, "
                   "tls_version, failed_handshakes, messages, facts) VALUES (?,?,?,?,?,?,?,?,?)");
     for (const auto& r : b.sessions) {
@@ -258,7 +368,7 @@ void sqlite_store::commit(batch& b) {
       ses.step();
       ses.reset();
     }
-    exec("COMMIT");
+    statement(*this, "COMMIT").step();
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     for (auto& d : b.deliveries) d.number = 0;
@@ -267,7 +377,7 @@ void sqlite_store::commit(batch& b) {
 }
 
 std::vector<core::delivery_summary> sqlite_store::deliveries(const std::string& test_id) {
-  statement s(db_,
+  statement s(*this,
               "SELECT n, received_at, client_ip, mail_from, size, tls_version FROM deliveries "
               "WHERE test_id = ? ORDER BY n");
   s.bind(1, test_id);
@@ -281,9 +391,10 @@ std::vector<core::delivery_summary> sqlite_store::deliveries(const std::string& 
 
 std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id,
                                                       std::int64_t number) {
-  statement s(db_,
-              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, "
-              "analysis FROM deliveries WHERE test_id = ? AND n = ?");
+  statement s(*this,
+              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, analysis "
+              "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+              "WHERE test_id = ? AND n = ?");
   s.bind(1, test_id).bind(2, number);
   if (!s.step()) return std::nullopt;
   return stored_delivery{{s.integer(0), s.integer(1), s.text(2), s.text(3),
@@ -296,9 +407,10 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
 
 std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_before,
                                                       std::size_t limit) {
-  statement s(db_,
+  statement s(*this,
               "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, test_id "
-              "FROM deliveries WHERE analysis IS NULL AND received_at < ? ORDER BY id LIMIT ?");
+              "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+              "WHERE delivery_id IS NULL AND received_at < ? ORDER BY deliveries.id LIMIT ?");
   s.bind(1, received_before).bind(2, static_cast<std::int64_t>(limit));
   std::vector<stored_delivery> out;
   while (s.step()) {
@@ -314,19 +426,64 @@ std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_bef
 
 std::vector<delivery_record> sqlite_store::delivery_records(const std::string& test_id,
                                                             std::int64_t after, std::size_t limit) {
-  statement s(db_,
-              "SELECT n, facts, analysis FROM deliveries WHERE test_id = ? AND n > ? ORDER BY n "
-              "LIMIT ?");
+  statement s(*this,
+              "SELECT n, facts, analysis FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+              "WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
   s.bind(1, test_id).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
   std::vector<delivery_record> out;
   while (s.step()) out.push_back({s.integer(0), s.text(1), s.optional_text(2)});
   return out;
 }
 
+std::vector<core::report_line> sqlite_store::report_lines(const std::string& test_id,
+                                                          const line_page& page) {
+  const auto limit = static_cast<std::int64_t>(page.limit);
+  auto read = [&](statement& s) {
+    std::vector<core::report_line> out;
+    while (s.step()) {
+      core::report_line l;
+      l.number = s.integer(0);
+      l.received_at = s.text(1);
+      l.client_ip = s.text(2);
+      l.mail_from = s.text(3);
+      l.tls_version = s.optional_text(4);
+      l.score_json = s.text(5);
+      l.disposition_json = s.text(6);
+      out.push_back(std::move(l));
+    }
+    return out;
+  };
+  if (page.descending) {
+    statement s(*this,
+                "SELECT n, received_at, client_ip, mail_from, tls_version, score, disposition "
+                "FROM report_lines WHERE test_id = ? AND n < ? ORDER BY n DESC LIMIT ?");
+    s.bind(1, test_id).bind(2, page.before.value_or(INT64_MAX)).bind(3, limit);
+    return read(s);
+  }
+  statement s(*this,
+              "SELECT n, received_at, client_ip, mail_from, tls_version, score, disposition "
+              "FROM report_lines WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
+  s.bind(1, test_id).bind(2, page.after).bind(3, limit);
+  return read(s);
+}
+
+std::vector<source_total> sqlite_store::source_totals(const std::string& test_id) {
+  statement s(*this,
+              "SELECT client_ip, tls_version, tls_cipher, first_delivery, deliveries, spf_pass, "
+              "dkim_pass, dmarc_pass, failed_handshakes FROM source_totals WHERE test_id = ?");
+  s.bind(1, test_id);
+  std::vector<source_total> out;
+  while (s.step()) {
+    out.push_back({s.text(0), s.nonempty_text(1), s.nonempty_text(2), s.integer(3), s.integer(4),
+                   s.integer(5), s.integer(6), s.integer(7), s.integer(8)});
+  }
+  return out;
+}
+
 std::vector<std::string> sqlite_store::sessions_with_failed_handshakes(const std::string& client_ip,
                                                                        core::unix_ms since,
                                                                        std::size_t limit) {
-  statement s(db_,
+  statement s(*this,
               "SELECT facts FROM sessions WHERE client_ip = ? AND started_at >= ? AND "
               "failed_handshakes > 0 ORDER BY started_at DESC LIMIT ?");
   s.bind(1, client_ip).bind(2, since).bind(3, static_cast<std::int64_t>(limit));
@@ -337,7 +494,7 @@ std::vector<std::string> sqlite_store::sessions_with_failed_handshakes(const std
 
 std::vector<std::string> sqlite_store::sessions(std::size_t limit,
                                                 const std::optional<std::string>& client_ip) {
-  statement s(db_,
+  statement s(*this,
               "SELECT facts FROM sessions WHERE (?1 IS NULL OR client_ip = ?1) "
               "ORDER BY started_at DESC, rowid DESC LIMIT ?2");
   s.bind(1, client_ip).bind(2, static_cast<std::int64_t>(limit));
@@ -350,17 +507,17 @@ purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_befor
   purge_counts counts;
   exec("BEGIN IMMEDIATE");
   try {
-    statement d(db_,
+    statement d(*this,
                 "DELETE FROM deliveries WHERE test_id IN "
                 "(SELECT id FROM tests WHERE expires_at <= ?)");
     d.bind(1, now);
     d.step();
     counts.deliveries = sqlite3_changes(db_);
-    statement t(db_, "DELETE FROM tests WHERE expires_at <= ?");
+    statement t(*this, "DELETE FROM tests WHERE expires_at <= ?");
     t.bind(1, now);
     t.step();
     counts.tests = sqlite3_changes(db_);
-    statement s(db_, "DELETE FROM sessions WHERE started_at < ?");
+    statement s(*this, "DELETE FROM sessions WHERE started_at < ?");
     s.bind(1, sessions_before);
     s.step();
     counts.sessions = sqlite3_changes(db_);
@@ -373,14 +530,14 @@ purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_befor
 }
 
 std::optional<std::string> sqlite_store::meta(const std::string& key) {
-  statement s(db_, "SELECT value FROM meta WHERE key = ?");
+  statement s(*this, "SELECT value FROM meta WHERE key = ?");
   s.bind(1, key);
   if (!s.step()) return std::nullopt;
   return s.text(0);
 }
 
 void sqlite_store::set_meta(const std::string& key, const std::string& value) {
-  statement s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)");
+  statement s(*this, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)");
   s.bind(1, key).bind(2, value);
   s.step();
 }

@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <memory>
+#include <unordered_map>
 
 #include "storage/store.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace mxlens::storage {
 
@@ -19,6 +21,8 @@ class sqlite_store final : public store {
  public:
   // Opens (creating if needed) the database and applies pending migrations.
   explicit sqlite_store(const std::filesystem::path& file);
+  // Migrates no further than `version`: for testing migrations from an older schema.
+  sqlite_store(const std::filesystem::path& file, int version);
   ~sqlite_store() override;
   sqlite_store(const sqlite_store&) = delete;
   sqlite_store& operator=(const sqlite_store&) = delete;
@@ -33,6 +37,9 @@ class sqlite_store final : public store {
   std::vector<stored_delivery> unanalyzed(core::unix_ms received_before, std::size_t limit) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,
                                                 std::size_t limit) override;
+  std::vector<core::report_line> report_lines(const std::string& test_id,
+                                              const line_page& page) override;
+  std::vector<source_total> source_totals(const std::string& test_id) override;
   std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
                                                            core::unix_ms since,
                                                            std::size_t limit) override;
@@ -48,9 +55,11 @@ class sqlite_store final : public store {
  private:
   class statement;
   void exec(const char* sql);
-  void migrate();
+  void migrate(int target);
+  void store_report(const analysis_update& a);
 
   sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
 };
 
 }  // namespace mxlens::storage

@@ -35,11 +35,35 @@ struct delivery_record {
   std::optional<std::string> analysis_json;
 };
 
-// The analysis of a stored delivery (JSON text), stored after the delivery itself.
+// The analysis of a stored delivery (JSON text), stored after the delivery itself, with the
+// delivery's listing line.
 struct analysis_update {
   std::string test_id;
   std::int64_t number = 0;
   std::string json;
+  core::report_line line;
+};
+
+// The analyzed deliveries of a test from one client IP with one TLS version and cipher (none for
+// plaintext), counted as they are stored.
+struct source_total {
+  std::string client_ip;
+  std::optional<std::string> tls_version;
+  std::optional<std::string> tls_cipher;
+  std::int64_t first_delivery = 0;  // the lowest delivery number counted here
+  std::int64_t deliveries = 0;
+  std::int64_t spf_pass = 0;
+  std::int64_t dkim_pass = 0;
+  std::int64_t dmarc_pass = 0;
+  std::int64_t failed_handshakes = 0;
+};
+
+// Which lines of a test's listing to read.
+struct line_page {
+  std::int64_t after = 0;                // ascending, numbers above this
+  std::optional<std::int64_t> before;    // descending, numbers below this (newest first)
+  bool descending = false;
+  std::size_t limit = 100;
 };
 
 struct purge_counts {
@@ -77,12 +101,17 @@ class store {
   // Deliveries numbered above `after`, in order, at most `limit`.
   virtual std::vector<delivery_record> delivery_records(const std::string& test_id,
                                                         std::int64_t after, std::size_t limit) = 0;
-  // The newest sessions first, as JSON text; optionally only those from one client IP.
+  // The listing lines of a test's analyzed deliveries.
+  virtual std::vector<core::report_line> report_lines(const std::string& test_id,
+                                                      const line_page& page) = 0;
+  // The per-source totals of a test's analyzed deliveries, in no particular order.
+  virtual std::vector<source_total> source_totals(const std::string& test_id) = 0;
   // Sessions from `client_ip` that started at or after `since` and had a failed TLS handshake,
   // newest first, as JSON text.
   virtual std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
                                                                    core::unix_ms since,
                                                                    std::size_t limit) = 0;
+  // The newest sessions first, as JSON text; optionally only those from one client IP.
   virtual std::vector<std::string> sessions(std::size_t limit,
                                             const std::optional<std::string>& client_ip) = 0;
 

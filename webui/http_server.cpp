@@ -117,62 +117,34 @@ std::int64_t int_param(const std::map<std::string, std::string>& q, const char* 
   return n;
 }
 
-std::string text(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-const json::object& member(const json::object& o, const char* key) {
-  static const json::object empty;
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? v->as_object() : empty;
-}
-
-// One line per delivery in the test's listing.
-json::object delivery_line(const json::object& r) {
-  const auto& tls = member(r, "tls");
-  json::object line{{"delivery", r.at("delivery")},
-                    {"received_at", r.at("received_at")},
-                    {"client_ip", text(member(r, "connection"), "client_ip")},
-                    {"mail_from", text(member(r, "envelope"), "mail_from")},
-                    {"tls", tls.contains("used") && tls.at("used").is_bool() && tls.at("used").as_bool()
-                                ? json::value(text(tls, "version"))
-                                : json::value(nullptr)},
-                    {"score", r.contains("score") ? r.at("score") : nullptr},
-                    {"disposition", r.contains("disposition") ? r.at("disposition") : nullptr}};
-  return line;
-}
-
 }  // namespace
 
-json::array source_aggregates(const std::vector<json::object>& reports) {
+json::array source_aggregates(const std::vector<storage::source_total>& rows) {
   struct totals {
-    std::int64_t deliveries = 0, tls = 0, spf = 0, dkim = 0, dmarc = 0, failed = 0;
+    std::int64_t first = 0, deliveries = 0, tls = 0, spf = 0, dkim = 0, dmarc = 0, failed = 0;
     std::map<std::string, std::int64_t> versions, ciphers;
   };
   std::map<std::string, totals> by_ip;
-  std::vector<std::string> order;
-  for (const auto& r : reports) {
-    const auto ip = text(member(r, "connection"), "client_ip");
-    if (!by_ip.count(ip)) order.push_back(ip);
-    auto& t = by_ip[ip];
-    ++t.deliveries;
-    const auto& tls = member(r, "tls");
-    if (tls.contains("used") && tls.at("used") == true) {
-      ++t.tls;
-      ++t.versions[text(tls, "version")];
-      ++t.ciphers[text(tls, "cipher")];
+  for (const auto& r : rows) {
+    auto [it, fresh] = by_ip.try_emplace(r.client_ip);
+    auto& t = it->second;
+    t.first = fresh ? r.first_delivery : std::min(t.first, r.first_delivery);
+    t.deliveries += r.deliveries;
+    if (r.tls_version) {
+      t.tls += r.deliveries;
+      t.versions[*r.tls_version] += r.deliveries;
+      t.ciphers[r.tls_cipher.value_or("")] += r.deliveries;
     }
-    if (auto* f = tls.if_contains("failed_handshakes"); f && f->is_array()) t.failed += static_cast<std::int64_t>(f->as_array().size());
-    const auto& auth = member(r, "auth");
-    if (text(member(auth, "spf"), "result") == "pass") ++t.spf;
-    if (text(member(auth, "dmarc"), "result") == "pass") ++t.dmarc;
-    if (auto* d = auth.if_contains("dkim"); d && d->is_array())
-      for (const auto& s : d->as_array())
-        if (s.is_object() && text(s.as_object(), "result") == "pass") {
-          ++t.dkim;
-          break;
-        }
+    t.spf += r.spf_pass;
+    t.dkim += r.dkim_pass;
+    t.dmarc += r.dmarc_pass;
+    t.failed += r.failed_handshakes;
   }
+  // Sources in the order they first delivered.
+  std::vector<std::string> order;
+  for (const auto& [ip, t] : by_ip) order.push_back(ip);
+  std::sort(order.begin(), order.end(),
+            [&](const auto& a, const auto& b) { return by_ip[a].first < by_ip[b].first; });
   json::array out;
   for (const auto& ip : order) {
     const auto& t = by_ip[ip];
@@ -532,14 +504,42 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     co_return res;
   }
 
+  // The test, a page of its listing (?order=asc|desc, ?after=N or ?before=N, ?limit=1..1000) and
+  // its per-source totals; read from the lines and totals stored with each report, so that a test
+  // with many deliveries answers as fast as one with a few.
   asio::awaitable<response> show(const request& req, const std::string& id) {
+    auto q = query_of(req.target());
+    storage::line_page page;
+    if (auto order = q.find("order"); order != q.end()) {
+      if (order->second != "asc" && order->second != "desc")
+        throw http_error{http::status::bad_request, "bad_parameter", "order must be asc or desc"};
+      page.descending = order->second == "desc";
+    }
+    page.after = int_param(q, "after", 0, 0, 1'000'000'000'000);
+    if (q.count("before")) page.before = int_param(q, "before", 0, 0, 1'000'000'000'000);
+    if (page.before && !page.descending)
+      throw http_error{http::status::bad_request, "bad_parameter", "before goes with order=desc"};
+    if (q.count("after") && page.descending)
+      throw http_error{http::status::bad_request, "bad_parameter", "after goes with order=asc"};
+    page.limit = static_cast<std::size_t>(int_param(q, "limit", 500, 1, 1000));
     auto t = co_await existing_test(id);
-    auto all = co_await reports(id, 0, 1'000'000);
+    auto read_page = [id, page](storage::store& s) {
+      auto more = page;
+      ++more.limit;  // one past the page says whether there is more
+      return std::make_pair(s.report_lines(id, more), s.source_totals(id));
+    };
+    auto [lines, totals] = co_await read(std::move(read_page));
     auto o = test_json(t);
-    json::array lines;
-    for (const auto& r : all) lines.push_back(delivery_line(r));
-    o["deliveries"] = std::move(lines);
-    o["sources"] = source_aggregates(all);
+    std::int64_t count = 0;
+    for (const auto& r : totals) count += r.deliveries;
+    o["delivery_count"] = count;
+    o["more"] = lines.size() > page.limit;
+    if (lines.size() > page.limit) lines.pop_back();
+    json::array out;
+    out.reserve(lines.size());
+    for (const auto& l : lines) out.push_back(core::to_json(l));
+    o["deliveries"] = std::move(out);
+    o["sources"] = source_aggregates(totals);
     co_return json_response(req, http::status::ok, o);
   }
 
@@ -660,7 +660,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       }
       for (const auto& r : fresh) {
         after = r.at("delivery").to_number<std::int64_t>();
-        out += "id: " + std::to_string(after) + "\nevent: delivery\ndata: " + json::serialize(delivery_line(r)) + "\n\n";
+        auto line = core::line_of(r, r);  // a whole report holds both the facts and the analysis
+        line.number = after;
+        out += "id: " + std::to_string(after) + "\nevent: delivery\ndata: " + json::serialize(core::to_json(line)) + "\n\n";
       }
       if (out.empty()) out = ": keep-alive\n\n";
       co_await asio::async_write(stream.socket(), asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));

@@ -59,8 +59,8 @@ class http_server {
   std::atomic<std::size_t> active_{0};
 };
 
-// Per-source aggregates of a test's reports: for each sending IP, what it sent and how.
-// `reports` are full reports (report.schema.json).
-boost::json::array source_aggregates(const std::vector<boost::json::object>& reports);
+// Per-source aggregates of a test's reports: for each sending IP (in the order they first
+// delivered), what it sent and how, from the totals the store keeps.
+boost::json::array source_aggregates(const std::vector<storage::source_total>& totals);
 
 }  // namespace mxlens::webui

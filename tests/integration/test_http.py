@@ -92,6 +92,26 @@ class Api(ServerCase):
         self.assertEqual(1.0, sources["127.0.0.2"]["spf_pass_share"])
         self.assertEqual(0.0, sources["127.0.0.3"]["spf_pass_share"])
 
+        self.assertEqual((2, False), (test["delivery_count"], test["more"]))
+
+        # Pages of the listing: oldest first after a number, or newest first before one.
+        self.send(t["address"], "127.0.0.2", tls=False)
+        page = self.json("GET", f"/api/v1/tests/{t['id']}?limit=2")
+        self.assertEqual(([1, 2], True, 3), ([d["delivery"] for d in page["deliveries"]], page["more"],
+                                             page["delivery_count"]))
+        page = self.json("GET", f"/api/v1/tests/{t['id']}?after=2&limit=2")
+        self.assertEqual(([3], False), ([d["delivery"] for d in page["deliveries"]], page["more"]))
+        page = self.json("GET", f"/api/v1/tests/{t['id']}?order=desc&limit=2")
+        self.assertEqual(([3, 2], True), ([d["delivery"] for d in page["deliveries"]], page["more"]))
+        page = self.json("GET", f"/api/v1/tests/{t['id']}?order=desc&before=2")
+        self.assertEqual(([1], False), ([d["delivery"] for d in page["deliveries"]], page["more"]))
+        sources = {s["client_ip"]: s for s in page["sources"]}  # the totals count every delivery
+        self.assertEqual((2, 0.5, {"TLSv1.3": 1}), (sources["127.0.0.2"]["deliveries"], sources["127.0.0.2"]["tls_share"],
+                                                    sources["127.0.0.2"]["tls_versions"]))
+        self.assertEqual(["127.0.0.2", "127.0.0.3"], [s["client_ip"] for s in page["sources"]])
+        for query in ("limit=0", "limit=1001", "order=up", "before=3", "order=desc&after=1", "after=x"):
+            self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}?{query}"), 400, "bad_parameter")
+
         report = self.json("GET", f"/api/v1/tests/{t['id']}/deliveries/1")
         self.assertEqual([], schema_errors(report))
         self.assertEqual("TLSv1.3", report["tls"]["version"])

@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <set>
 
 #include <sqlite3.h>
 
+#include "core/report.hpp"
 #include "storage/commit_queue.hpp"
 
 using namespace mxlens;
@@ -28,6 +30,25 @@ core::test_info test(const std::string& id, core::unix_ms expires = 10'000) {
   return {id, id + "@mx.example", 1'000, expires, "", "accept"};
 }
 
+// An analysis of a delivery from `ip`, over TLS or not, with its listing line.
+storage::analysis_update analysed(const std::string& id, std::int64_t n, const std::string& ip,
+                                  bool tls, bool spf, bool dkim) {
+  namespace json = boost::json;
+  json::object facts{{"received_at", "2026-11-23T00:00:00.000Z"},
+                     {"connection", {{"client_ip", ip}}},
+                     {"envelope", {{"mail_from", "a@b.example"}}},
+                     {"tls", {{"used", tls}, {"version", "TLSv1.3"}, {"cipher", "TLS_AES_256_GCM_SHA384"},
+                              {"failed_handshakes", json::array{json::object{}}}}}};
+  json::object analysis{
+      {"score", {{"value", 7.5}, {"max", 10}, {"passed", 3}, {"total", 4}}},
+      {"auth", {{"spf", {{"result", spf ? "pass" : "fail"}}},
+                {"dkim", json::array{json::object{{"result", "fail"}}, json::object{{"result", dkim ? "pass" : "none"}}}},
+                {"dmarc", {{"result", "none"}}}}}};
+  storage::analysis_update u{id, n, json::serialize(analysis), core::line_of(facts, analysis)};
+  u.line.number = n;
+  return u;
+}
+
 core::delivery delivery(const std::string& id, std::string raw) {
   core::delivery d;
   d.test_id = id;
@@ -46,12 +67,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 3);
+    CHECK(s.schema_version() == 4);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 3);
+  CHECK(again.schema_version() == 4);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -84,7 +105,7 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 3);
+  CHECK(s.schema_version() == 4);
   CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
@@ -103,7 +124,7 @@ TEST_CASE("an analysis is stored after its delivery and read back with it", "[st
   CHECK_FALSE(s.delivery("aaaaaaaa", 1)->analysis_json);  // not analyzed yet
 
   storage::batch later;
-  later.analyses = {{"aaaaaaaa", 1, R"({"auth":{}})"}};
+  later.analyses = {{"aaaaaaaa", 1, R"({"auth":{}})", {}}};
   s.commit(later);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d->analysis_json);
@@ -121,7 +142,7 @@ TEST_CASE("analyses share the commit queue's group commit and complete after it"
   auto first = stored.get_future().get();
   REQUIRE(first.error.empty());
   REQUIRE(first.numbers == std::vector<std::int64_t>{1});
-  q.submit(std::vector<storage::analysis_update>{{"aaaaaaaa", 1, "{}"}},
+  q.submit(std::vector<storage::analysis_update>{{"aaaaaaaa", 1, "{}", {}}},
            [&](auto o) { analysed.set_value(std::move(o)); });
   auto second = analysed.get_future().get();
   CHECK(second.error.empty());
@@ -213,4 +234,115 @@ TEST_CASE("the commit queue groups submissions and calls back after the commit",
   CHECK(numbers.size() == 50);
   storage::sqlite_store check(t.file());
   CHECK(check.deliveries("aaaaaaaa").size() == 50);
+}
+
+TEST_CASE("each report keeps its listing line and adds to its source's totals, once", "[storage]") {
+  temp_db t;
+  storage::sqlite_store s(t.file());
+  s.create_test(test("aaaaaaaa"));
+  storage::batch b;
+  for (int i = 0; i < 5; ++i) b.deliveries.push_back(delivery("aaaaaaaa", "m"));
+  s.commit(b);
+  storage::batch reports;
+  reports.analyses = {analysed("aaaaaaaa", 1, "127.0.0.3", true, true, true),
+                      analysed("aaaaaaaa", 2, "127.0.0.2", false, false, false),
+                      analysed("aaaaaaaa", 3, "127.0.0.3", true, false, true),
+                      analysed("aaaaaaaa", 5, "127.0.0.3", false, true, false),
+                      analysed("aaaaaaaa", 3, "127.0.0.3", true, true, true)};  // stored already
+  s.commit(reports);
+
+  auto numbers = [](const std::vector<core::report_line>& lines) {
+    std::vector<std::int64_t> out;
+    for (const auto& l : lines) out.push_back(l.number);
+    return out;
+  };
+  CHECK(numbers(s.report_lines("aaaaaaaa", {})) == std::vector<std::int64_t>{1, 2, 3, 5});
+  CHECK(numbers(s.report_lines("aaaaaaaa", {1, std::nullopt, false, 2})) == std::vector<std::int64_t>{2, 3});
+  CHECK(numbers(s.report_lines("aaaaaaaa", {0, std::nullopt, true, 2})) == std::vector<std::int64_t>{5, 3});
+  CHECK(numbers(s.report_lines("aaaaaaaa", {0, 3, true, 10})) == std::vector<std::int64_t>{2, 1});
+  auto first = s.report_lines("aaaaaaaa", {}).front();
+  CHECK(first.tls_version == std::optional<std::string>("TLSv1.3"));
+  CHECK(boost::json::parse(first.score_json).at("value") == 7.5);
+  CHECK(boost::json::parse(first.disposition_json).at("code") == 250);  // none recorded: accepted
+  CHECK_FALSE(s.report_lines("aaaaaaaa", {}).at(1).tls_version);
+
+  std::map<std::pair<std::string, std::string>, storage::source_total> totals;
+  for (const auto& r : s.source_totals("aaaaaaaa")) totals[{r.client_ip, r.tls_version.value_or("-")}] = r;
+  REQUIRE(totals.size() == 3);
+  const auto& tls3 = totals.at({"127.0.0.3", "TLSv1.3"});
+  CHECK(tls3.deliveries == 2);
+  CHECK(tls3.first_delivery == 1);
+  CHECK(tls3.tls_cipher == std::optional<std::string>("TLS_AES_256_GCM_SHA384"));
+  CHECK(tls3.spf_pass == 1);
+  CHECK(tls3.dkim_pass == 2);
+  CHECK(tls3.failed_handshakes == 2);
+  const auto& plain3 = totals.at({"127.0.0.3", "-"});
+  CHECK((plain3.deliveries == 1 && plain3.first_delivery == 5 && !plain3.tls_cipher && plain3.spf_pass == 1));
+  CHECK(totals.at({"127.0.0.2", "-"}).deliveries == 1);
+
+  CHECK(s.delete_test("aaaaaaaa"));
+  CHECK(s.report_lines("aaaaaaaa", {}).empty());
+  CHECK(s.source_totals("aaaaaaaa").empty());
+}
+
+TEST_CASE("a version 3 database moves its reports out of the deliveries, with lines and totals",
+          "[storage]") {
+  temp_db t;
+  {
+    storage::sqlite_store v3(t.file(), 3);
+    REQUIRE(v3.schema_version() == 3);
+    v3.create_test(test("aaaaaaaa"));
+    storage::batch b;
+    b.deliveries = {delivery("aaaaaaaa", "one"), delivery("aaaaaaaa", "two"), delivery("aaaaaaaa", "three")};
+    v3.commit(b);
+  }
+  {
+    // Version 3 kept the analysis in the deliveries' own column.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(t.file().c_str(), &db) == SQLITE_OK);
+    const char* analyses = R"sql(
+UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:00.000Z","tls":{"used":true,"version":"TLSv1.2","cipher":"ECDHE-RSA-AES128-GCM-SHA256","failed_handshakes":[]}}',
+  analysis = '{"score":{"value":9,"max":10,"passed":9,"total":10},"auth":{"spf":{"result":"pass"},"dkim":[{"result":"fail"},{"result":"pass"}],"dmarc":{"result":"pass"}}}'
+  WHERE n = 1;
+UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{"used":false,"failed_handshakes":[{},{}]}}',
+  analysis = '{"score":{"value":2,"max":10,"passed":1,"total":10},"auth":{"spf":{"result":"fail"},"dkim":[],"dmarc":{"result":"fail"}},"disposition":{"code":421,"enhanced":"4.3.2","text":"x","profile":"accept","reason":"y"}}'
+  WHERE n = 2;
+)sql";
+    REQUIRE(sqlite3_exec(db, analyses, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  storage::sqlite_store s(t.file());
+  CHECK(s.schema_version() == 4);
+  REQUIRE(s.delivery("aaaaaaaa", 1)->analysis_json);
+  CHECK(boost::json::parse(*s.delivery("aaaaaaaa", 1)->analysis_json).at("score").at("value") == 9);
+  CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");
+  CHECK_FALSE(s.delivery("aaaaaaaa", 3)->analysis_json);
+  REQUIRE(s.unanalyzed(1'000'000, 10).size() == 1);
+  CHECK(s.unanalyzed(1'000'000, 10).front().summary.number == 3);
+
+  auto lines = s.report_lines("aaaaaaaa", {});
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].tls_version == std::optional<std::string>("TLSv1.2"));
+  CHECK(lines[0].received_at == "2026-11-23T00:00:00.000Z");
+  CHECK(boost::json::parse(lines[0].disposition_json).at("code") == 250);
+  CHECK_FALSE(lines[1].tls_version);
+  CHECK(boost::json::parse(lines[1].disposition_json).at("code") == 421);
+  CHECK(boost::json::parse(lines[1].score_json).at("value") == 2);
+
+  auto totals = s.source_totals("aaaaaaaa");
+  REQUIRE(totals.size() == 2);
+  for (const auto& r : totals) {
+    CHECK(r.deliveries == 1);
+    if (r.tls_version) {
+      CHECK(r.tls_cipher == std::optional<std::string>("ECDHE-RSA-AES128-GCM-SHA256"));
+      CHECK((r.spf_pass == 1 && r.dkim_pass == 1 && r.dmarc_pass == 1 && r.failed_handshakes == 0));
+    } else {
+      CHECK((r.spf_pass == 0 && r.dkim_pass == 0 && r.dmarc_pass == 0 && r.failed_handshakes == 2));
+    }
+  }
+  // The new report of the third delivery joins the totals.
+  storage::batch b;
+  b.analyses = {analysed("aaaaaaaa", 3, "127.0.0.2", false, true, false)};
+  s.commit(b);
+  CHECK(s.report_lines("aaaaaaaa", {}).size() == 3);
 }

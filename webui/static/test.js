@@ -1,12 +1,13 @@
-// "/t/{id}": the test's deliveries as they arrive, and the per-source table.
+// "/t/{id}": the test's newest deliveries as they arrive, and the per-source table.
 import { el, api, showError, location_parts } from "/static/common.js";
 
 const { id } = location_parts();
 const $ = (name) => document.getElementById(name);
 const percent = (x) => `${Math.round(x * 1000) / 10}%`;
+const shown = 200;  // the newest deliveries listed; the sources table counts them all
 
 async function refresh() {
-  const test = await api(`/api/v1/tests/${id}`);
+  const test = await api(`/api/v1/tests/${id}?order=desc&limit=${shown}`);
   $("address").textContent = test.address;
   $("meta").textContent = `created ${test.created_at}, kept until ${test.expires_at}${test.label ? ` — ${test.label}` : ""}`;
   const rows = test.deliveries.map((d) =>
@@ -18,6 +19,8 @@ async function refresh() {
   $("deliveries").tBodies[0].replaceChildren(...rows);
   $("deliveries").hidden = rows.length === 0;
   $("empty").hidden = rows.length !== 0;
+  $("count").hidden = !test.more;
+  $("count").textContent = `The newest ${rows.length} of ${test.delivery_count.toLocaleString("en")} deliveries.`;
   const sources = test.sources.map((s) =>
     el("tr", {},
        el("td", {}, s.client_ip), el("td", {}, String(s.deliveries)), el("td", {}, percent(s.tls_share)),
@@ -27,8 +30,25 @@ async function refresh() {
        el("td", {}, percent(s.dmarc_pass_share)), el("td", {}, String(s.failed_handshakes))));
   $("sources").tBodies[0].replaceChildren(...sources);
   $("sources").hidden = sources.length === 0;
+  return test.deliveries.length ? test.deliveries[0].delivery : 0;
 }
 
-refresh().catch((err) => showError(err.message));
-const events = new EventSource(`/api/v1/tests/${id}/events`);
-events.addEventListener("delivery", () => refresh().catch((err) => showError(err.message)));
+// Deliveries can arrive hundreds a second: the page reads the test at most once a second.
+let pending = null;
+let last = 0;
+function soon() {
+  if (pending) return;
+  pending = setTimeout(() => {
+    pending = null;
+    last = Date.now();
+    refresh().catch((err) => showError(err.message));
+  }, Math.max(0, last + 1000 - Date.now()));
+}
+
+// The event stream starts after the newest delivery listed, so that opening the page of a test
+// with many deliveries does not replay them all.
+refresh().then((newest) => {
+  last = Date.now();
+  const events = new EventSource(`/api/v1/tests/${id}/events?after=${newest}`);
+  events.addEventListener("delivery", soon);
+}).catch((err) => showError(err.message));
