@@ -3,6 +3,7 @@
 // only after its commit returned (or failed): the receiver answers 250 from that callback.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,9 @@ namespace mxlens::storage {
 
 // Most deliveries one transaction takes; the rest wait for the next one.
 inline constexpr std::size_t max_deliveries_per_commit = 256;
+// How long a commit waits for more submissions to share it, and how many end the wait at once.
+inline constexpr std::chrono::microseconds commit_gather{1000};
+inline constexpr std::size_t commit_gather_count = 16;
 
 class commit_queue {
  public:

@@ -14,6 +14,7 @@
 #include "analyzers/message/message.hpp"
 #include "analyzers/rdns/rdns.hpp"
 #include "analyzers/spf/spf.hpp"
+#include "core/test_id.hpp"
 
 namespace mxlens::analyzers {
 
@@ -157,9 +158,45 @@ analysis_input analysis_input_from_json(const json::object& o) {
   return in;
 }
 
+namespace {
+
+// The questions an analysis of this message will ask whatever the answers: the client's reverse
+// name, the EHLO name, the SPF records of the two identities, the signatures' keys and the From
+// domains' DMARC records. They are asked together, before the analyzers ask them one by one.
+std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis_input& in) {
+  std::vector<std::pair<std::string, dns::rr_type>> q;
+  if (auto rev = dns::reverse_name(in.client_ip); !rev.empty()) q.emplace_back(rev, dns::rr_type::ptr);
+  const auto helo = dns::normalize_name(in.helo);
+  const bool literal = helo.empty() || helo.front() == '[';
+  if (!literal) {
+    const bool v6 = in.client_ip.find(':') != std::string::npos;
+    q.emplace_back(helo, v6 ? dns::rr_type::aaaa : dns::rr_type::a);
+  }
+  if (auto at = in.mail_from.rfind('@'); at != std::string::npos)
+    q.emplace_back(in.mail_from.substr(at + 1), dns::rr_type::txt);
+  if (!literal) q.emplace_back(helo, dns::rr_type::txt);
+  const auto fields = message::header_fields(in.raw);
+  int signatures = 0;
+  for (const auto& f : fields) {
+    if (core::lowercase(f.name) != "dkim-signature" || ++signatures > dkim::max_verified_signatures) continue;
+    if (auto name = dkim::key_name(f.raw_value)) q.emplace_back(*name, dns::rr_type::txt);
+  }
+  const auto from = message::from(fields);
+  for (std::size_t i = 0; i < from.domains.size() && i < 5; ++i)
+    q.emplace_back("_dmarc." + from.domains[i], dns::rr_type::txt);
+  return q;
+}
+
+}  // namespace
+
 json::object analyze(const analysis_input& in, dns::resolver& resolver) {
   const auto start = std::chrono::steady_clock::now();
   dns::lookups dns(resolver);
+  try {
+    resolver.prefetch(first_questions(in));
+  } catch (const std::exception&) {
+    // Only a head start: the analyzers ask again for whatever was not prefetched.
+  }
   json::array errors;
   json::object connection;
   json::object auth;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <stdexcept>
 
 // clang-format off
@@ -156,6 +157,49 @@ std::string classify(int error) {
 
 }  // namespace
 
+namespace {
+
+// The size of an RSA key given as DER (SubjectPublicKeyInfo, or the bare RSAPublicKey some
+// records carry), or nullopt. OpenSSL 3.0 builds a decoder for every d2i call, which costs more
+// than the verification itself; a sender signs many messages with one key, so sizes are kept by
+// key (a bounded map, emptied when full).
+std::optional<int> rsa_bits(const std::string& der) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::optional<int>> known;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = known.find(der); it != known.end()) return it->second;
+  }
+  auto data = reinterpret_cast<const unsigned char*>(der.data());
+  EVP_PKEY* key = d2i_PUBKEY(nullptr, &data, static_cast<long>(der.size()));
+  if (!key) {
+    data = reinterpret_cast<const unsigned char*>(der.data());
+    key = d2i_PublicKey(EVP_PKEY_RSA, nullptr, &data, static_cast<long>(der.size()));
+  }
+  std::optional<int> bits;
+  if (key && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) bits = EVP_PKEY_get_bits(key);
+  if (key) EVP_PKEY_free(key);
+  std::lock_guard lock(mutex);
+  if (known.size() >= 256) known.clear();
+  known.emplace(der, bits);
+  return bits;
+}
+
+}  // namespace
+
+std::optional<std::string> key_name(std::string_view signature_value) {
+  auto t = tags(signature_value);
+  auto strip = [](std::string v) {
+    std::erase_if(v, [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+    return v;
+  };
+  auto s = t.find("s"), d = t.find("d");
+  if (s == t.end() || d == t.end()) return std::nullopt;
+  auto selector = strip(s->second), domain = strip(d->second);
+  if (selector.empty() || domain.empty()) return std::nullopt;
+  return selector + "._domainkey." + domain;
+}
+
 key_facts inspect_key(std::string_view record) {
   key_facts out;
   auto t = tags(record);
@@ -189,19 +233,8 @@ key_facts inspect_key(std::string_view record) {
     out.bits = 256;
     return out;
   }
-  auto data = reinterpret_cast<const unsigned char*>(der->data());
-  EVP_PKEY* key = d2i_PUBKEY(nullptr, &data, static_cast<long>(der->size()));
-  if (!key) {
-    data = reinterpret_cast<const unsigned char*>(der->data());
-    key = d2i_PublicKey(EVP_PKEY_RSA, nullptr, &data, static_cast<long>(der->size()));
-  }
-  if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
-    if (key) EVP_PKEY_free(key);
-    out.problem = "p= is not an RSA public key";
-    return out;
-  }
-  out.bits = EVP_PKEY_get_bits(key);
-  EVP_PKEY_free(key);
+  out.bits = rsa_bits(*der);
+  if (!out.bits) out.problem = "p= is not an RSA public key";
   return out;
 }
 

@@ -44,6 +44,9 @@ struct key_facts {
 };
 key_facts inspect_key(std::string_view record);
 
+// The key record a DKIM-Signature value points at ("s._domainkey.d"), or nullopt without s= or d=.
+std::optional<std::string> key_name(std::string_view signature_value);
+
 // Verifies every signature of the raw message (CRLF line ends, dot-stuffing removed).
 std::vector<signature> verify(dns::lookups& dns, std::string_view raw);
 

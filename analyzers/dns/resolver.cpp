@@ -89,6 +89,16 @@ void validate_upstream(const std::string& upstream) {
   }
 }
 
+// A question in flight: filled in by unbound's callback.
+struct resolver::pending {
+  int id = 0;
+  bool done = false;
+  int err = 0;
+  ub_result* result = nullptr;
+  clock_type::time_point started = clock_type::now();
+  clock_type::time_point finished;
+};
+
 namespace {
 
 void check(int rc, const char* what) {
@@ -153,17 +163,12 @@ bool render(rr_type type, const unsigned char* p, std::size_t len, std::string& 
   return false;
 }
 
-struct pending {
-  bool done = false;
-  int err = 0;
-  ub_result* result = nullptr;
-};
-
 void on_result(void* data, int err, ub_result* result) {
-  auto p = static_cast<pending*>(data);
+  auto p = static_cast<resolver::pending*>(data);
   p->done = true;
   p->err = err;
   p->result = result;
+  p->finished = clock_type::now();
 }
 
 }  // namespace
@@ -179,7 +184,12 @@ resolver::resolver(const settings& s) : ctx_(ub_ctx_create()), timeout_(s.timeou
       validate_upstream(s.upstream);
       check(ub_ctx_set_fwd(ctx_, s.upstream.c_str()), "forwarder");
     }
-    if (!s.trust_anchor.empty()) check(ub_ctx_add_ta_file(ctx_, s.trust_anchor.c_str()), "trust anchor");
+    if (!s.trust_anchor.empty()) {
+      check(ub_ctx_add_ta_file(ctx_, s.trust_anchor.c_str()), "trust anchor");
+    } else {
+      // Without a trust anchor nothing can be validated: the validator module only costs time.
+      check(ub_ctx_set_option(ctx_, "module-config:", "iterator"), "module-config");
+    }
     // Unbound answers these locally by default (NXDOMAIN for *.test, "localhost" for the
     // loopback reverse zones). A receiver must see what the DNS says about them.
     for (const char* zone : {"test.", "127.in-addr.arpa.",
@@ -191,7 +201,40 @@ resolver::resolver(const settings& s) : ctx_(ub_ctx_create()), timeout_(s.timeou
   }
 }
 
-resolver::~resolver() { ub_ctx_delete(ctx_); }
+resolver::~resolver() {
+  forget_prefetched();
+  ub_ctx_delete(ctx_);
+}
+
+std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_type type, answer& a) {
+  auto p = std::make_unique<pending>();
+  int rc = ub_resolve_async(ctx_, name.c_str(), static_cast<int>(type), 1, p.get(), on_result, &p->id);
+  if (rc != 0) {
+    a.error = ub_strerror(rc);
+    if (rc == UB_SYNTAX) a.state = status::nxdomain;
+    return nullptr;
+  }
+  return p;
+}
+
+void resolver::prefetch(const std::vector<std::pair<std::string, rr_type>>& questions) {
+  for (const auto& [raw_name, type] : questions) {
+    const auto name = normalize_name(raw_name);
+    if (name.empty() || name.size() > 253) continue;
+    auto key = std::make_pair(name, static_cast<std::uint16_t>(type));
+    if (prefetched_.count(key)) continue;
+    answer ignored;
+    if (auto p = start(name, type, ignored)) prefetched_.emplace(std::move(key), std::move(p));
+  }
+}
+
+void resolver::forget_prefetched() {
+  for (auto& [key, p] : prefetched_) {
+    if (!p->done) ub_cancel(ctx_, p->id);  // its callback will not be called
+    else if (p->result) ub_resolve_free(p->result);
+  }
+  prefetched_.clear();
+}
 
 answer resolver::query(std::string_view raw_name, rr_type type) {
   answer a;
@@ -201,32 +244,34 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     a.error = "not a valid domain name";
     return a;
   }
-  pending p;
-  int id = 0;
-  int rc = ub_resolve_async(ctx_, name.c_str(), static_cast<int>(type), 1, &p, on_result, &id);
-  if (rc != 0) {
-    a.error = ub_strerror(rc);
-    if (rc == UB_SYNTAX) a.state = status::nxdomain;
-    return a;
+  std::unique_ptr<pending> p;
+  if (auto it = prefetched_.find({name, static_cast<std::uint16_t>(type)}); it != prefetched_.end()) {
+    p = std::move(it->second);
+    prefetched_.erase(it);
+  } else {
+    p = start(name, type, a);
+    if (!p) return a;
   }
-  const auto deadline = clock_type::now() + timeout_;
-  while (!p.done) {
+  const auto deadline = p->started + timeout_;
+  while (!p->done) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     if (left.count() <= 0) {
-      ub_cancel(ctx_, id);
+      ub_cancel(ctx_, p->id);
       a.error = "timed out after " + std::to_string(timeout_.count()) + " ms";
+      a.ms = static_cast<double>(timeout_.count());
       return a;
     }
     pollfd pfd{ub_fd(ctx_), POLLIN, 0};
     int n = ::poll(&pfd, 1, static_cast<int>(left.count()));
-    if (n > 0) ub_process(ctx_);
+    if (n > 0) ub_process(ctx_);  // completes this question and any prefetched one that is back
   }
-  if (p.err != 0 || !p.result) {
-    a.error = ub_strerror(p.err);
-    if (p.result) ub_resolve_free(p.result);
+  a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
+  if (p->err != 0 || !p->result) {
+    a.error = ub_strerror(p->err);
+    if (p->result) ub_resolve_free(p->result);
     return a;
   }
-  ub_result* r = p.result;
+  ub_result* r = p->result;
   a.secure = r->secure != 0;
   if (r->bogus) {
     a.error = std::string("DNSSEC validation failed: ") + (r->why_bogus ? r->why_bogus : "bogus");
@@ -256,12 +301,11 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
 const answer& lookups::query(std::string_view name, rr_type type) {
   auto key = std::make_pair(normalize_name(name), static_cast<std::uint16_t>(type));
   if (auto it = cache_.find(key); it != cache_.end()) return it->second->result;
-  const auto start = clock_type::now();
   auto e = std::make_unique<entry>();
   e->name = key.first;
   e->type = type;
   e->result = resolver_.query(key.first, type);
-  e->ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+  e->ms = e->result.ms;
   auto* raw = e.get();
   log_.push_back(std::move(e));
   cache_.emplace(key, raw);

@@ -39,3 +39,21 @@ TEST_CASE("reverse names for IPv4 and IPv6 (RFC 1035 §3.5, RFC 3596 §2.5)", "[
   CHECK_FALSE(dns::same_address("127.0.0.1", "127.0.0.2"));
   CHECK(dns::normalize_name("Mail.Example.COM.") == "mail.example.com");
 }
+
+TEST_CASE("the key record a signature points at, for asking ahead of the verification", "[dkim]") {
+  CHECK(dkim::key_name("v=1; a=rsa-sha256; d=example.com; s=sel1; b=abc") ==
+        std::optional<std::string>("sel1._domainkey.example.com"));
+  CHECK(dkim::key_name(" v=1;\r\n\ts=2026\r\n\t; d = mail.example.org ; bh=x") ==
+        std::optional<std::string>("2026._domainkey.mail.example.org"));
+  CHECK_FALSE(dkim::key_name("v=1; d=example.com; b=abc"));
+  CHECK_FALSE(dkim::key_name("v=1; s=; d=example.com"));
+}
+
+TEST_CASE("a key's size is the same read once or many times", "[dkim]") {
+  const std::string record = "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDwIRP/UC3SBsEmGqZ9ZJW3/DkMoGeLnQg1fWn7/zYtIxN2SnFCjxOCKG9v3b4jYfcTNh5ijSsq631uBItLa7od+v/RtdC2UzJ1lWT947qR+Rcac2gbto/NMqJ0fzfVjH4OuKhitdY9tf6mcwGjaNBcWToIMmPSPDdQPNUYckcQ2QIDAQAB";
+  auto first = dkim::inspect_key(record);
+  auto again = dkim::inspect_key(record);
+  CHECK(first.bits == std::optional<int>(1024));
+  CHECK(again.bits == first.bits);
+  CHECK(again.type == first.type);
+}

@@ -1,0 +1,155 @@
+// mxlens-floor: what each stage of a delivery costs on its own, in one process, without SMTP or
+// the worker round trip: the DNS questions of an analysis, the whole analysis, its report as JSON
+// (written by the worker, read by the server) and the two commits of a delivery and its report.
+// The sum is the CPU a delivery cannot do without, and so the ceiling of messages per second on
+// this machine; bench/run puts it beside the measured rates.
+#include <sys/resource.h>
+
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "analyzers/analysis/analysis.hpp"
+#include "core/json.hpp"
+#include "core/report.hpp"
+#include "storage/sqlite_store.hpp"
+
+namespace po = boost::program_options;
+namespace json = boost::json;
+using namespace mxlens;
+
+namespace {
+
+// CPU (every thread of the process, user and system) and wall time of `rounds` calls of `f`,
+// in microseconds per call.
+template <typename F>
+json::object measure(int rounds, F&& f) {
+  auto cpu = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+    return us(u.ru_utime) + us(u.ru_stime);
+  };
+  const auto c0 = cpu();
+  const auto w0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < rounds; ++i) f(i);
+  const double wall = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - w0).count();
+  return {{"cpu_us", (cpu() - c0) / rounds}, {"wall_us", wall / rounds}, {"rounds", rounds}};
+}
+
+std::string slurp(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  po::options_description opts("mxlens-floor: the cost of each stage of a delivery, in one process");
+  std::string dns_server, message_file, client_ip, helo, mail_from;
+  int rounds = 0;
+  opts.add_options()("help", "this text")
+      ("dns", po::value(&dns_server)->required(), "DNS server IP[@PORT] (the bench's)")
+      ("message", po::value(&message_file)->required(), "a message as received (CRLF)")
+      ("client-ip", po::value(&client_ip)->default_value("127.0.0.2"), "the sending address")
+      ("helo", po::value(&helo)->default_value("mail.sender.example"), "the EHLO name")
+      ("mail-from", po::value(&mail_from)->default_value("bounce@sender.example"), "the envelope sender")
+      ("rounds", po::value(&rounds)->default_value(2000), "repetitions of each stage");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  if (rounds < 1) throw std::runtime_error("--rounds must be at least 1");
+
+  analyzers::dns::settings ds;
+  ds.upstream = dns_server;
+  analyzers::dns::resolver resolver(ds);
+  analyzers::analysis_input in;
+  in.client_ip = client_ip;
+  in.helo = helo;
+  in.mail_from = mail_from;
+  in.receiver = "mx.bench.example";
+  in.raw = slurp(message_file);
+  in.received_at = 1'700'000'000'000;
+  core::delivery d;
+  d.test_id = "floorfloor";
+  d.session_id = "s";
+  d.received_at = in.received_at;
+  d.connection.client_ip = client_ip;
+  d.connection.helo = helo;
+  d.envelope.mail_from = mail_from;
+  d.envelope.rcpt_to = {"floorfloor@mx.bench.example"};
+  d.raw = in.raw;
+  const auto facts = core::delivery_facts_json(d).as_object();
+  in.session = facts;
+
+  json::object out;
+  // The questions one analysis asks, asked again one by one.
+  const auto first = analyzers::analyze(in, resolver);
+  std::vector<std::pair<std::string, analyzers::dns::rr_type>> questions;
+  for (const auto& q : first.at("dns").as_array()) {
+    const auto& o = q.as_object();
+    const std::string type(o.at("type").as_string());
+    auto t = type == "PTR" ? analyzers::dns::rr_type::ptr
+           : type == "A" ? analyzers::dns::rr_type::a
+           : type == "AAAA" ? analyzers::dns::rr_type::aaaa
+           : type == "MX" ? analyzers::dns::rr_type::mx : analyzers::dns::rr_type::txt;
+    questions.emplace_back(std::string(o.at("name").as_string()), t);
+  }
+  auto dns = measure(rounds, [&](int i) {
+    const auto& [name, type] = questions[static_cast<std::size_t>(i) % questions.size()];
+    resolver.query(name, type);
+  });
+  dns["questions_per_message"] = questions.size();
+  out["dns_question"] = dns;
+  out["analysis"] = measure(rounds, [&](int) { analyzers::analyze(in, resolver); });
+
+  auto analysis = first;
+  analysis["disposition"] = json::object{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "Ok"},
+                                         {"profile", "accept"}, {"reason", nullptr}};
+  const auto text = json::serialize(analysis);
+  out["report_bytes"] = text.size();
+  out["report_serialize"] = measure(rounds, [&](int) { (void)json::serialize(analysis); });
+  out["report_parse"] = measure(rounds, [&](int) { (void)json::parse(text); });
+
+  // A delivery and then its report, each in a commit of its own (as the server does when one
+  // message is in flight), and sixteen of each per commit (as under load).
+  const auto dir = std::filesystem::temp_directory_path() / ("mxlens-floor-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    storage::sqlite_store store(dir / "floor.db");
+    store.create_test({d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
+    auto line = core::line_of(facts, analysis);
+    for (int group : {1, 16}) {
+      auto m = measure(std::max(1, rounds / group), [&](int) {
+        storage::batch deliveries;
+        for (int k = 0; k < group; ++k) deliveries.deliveries.push_back(d);
+        store.commit(deliveries);
+        storage::batch reports;
+        for (const auto& stored : deliveries.deliveries)
+          reports.analyses.push_back({d.test_id, stored.number, text, line});
+        store.commit(reports);
+      });
+      m["cpu_us"] = m["cpu_us"].as_double() / group;
+      m["wall_us"] = m["wall_us"].as_double() / group;
+      out["store_per_message_in_commits_of_" + std::to_string(group)] = m;
+    }
+  }
+  std::filesystem::remove_all(dir);
+  std::cout << json::serialize(out) << "\n";
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "mxlens-floor: " << e.what() << "\n";
+  return 2;
+}
