@@ -163,13 +163,16 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   }
   auto analysis = co_await analysis_.analyze(std::move(input));
   const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
-  analysis["disposition"] = boost::json::object{{"code", accepted.code},
-                                                {"enhanced", accepted.enhanced},
-                                                {"text", accepted.lines.front()},
-                                                {"profile", "accept"},
-                                                {"reason", nullptr}};
-  const auto text = boost::json::serialize(analysis);
-  const auto line = core::line_of(facts, analysis);
+  const boost::json::object disposition{{"code", accepted.code},
+                                        {"enhanced", accepted.enhanced},
+                                        {"text", accepted.lines.front()},
+                                        {"profile", "accept"},
+                                        {"reason", nullptr}};
+  // The report is stored as the worker wrote it, with its disposition added: the server reads
+  // only the analysis's summary.
+  const auto text = core::with_disposition(std::move(analysis.text), disposition);
+  analysis.summary["disposition"] = disposition;
+  const auto line = core::line_of(facts, analysis.summary);
   std::vector<std::string> analyzed;
   for (auto& u : updates) {
     u.json = text;
@@ -183,7 +186,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   if (!saved.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the report, try again later"};
   std::size_t errors = 0;
-  if (auto* a = analysis.if_contains("analysis"); a && a->is_object())
+  if (auto* a = analysis.summary.if_contains("analysis"); a && a->is_object())
     if (auto* e = a->as_object().if_contains("errors"); e && e->is_array())
       errors = e->as_array().size();
   for (const auto& id : analyzed) events_.notify(id);
@@ -222,15 +225,17 @@ asio::awaitable<void> store_sink::analyze_pending() {
       input.session = facts;
       input.received_at = d.summary.received_at;
       auto analysis = co_await analysis_.analyze(std::move(input));
-      analysis["disposition"] = boost::json::object{
+      const boost::json::object disposition{
           {"code", 421},
           {"enhanced", "4.3.2"},
           {"text", "The server stopped before answering the end of data"},
           {"profile", "accept"},
           {"reason", "this report was made when the server started again; the sender got no reply "
                      "and may send the message again"}};
+      analysis.summary["disposition"] = disposition;
       std::vector<storage::analysis_update> update{
-          {d.test_id, d.summary.number, boost::json::serialize(analysis), core::line_of(facts, analysis)}};
+          {d.test_id, d.summary.number, core::with_disposition(std::move(analysis.text), disposition),
+           core::line_of(facts, analysis.summary)}};
       update.front().line.number = d.summary.number;
       auto saved = co_await committed(queue_, std::move(update));
       if (!saved.error.empty()) co_return;  // logged by the queue; tried again at the next start

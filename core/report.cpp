@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <stdexcept>
 
 namespace mxlens::core {
 
@@ -32,6 +33,16 @@ json::object accepted_disposition() {
 }
 
 }  // namespace
+
+std::string with_disposition(std::string analysis_json, const json::object& disposition) {
+  const auto close = analysis_json.find_last_not_of(" \t\r\n");
+  if (close == std::string::npos || analysis_json[close] != '}' || analysis_json.find('{') == std::string::npos)
+    throw std::invalid_argument("an analysis must be a JSON object");
+  const auto before = analysis_json.find_last_not_of(" \t\r\n", close - 1);
+  const bool empty = before != std::string::npos && analysis_json[before] == '{';
+  analysis_json.insert(close, (empty ? "" : ",") + std::string("\"disposition\":") + json::serialize(disposition));
+  return analysis_json;
+}
 
 report_line line_of(const json::object& facts, const json::object& analysis) {
   report_line line;

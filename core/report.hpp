@@ -11,6 +11,10 @@ namespace mxlens::core {
 
 boost::json::object merge_report(const std::string& facts_json, boost::json::object analysis);
 
+// The JSON text of an analysis (an object without a disposition) with `disposition` added as its
+// last member, without parsing the rest.
+std::string with_disposition(std::string analysis_json, const boost::json::object& disposition);
+
 // The listing line of a delivery, from its facts (delivery_facts_json) and its analysis (with
 // its disposition); the delivery number is left for the caller.
 report_line line_of(const boost::json::object& facts, const boost::json::object& analysis);

@@ -107,6 +107,33 @@ void test_fault(const std::string& raw) {
 
 }  // namespace
 
+json::object summary_of(const json::object& analysis) {
+  json::object summary, auth;
+  auto pick = [](const json::object& from, const char* key) {
+    auto* v = from.if_contains(key);
+    return v ? *v : json::value(nullptr);
+  };
+  auto result_of = [&](const json::value& v) {
+    return v.is_object() ? json::value(json::object{{"result", pick(v.as_object(), "result")}}) : json::value(nullptr);
+  };
+  summary["score"] = pick(analysis, "score");
+  if (auto* a = analysis.if_contains("auth"); a && a->is_object()) {
+    const auto& in = a->as_object();
+    auth["spf"] = result_of(pick(in, "spf"));
+    auth["dmarc"] = result_of(pick(in, "dmarc"));
+    json::array dkim;
+    if (auto* d = in.if_contains("dkim"); d && d->is_array())
+      for (const auto& sig : d->as_array()) dkim.push_back(result_of(sig));
+    auth["dkim"] = std::move(dkim);
+  }
+  summary["auth"] = std::move(auth);
+  json::value errors = json::array{};
+  if (auto* a = analysis.if_contains("analysis"); a && a->is_object())
+    if (auto* e = a->as_object().if_contains("errors")) errors = *e;
+  summary["analysis"] = json::object{{"errors", std::move(errors)}};
+  return summary;
+}
+
 json::object failed_analysis(const std::string& error) {
   // Every check of the catalog, as an error: nothing was judged, and nothing is shown as a pass.
   json::array all;
@@ -163,11 +190,13 @@ int run_worker(const worker_settings& s) {
     } catch (const std::exception& e) {
       out = failed_analysis(std::string("analysis failed: ") + e.what());
     }
-    const auto reply = json::serialize(out);
-    const auto len = length_prefix(reply.size());
-    if (!write_all(s.fd, reinterpret_cast<const char*>(len.data()), len.size()) ||
-        !write_all(s.fd, reply.data(), reply.size()))
-      return 1;
+    // Two frames: the summary the server reads, then the analysis it stores as it is.
+    for (const auto& frame : {json::serialize(summary_of(out)), json::serialize(out)}) {
+      const auto len = length_prefix(frame.size());
+      if (!write_all(s.fd, reinterpret_cast<const char*>(len.data()), len.size()) ||
+          !write_all(s.fd, frame.data(), frame.size()))
+        return 1;
+    }
   }
 }
 
@@ -274,7 +303,7 @@ asio::awaitable<std::shared_ptr<pool::process>> pool::acquire() {
   }
 }
 
-asio::awaitable<json::object> pool::analyze(analysis_input in) {
+asio::awaitable<analysis_result> pool::analyze(analysis_input in) {
   auto job = run(std::move(in));
   auto result = co_await asio::co_spawn(strand_, std::move(job), asio::use_awaitable);
   co_return result;
@@ -301,14 +330,15 @@ asio::awaitable<pool::attempt_result> pool::attempt(std::shared_ptr<process> p,
   boost::system::error_code ec;
   co_await asio::async_write(*p->socket, frames, asio::redirect_error(asio::use_awaitable, ec));
   r.sent = !ec;
-  if (!ec) {
+  for (std::string* frame : {&r.summary, &r.reply}) {
+    if (ec) break;
     std::array<unsigned char, 4> len{};
     co_await asio::async_read(*p->socket, asio::buffer(len),
                               asio::redirect_error(asio::use_awaitable, ec));
     if (!ec && frame_length(len.data()) > max_frame) ec = asio::error::message_size;
     if (!ec) {
-      r.reply.resize(frame_length(len.data()));
-      co_await asio::async_read(*p->socket, asio::buffer(r.reply),
+      frame->resize(frame_length(len.data()));
+      co_await asio::async_read(*p->socket, asio::buffer(*frame),
                                 asio::redirect_error(asio::use_awaitable, ec));
     }
   }
@@ -330,22 +360,31 @@ void pool::replace(const std::shared_ptr<process>& p) {
   release(p);  // wakes a waiting job for the new worker
 }
 
-asio::awaitable<json::object> pool::run(analysis_input in) {
+namespace {
+analysis_result result_of(const json::object& analysis) {
+  return {summary_of(analysis), json::serialize(analysis)};
+}
+}  // namespace
+
+asio::awaitable<analysis_result> pool::run(analysis_input in) {
   const std::string header = json::serialize(analysis_input_json(in));
   // A worker found dead when the job is handed over (it died idle) did not fail this job: the
   // job goes to a fresh worker once.
   for (int tries = 0;; ++tries) {
     auto p = co_await acquire();
-    if (!p) co_return failed_analysis("analysis stopped: the server is shutting down");
+    if (!p) co_return result_of(failed_analysis("analysis stopped: the server is shutting down"));
     auto r = co_await attempt(p, header, in.raw);
     if (r.ok) {
       release(p);
       try {
-        auto v = json::parse(r.reply);
-        if (v.is_object()) co_return std::move(v.as_object());
+        // Only the summary is parsed; the analysis must be a JSON object, which its first and
+        // last characters show (it is the worker's own serialization).
+        auto v = json::parse(r.summary);
+        if (v.is_object() && r.reply.size() >= 2 && r.reply.front() == '{' && r.reply.back() == '}')
+          co_return analysis_result{std::move(v.as_object()), std::move(r.reply)};
       } catch (const std::exception&) {
       }
-      co_return failed_analysis("analysis worker sent an unreadable answer");
+      co_return result_of(failed_analysis("analysis worker sent an unreadable answer"));
     }
     const std::string how = retire(p);
     std::string error =
@@ -355,7 +394,7 @@ asio::awaitable<json::object> pool::run(analysis_input in) {
     core::log_warn(error);
     replace(p);
     if (!r.sent && !r.timed_out && tries == 0) continue;
-    co_return failed_analysis(error);
+    co_return result_of(failed_analysis(error));
   }
 }
 

@@ -45,6 +45,16 @@ struct pool_settings {
   std::vector<std::string> worker_args;
 };
 
+// A finished analysis: its JSON text, to be stored as it is, and the little of it the server reads
+// (score, the SPF, DKIM and DMARC results, errors), so that the server never parses a whole report.
+struct analysis_result {
+  boost::json::object summary;  // {"score", "auth": {"spf", "dkim", "dmarc"}, "analysis": {"errors"}}
+  std::string text;
+};
+
+// The summary of an analysis object (see analysis_result).
+boost::json::object summary_of(const boost::json::object& analysis);
+
 class pool {
  public:
   pool(boost::asio::any_io_executor ex, pool_settings s);
@@ -55,7 +65,7 @@ class pool {
   // Starts the workers; throws when one cannot be started.
   void start();
   // The analysis of one delivery. Never throws: failures come back in analysis.errors.
-  boost::asio::awaitable<boost::json::object> analyze(analysis_input in);
+  boost::asio::awaitable<analysis_result> analyze(analysis_input in);
   // Stops every worker (jobs in flight end with an error).
   void stop();
 
@@ -73,9 +83,10 @@ class pool {
     bool sent = false;  // the job reached the worker
     bool ok = false;    // and its answer came back
     bool timed_out = false;
+    std::string summary;
     std::string reply;
   };
-  boost::asio::awaitable<boost::json::object> run(analysis_input in);
+  boost::asio::awaitable<analysis_result> run(analysis_input in);
   boost::asio::awaitable<attempt_result> attempt(std::shared_ptr<process> p,
                                                  const std::string& header,
                                                  const std::string& raw);

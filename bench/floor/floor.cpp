@@ -1,9 +1,14 @@
 // mxlens-floor: what each stage of a delivery costs on its own, in one process, without SMTP or
 // the worker round trip: the DNS questions of an analysis, the whole analysis, its report as JSON
 // (written by the worker, read by the server) and the two commits of a delivery and its report.
-// The sum is the CPU a delivery cannot do without, and so the ceiling of messages per second on
-// this machine; bench/run puts it beside the measured rates.
+// It also times full TLS handshakes in memory between mxlens's own server context and a default
+// client context (the load generator's), each side on its own clock. The sum is the CPU a
+// delivery cannot do without, and so the ceiling of messages per second on this machine;
+// bench/run puts it beside the measured rates.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
@@ -15,8 +20,10 @@
 #include <unistd.h>
 
 #include "analyzers/analysis/analysis.hpp"
+#include "certs/server_tls.hpp"
 #include "core/json.hpp"
 #include "core/report.hpp"
+#include "receiver/tls_inspect.hpp"
 #include "storage/sqlite_store.hpp"
 
 namespace po = boost::program_options;
@@ -42,6 +49,46 @@ json::object measure(int rounds, F&& f) {
   return {{"cpu_us", (cpu() - c0) / rounds}, {"wall_us", wall / rounds}, {"rounds", rounds}};
 }
 
+double thread_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
+}
+
+// Full handshakes (no resumption) over a memory BIO pair: CPU of the server's and of the client's
+// SSL_do_handshake calls, per handshake.
+json::object handshakes(SSL_CTX* server_ctx, SSL_CTX* client_ctx, int rounds, std::string& version) {
+  double server_us = 0, client_us = 0;
+  for (int i = 0; i < rounds; ++i) {
+    SSL* server = SSL_new(server_ctx);
+    SSL* client = SSL_new(client_ctx);
+    BIO *server_io = nullptr, *client_io = nullptr;
+    BIO_new_bio_pair(&server_io, 0, &client_io, 0);
+    SSL_set_bio(server, server_io, server_io);
+    SSL_set_bio(client, client_io, client_io);
+    SSL_set_accept_state(server);
+    SSL_set_connect_state(client);
+    bool server_done = false, client_done = false;
+    for (int step = 0; step < 20 && !(server_done && client_done); ++step) {
+      auto t = thread_cpu_us();
+      if (!client_done) client_done = SSL_do_handshake(client) == 1;
+      client_us += thread_cpu_us() - t;
+      t = thread_cpu_us();
+      if (!server_done) server_done = SSL_do_handshake(server) == 1;
+      server_us += thread_cpu_us() - t;
+    }
+    if (!server_done || !client_done) {
+      SSL_free(server);
+      SSL_free(client);
+      throw std::runtime_error("in-memory TLS handshake did not complete");
+    }
+    version = SSL_get_version(server);
+    SSL_free(server);  // the BIOs go with their SSLs
+    SSL_free(client);
+  }
+  return {{"server_cpu_us", server_us / rounds}, {"client_cpu_us", client_us / rounds}, {"rounds", rounds}};
+}
+
 std::string slurp(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + file);
@@ -54,7 +101,7 @@ std::string slurp(const std::string& file) {
 
 int main(int argc, char** argv) try {
   po::options_description opts("mxlens-floor: the cost of each stage of a delivery, in one process");
-  std::string dns_server, message_file, client_ip, helo, mail_from;
+  std::string dns_server, message_file, client_ip, helo, mail_from, tls_cert, tls_key;
   int rounds = 0;
   opts.add_options()("help", "this text")
       ("dns", po::value(&dns_server)->required(), "DNS server IP[@PORT] (the bench's)")
@@ -62,6 +109,8 @@ int main(int argc, char** argv) try {
       ("client-ip", po::value(&client_ip)->default_value("127.0.0.2"), "the sending address")
       ("helo", po::value(&helo)->default_value("mail.sender.example"), "the EHLO name")
       ("mail-from", po::value(&mail_from)->default_value("bounce@sender.example"), "the envelope sender")
+      ("tls-cert", po::value(&tls_cert), "server certificate (PEM) for the handshake stage")
+      ("tls-key", po::value(&tls_key), "its key (PEM); without the pair, no handshake stage")
       ("rounds", po::value(&rounds)->default_value(2000), "repetitions of each stage");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -95,6 +144,15 @@ int main(int argc, char** argv) try {
   in.session = facts;
 
   json::object out;
+  if (!tls_cert.empty() && !tls_key.empty()) {
+    certs::server_tls server({{tls_cert, tls_key}}, receiver::install_client_hello_capture);
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> client(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+    SSL_CTX_set_verify(client.get(), SSL_VERIFY_NONE, nullptr);
+    std::string version;
+    auto h = handshakes(server.context().get(), client.get(), std::max(1, rounds / 4), version);
+    h["version"] = version;
+    out["tls_handshake"] = h;
+  }
   // The questions one analysis asks, asked again one by one.
   const auto first = analyzers::analyze(in, resolver);
   std::vector<std::pair<std::string, analyzers::dns::rr_type>> questions;
