@@ -254,16 +254,20 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
   }
   const auto deadline = p->started + timeout_;
   while (!p->done) {
+    // Answers already back are taken before the clock is looked at: a prefetched question whose
+    // answer came long ago has not timed out because nobody asked for it until now.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    pollfd pfd{ub_fd(ctx_), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(std::max<long long>(0, left.count()))) > 0) {
+      ub_process(ctx_);  // completes this question and any prefetched one that is back
+      continue;
+    }
     if (left.count() <= 0) {
       ub_cancel(ctx_, p->id);
       a.error = "timed out after " + std::to_string(timeout_.count()) + " ms";
       a.ms = static_cast<double>(timeout_.count());
       return a;
     }
-    pollfd pfd{ub_fd(ctx_), POLLIN, 0};
-    int n = ::poll(&pfd, 1, static_cast<int>(left.count()));
-    if (n > 0) ub_process(ctx_);  // completes this question and any prefetched one that is back
   }
   a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
   if (p->err != 0 || !p->result) {
