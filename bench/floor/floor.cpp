@@ -1,13 +1,17 @@
 // mxlens-floor: what each stage of a delivery costs on its own, in one process, without SMTP or
 // the worker round trip: the DNS questions of an analysis, the whole analysis, its report as JSON
 // (written by the worker, read by the server) and the two commits of a delivery and its report.
-// It also times full TLS handshakes in memory between mxlens's own server context and a default
-// client context (the load generator's), each side on its own clock. The sum is the CPU a
+// It also times full TLS handshakes over loopback between mxlens's own server context and a
+// default client context (the load generator's), each side on its own clock. The sum is the CPU a
 // delivery cannot do without, and so the ceiling of messages per second on this machine;
 // bench/run puts it beside the measured rates.
-#include <openssl/err.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <boost/json.hpp>
@@ -17,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 #include "analyzers/analysis/analysis.hpp"
@@ -55,37 +60,62 @@ double thread_cpu_us() {
   return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
 }
 
-// Full handshakes (no resumption) over a memory BIO pair: CPU of the server's and of the client's
-// SSL_do_handshake calls, per handshake.
+// Full handshakes (no resumption) over loopback TCP, the server and the client each on a thread
+// of its own with blocking sockets: the CPU of the handshake calls on each side (the flights'
+// reads and writes included; the TCP connection itself is not, smtp-sink's figure has it).
 json::object handshakes(SSL_CTX* server_ctx, SSL_CTX* client_ctx, int rounds, std::string& version) {
-  double server_us = 0, client_us = 0;
-  for (int i = 0; i < rounds; ++i) {
-    SSL* server = SSL_new(server_ctx);
-    SSL* client = SSL_new(client_ctx);
-    BIO *server_io = nullptr, *client_io = nullptr;
-    BIO_new_bio_pair(&server_io, 0, &client_io, 0);
-    SSL_set_bio(server, server_io, server_io);
-    SSL_set_bio(client, client_io, client_io);
-    SSL_set_accept_state(server);
-    SSL_set_connect_state(client);
-    bool server_done = false, client_done = false;
-    for (int step = 0; step < 20 && !(server_done && client_done); ++step) {
-      auto t = thread_cpu_us();
-      if (!client_done) client_done = SSL_do_handshake(client) == 1;
-      client_us += thread_cpu_us() - t;
-      t = thread_cpu_us();
-      if (!server_done) server_done = SSL_do_handshake(server) == 1;
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener, 16) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("cannot listen on loopback for the handshake stage");
+  double server_us = 0;
+  std::string server_error;
+  std::thread server([&] {
+    for (int i = 0; i < rounds; ++i) {
+      int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) {
+        server_error = "accept failed";
+        return;
+      }
+      SSL* ssl = SSL_new(server_ctx);
+      SSL_set_fd(ssl, fd);
+      const auto t = thread_cpu_us();
+      const bool ok = SSL_accept(ssl) == 1;
       server_us += thread_cpu_us() - t;
+      if (!ok && server_error.empty()) server_error = "server handshake failed";
+      if (ok && i == 0) version = SSL_get_version(ssl);
+      SSL_free(ssl);
+      ::close(fd);
     }
-    if (!server_done || !client_done) {
-      SSL_free(server);
-      SSL_free(client);
-      throw std::runtime_error("in-memory TLS handshake did not complete");
+  });
+  double client_us = 0;
+  int failures = 0;
+  for (int i = 0; i < rounds; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (fd >= 0) ::close(fd);
+      ++failures;
+      break;
     }
-    version = SSL_get_version(server);
-    SSL_free(server);  // the BIOs go with their SSLs
-    SSL_free(client);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    SSL* ssl = SSL_new(client_ctx);
+    SSL_set_fd(ssl, fd);
+    const auto t = thread_cpu_us();
+    if (SSL_connect(ssl) != 1) ++failures;
+    client_us += thread_cpu_us() - t;
+    SSL_free(ssl);
+    ::close(fd);
   }
+  if (failures) ::shutdown(listener, SHUT_RDWR);  // lets the server thread's accept end
+  server.join();
+  ::close(listener);
+  if (failures || !server_error.empty())
+    throw std::runtime_error("TLS handshakes over loopback failed: " + server_error);
   return {{"server_cpu_us", server_us / rounds}, {"client_cpu_us", client_us / rounds}, {"rounds", rounds}};
 }
 
@@ -120,6 +150,7 @@ int main(int argc, char** argv) try {
   }
   po::notify(vm);
   if (rounds < 1) throw std::runtime_error("--rounds must be at least 1");
+  ::signal(SIGPIPE, SIG_IGN);  // a handshake's peer may close while the other side still writes
 
   analyzers::dns::settings ds;
   ds.upstream = dns_server;
