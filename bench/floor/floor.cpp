@@ -28,6 +28,7 @@
 #include "certs/server_tls.hpp"
 #include "core/json.hpp"
 #include "core/report.hpp"
+#include "core/test_id.hpp"
 #include "receiver/tls_inspect.hpp"
 #include "storage/sqlite_store.hpp"
 
@@ -212,18 +213,67 @@ int main(int argc, char** argv) try {
   out["report_serialize"] = measure(rounds, [&](int) { (void)json::serialize(analysis); });
   out["report_parse"] = measure(rounds, [&](int) { (void)json::parse(text); });
 
+  // The hand-over to an analysis worker: the job (its JSON header and the raw message) over a
+  // socket pair to another thread, the summary and the report back, in length-prefixed frames as
+  // the worker protocol has them. Both threads count.
+  {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair failed");
+    auto write_frame = [](int fd, const std::string& f) {
+      const std::uint32_t n = htonl(static_cast<std::uint32_t>(f.size()));
+      return ::write(fd, &n, 4) == 4 && ::write(fd, f.data(), f.size()) == static_cast<ssize_t>(f.size());
+    };
+    auto read_frame = [](int fd, std::string& f) {
+      std::uint32_t n = 0;
+      if (::recv(fd, &n, 4, MSG_WAITALL) != 4) return false;
+      f.resize(ntohl(n));
+      return f.empty() || ::recv(fd, f.data(), f.size(), MSG_WAITALL) == static_cast<ssize_t>(f.size());
+    };
+    const auto summary = json::serialize(json::object{{"score", analysis.at("score")}, {"auth", json::object{}}});
+    std::thread worker([&] {
+      std::string header, raw;
+      while (read_frame(fds[1], header) && read_frame(fds[1], raw))
+        if (!write_frame(fds[1], summary) || !write_frame(fds[1], text)) break;
+    });
+    out["worker_handoff"] = measure(rounds, [&](int) {
+      std::string got_summary, got_report;
+      if (!write_frame(fds[0], json::serialize(analyzers::analysis_input_json(in))) || !write_frame(fds[0], in.raw) ||
+          !read_frame(fds[0], got_summary) || !read_frame(fds[0], got_report))
+        throw std::runtime_error("worker hand-over failed");
+      (void)json::parse(got_summary);
+    });
+    ::shutdown(fds[0], SHUT_RDWR);
+    worker.join();
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+
   // A delivery and then its report, each in a commit of its own (as the server does when one
-  // message is in flight), and sixteen of each per commit (as under load).
+  // message is in flight), and sixteen of each per commit (as under load); each delivery with the
+  // record of its session, as when every message comes on a connection of its own.
   const auto dir = std::filesystem::temp_directory_path() / ("mxlens-floor-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
     storage::sqlite_store store(dir / "floor.db");
     store.create_test({d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
     auto line = core::line_of(facts, analysis);
+    core::session_record session;
+    session.connection = d.connection;
+    session.messages = 1;
+    session.outcome = "quit";
+    for (const char* l : {"220 mx.bench.example ESMTP mxlens", "EHLO mail.sender.example", "250-mx.bench.example",
+                          "MAIL FROM:<bounce@sender.example>", "250 2.1.0 Ok", "RCPT TO:<floorfloor@mx.bench.example>",
+                          "250 2.1.5 Ok", "DATA", "354 End data with <CR><LF>.<CR><LF>", "250 2.0.0 Ok", "QUIT",
+                          "221 2.0.0 Bye"})
+      session.transcript.push_back({1.0, core::direction::client, l});
     for (int group : {1, 16}) {
       auto m = measure(std::max(1, rounds / group), [&](int) {
         storage::batch deliveries;
-        for (int k = 0; k < group; ++k) deliveries.deliveries.push_back(d);
+        for (int k = 0; k < group; ++k) {
+          deliveries.deliveries.push_back(d);
+          session.id = core::random_id();
+          deliveries.sessions.push_back(session);
+        }
         store.commit(deliveries);
         storage::batch reports;
         for (const auto& stored : deliveries.deliveries)

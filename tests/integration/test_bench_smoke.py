@@ -50,7 +50,7 @@ class LoadgenSmoke(ServerCase):
                              capture_output=True, text=True, timeout=120)
         self.assertEqual(0, out.returncode, out.stderr)
         stages = json.loads(out.stdout)
-        for stage in ("dns_question", "analysis", "report_serialize", "report_parse",
+        for stage in ("dns_question", "analysis", "report_serialize", "report_parse", "worker_handoff",
                       "store_per_message_in_commits_of_1", "store_per_message_in_commits_of_16"):
             self.assertGreater(stages[stage]["cpu_us"] + stages[stage]["wall_us"], 0, stage)
         self.assertGreater(stages["dns_question"]["questions_per_message"], 0)
