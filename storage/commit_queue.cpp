@@ -53,6 +53,11 @@ std::uint64_t commit_queue::commits() const {
   return commits_;
 }
 
+commit_timing commit_queue::timing() const {
+  std::lock_guard lock(mutex_);
+  return timing_;
+}
+
 void commit_queue::loop() {
   for (;;) {
     std::vector<pending_delivery> work;
@@ -105,6 +110,7 @@ void commit_queue::loop() {
       for (auto& a : p.analyses) b.analyses.push_back(std::move(a));
     }
     std::string error;
+    const auto started = std::chrono::steady_clock::now();
     try {
       store_->commit(b);
     } catch (const std::exception& e) {
@@ -112,9 +118,14 @@ void commit_queue::loop() {
       std::fprintf(stderr, "storage: commit of %zu deliveries and %zu analyses failed: %s\n",
                    b.deliveries.size(), b.analyses.size(), e.what());
     }
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     {
       std::lock_guard lock(mutex_);
       ++commits_;
+      ++timing_.commits;
+      timing_.seconds += took.count();
+      for (std::size_t k = 0; k < commit_timing::bounds.size(); ++k)
+        if (took.count() <= commit_timing::bounds[k]) ++timing_.at_most[k];
     }
     std::size_t i = 0;
     for (std::size_t w = 0; w < work.size(); ++w) {

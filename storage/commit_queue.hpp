@@ -3,6 +3,7 @@
 // only after its commit returned (or failed): the receiver answers 250 from that callback.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -22,6 +23,15 @@ inline constexpr std::size_t max_deliveries_per_commit = 256;
 // How long a commit waits for more submissions to share it, and how many end the wait at once.
 inline constexpr std::chrono::microseconds commit_gather{1000};
 inline constexpr std::size_t commit_gather_count = 16;
+
+// How long the store took to commit (its writes and fsync; not the wait for company before it).
+struct commit_timing {
+  static constexpr std::array<double, 9> bounds{0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                0.05,  0.1,    0.25,  1};
+  std::uint64_t commits = 0;
+  double seconds = 0;                               // their sum
+  std::array<std::uint64_t, bounds.size()> at_most{};  // cumulative, as Prometheus buckets are
+};
 
 class commit_queue {
  public:
@@ -49,6 +59,7 @@ class commit_queue {
 
   // Commits so far, for logs and benchmarks.
   std::uint64_t commits() const;
+  commit_timing timing() const;
 
  private:
   struct pending_delivery {
@@ -65,6 +76,7 @@ class commit_queue {
   std::vector<core::session_record> sessions_;
   std::vector<task> tasks_;
   std::uint64_t commits_ = 0;
+  commit_timing timing_;
   bool stopping_ = false;
   std::thread thread_;
 };

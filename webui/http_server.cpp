@@ -434,7 +434,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       response res{http::status::ok, req.version()};
       res.set(http::field::content_type, "text/plain; version=0.0.4");
       secure_headers(res);
-      res.body() = metrics_.render();
+      res.body() = metrics_.render() + render(queue_.timing());
       res.keep_alive(req.keep_alive());
       res.prepare_payload();
       co_return res;

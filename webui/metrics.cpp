@@ -54,4 +54,17 @@ std::string metrics::render() const {
   return o.str();
 }
 
+std::string render(const storage::commit_timing& t) {
+  std::ostringstream o;
+  o << "# HELP mxlens_store_commit_seconds Time the store took to commit a group of deliveries, "
+       "reports and sessions (its writes and fsync).\n"
+       "# TYPE mxlens_store_commit_seconds histogram\n";
+  for (std::size_t i = 0; i < t.bounds.size(); ++i)
+    o << "mxlens_store_commit_seconds_bucket{le=\"" << t.bounds[i] << "\"} " << t.at_most[i] << "\n";
+  o << "mxlens_store_commit_seconds_bucket{le=\"+Inf\"} " << t.commits << "\n"
+    << "mxlens_store_commit_seconds_sum " << t.seconds << "\n"
+    << "mxlens_store_commit_seconds_count " << t.commits << "\n";
+  return o.str();
+}
+
 }  // namespace mxlens::webui

@@ -7,7 +7,12 @@
 #include <mutex>
 #include <string>
 
+#include "storage/commit_queue.hpp"
+
 namespace mxlens::webui {
+
+// The store's commit durations, as the histogram mxlens_store_commit_seconds.
+std::string render(const storage::commit_timing& t);
 
 class metrics {
  public:

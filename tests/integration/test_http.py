@@ -1,6 +1,7 @@
 """The HTTP API against the real server, with real deliveries (Python smtplib, swaks)."""
 import http.client
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -222,6 +223,16 @@ class Api(ServerCase):
                        'mxlens_smtp_sessions_total{outcome="quit"}', 'mxlens_http_responses_total{code="201"}',
                        "mxlens_analysis_errors_total 0"):
             self.assertIn(needle, text)
+        # The store's commits: at least the delivery's and its report's, every bucket counting the
+        # commits at most that long, the last one all of them.
+        buckets = [(float(le), int(n)) for le, n in
+                   re.findall(r'^mxlens_store_commit_seconds_bucket\{le="([0-9.e-]+)"\} (\d+)$', text, re.M)]
+        total = int(re.search(r"^mxlens_store_commit_seconds_count (\d+)$", text, re.M).group(1))
+        self.assertGreaterEqual(total, 2)
+        self.assertEqual(sorted(buckets), buckets)
+        self.assertEqual([n for _, n in buckets], sorted(n for _, n in buckets))
+        self.assertIn(f'mxlens_store_commit_seconds_bucket{{le="+Inf"}} {total}\n', text)
+        self.assertLessEqual(buckets[-1][1], total)
 
     def test_pages_and_their_files(self):
         for path, kind in [("/", "text/html"), ("/t/aaaaaaaaaaaa", "text/html"), ("/t/aaaaaaaaaaaa/d/1", "text/html"),

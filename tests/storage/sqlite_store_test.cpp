@@ -223,6 +223,14 @@ TEST_CASE("the commit queue groups submissions and calls back after the commit",
     release.set_value();
     for (auto& r : results) r.wait();
     CHECK(q.commits() == 1);
+    // Its duration is counted once, in every bucket at least that long (the waiting task is not
+    // part of it: the commit itself is what /metrics reports).
+    const auto timing = q.timing();
+    CHECK(timing.commits == 1);
+    CHECK(timing.seconds > 0);
+    CHECK(timing.seconds < 1);
+    CHECK(timing.at_most.back() == 1);
+    for (std::size_t i = 1; i < timing.at_most.size(); ++i) CHECK(timing.at_most[i - 1] <= timing.at_most[i]);
   }
   std::set<std::int64_t> numbers;
   for (auto& r : results) {
