@@ -1,6 +1,7 @@
 #include "app/store_sink.hpp"
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
@@ -18,6 +19,7 @@
 namespace mxlens::app {
 
 namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
 using receiver::reply;
 
 namespace {
@@ -133,8 +135,12 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
     deliveries.push_back(std::move(d));
   }
 
-  // 1. The delivery itself, so that nothing is lost whatever the analysis does.
-  auto stored = co_await committed(queue_, std::move(deliveries));
+  // 1. The delivery itself, so that nothing is lost whatever the analysis does; 2. the analysis,
+  // in a worker process. They do not wait for each other: the analysis reads only the message and
+  // the session, and the report is stored (3.) once both are done.
+  const auto analysis_started = std::chrono::steady_clock::now();
+  auto [stored, analysis] = co_await (committed(queue_, std::move(deliveries)) &&
+                                      analyzed(std::move(input), keys.front(), client));
   if (!stored.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the message, try again later"};
   std::vector<storage::analysis_update> updates;
@@ -146,22 +152,6 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
     names += names.empty() ? name : ", " + name;
   }
   if (updates.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
-
-  // 2. The analysis, in a worker process; this coroutine waits, no I/O thread does.
-  const auto analysis_started = std::chrono::steady_clock::now();
-  try {
-    auto find = [this, id = keys.front(), client] { return context_of(id, client); };
-    auto context = co_await storage::run_blocking(blocking_, std::move(find));
-    input.bulk = context.bulk;
-    if (!context.failed_handshakes.empty()) {
-      auto& tls_facts = input.session["tls"].as_object();
-      auto& failed = tls_facts["failed_handshakes"].as_array();
-      for (auto& f : context.failed_handshakes) failed.push_back(std::move(f));
-    }
-  } catch (const std::exception& e) {
-    core::log_warn(std::string("looking up the test's context: ") + e.what());
-  }
-  auto analysis = co_await analysis_.analyze(std::move(input));
   const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
   const boost::json::object disposition{{"code", accepted.code},
                                         {"enhanced", accepted.enhanced},
@@ -196,6 +186,27 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
   co_return accepted;
+}
+
+asio::awaitable<analyzers::worker::analysis_result> store_sink::analyzed(analyzers::analysis_input input,
+                                                                 std::string test_id,
+                                                                 std::string client_ip) {
+  try {
+    auto find = [this, id = std::move(test_id), client = std::move(client_ip)] {
+      return context_of(id, client);
+    };
+    auto context = co_await storage::run_blocking(blocking_, std::move(find));
+    input.bulk = context.bulk;
+    if (!context.failed_handshakes.empty()) {
+      auto& tls_facts = input.session["tls"].as_object();
+      auto& failed = tls_facts["failed_handshakes"].as_array();
+      for (auto& f : context.failed_handshakes) failed.push_back(std::move(f));
+    }
+  } catch (const std::exception& e) {
+    core::log_warn(std::string("looking up the test's context: ") + e.what());
+  }
+  auto analysis = co_await analysis_.analyze(std::move(input));
+  co_return analysis;
 }
 
 asio::awaitable<void> store_sink::analyze_pending() {
