@@ -3,8 +3,10 @@
 #include <array>
 #include <cstdint>
 #include <fstream>
-#include <random>
+#include <cerrno>
 #include <stdexcept>
+
+#include <sys/random.h>
 
 namespace mxlens::core {
 
@@ -16,10 +18,18 @@ constexpr std::size_t id_bytes = 10;  // 80 bits -> 16 base32 characters
 }  // namespace
 
 std::string random_id() {
-  // std::random_device reads getrandom(2) / /dev/urandom on Linux with libstdc++.
-  std::random_device rd;
+  // The kernel's CSPRNG, in one call: test ids are capabilities (whoever knows one reads its
+  // reports). A std::random_device made per id cost more than the rest of a session's start.
   std::array<std::uint8_t, id_bytes> bytes{};
-  for (auto& b : bytes) b = static_cast<std::uint8_t>(rd());
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("getrandom failed");
+    }
+    got += static_cast<std::size_t>(n);
+  }
   std::string out;
   std::uint32_t buffer = 0;
   int bits = 0;
