@@ -211,6 +211,27 @@ class Api(ServerCase):
             s.docmd("MAIL FROM:<x@sender.example>")
             self.assertEqual(550, s.docmd(f"RCPT TO:<{t['address']}>")[0])
 
+    def test_a_test_deleted_during_the_transaction_refuses_the_message_and_keeps_nothing(self):
+        gone, kept = self.new_test(), self.new_test()
+        with smtp(self.server.port) as s:
+            s.ehlo("helo.example")
+            s.docmd("MAIL FROM:<x@sender.example>")
+            self.assertEqual(250, s.docmd(f"RCPT TO:<{gone['address']}>")[0])
+            res, _ = self.request("DELETE", f"/api/v1/tests/{gone['id']}")
+            self.assertEqual(204, res.status)
+            code, text = s.data(message("api", "hello"))
+            self.assertEqual(550, code, text)
+            self.assertIn(b"5.1.1", text)
+            # The session goes on: a message to a test that exists is delivered and reported.
+            s.docmd("MAIL FROM:<x@sender.example>")
+            self.assertEqual(250, s.docmd(f"RCPT TO:<{kept['address']}>")[0])
+            code, text = s.data(message("api", "hello"))
+            self.assertEqual(250, code, text)
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{gone['id']}"), 404, "not_found")
+        listed = self.json("GET", f"/api/v1/tests/{kept['id']}")
+        self.assertEqual((1, 250), (listed["delivery_count"], listed["deliveries"][0]["disposition"]["code"]))
+        self.assertEqual([], schema_errors(self.json("GET", f"/api/v1/tests/{kept['id']}/deliveries/1")))
+
     def test_healthz_and_metrics(self):
         self.assertEqual({"status": "ok"}, self.json("GET", "/healthz"))
         t = self.new_test()
