@@ -1,7 +1,8 @@
 #include "analyzers/dns/resolver.hpp"
 
 #include <arpa/inet.h>
-#include <poll.h>
+#include <event2/event.h>
+#include <unbound-event.h>
 #include <unbound.h>
 
 #include <algorithm>
@@ -89,12 +90,14 @@ void validate_upstream(const std::string& upstream) {
   }
 }
 
-// A question in flight: filled in by unbound's callback.
+// A question in flight: filled in by unbound's callback, in the event loop of wait().
 struct resolver::pending {
   int id = 0;
   bool done = false;
-  int err = 0;
-  ub_result* result = nullptr;
+  int rcode = 0;                     // the DNS rcode; SERVFAIL also for unbound's own failures
+  int sec = 0;                       // 0 insecure, 1 bogus, 2 secure
+  std::string why_bogus;
+  std::vector<unsigned char> packet;  // the answer in wire form, when rcode is 0
   clock_type::time_point started = clock_type::now();
   clock_type::time_point finished;
 };
@@ -105,25 +108,43 @@ void check(int rc, const char* what) {
   if (rc != 0) throw std::runtime_error(std::string("resolver: ") + what + ": " + ub_strerror(rc));
 }
 
-// A domain name in uncompressed wire form (unbound hands out rdata with names expanded).
-bool read_name(const unsigned char* p, std::size_t len, std::size_t& pos, std::string& out) {
+// A domain name at `pos` in a DNS message of `len` bytes, following compression pointers
+// (RFC 1035 §4.1.4); `pos` ends just after the name where it started. False when malformed: a
+// pointer loop, a name over 255 bytes, a label type other than 0 or 3, or bytes past the end.
+bool read_name(const unsigned char* msg, std::size_t len, std::size_t& pos, std::string& out) {
   out.clear();
-  while (pos < len) {
-    unsigned n = p[pos++];
+  std::size_t at = pos, wire = 0;
+  bool jumped = false;
+  for (int jumps = 0; at < len;) {
+    unsigned n = msg[at];
+    if ((n & 0xc0) == 0xc0) {
+      if (at + 1 >= len || ++jumps > 64) return false;
+      if (!jumped) pos = at + 2;
+      jumped = true;
+      at = ((n & 0x3f) << 8) | msg[at + 1];
+      continue;
+    }
+    if (n > 63) return false;
+    ++at;
     if (n == 0) {
+      if (!jumped) pos = at;
       out = normalize_name(out);
       return true;
     }
-    if (n > 63 || pos + n > len) return false;
+    wire += n + 1;
+    if (wire > 255 || at + n > len) return false;
     if (!out.empty()) out += '.';
-    out.append(reinterpret_cast<const char*>(p + pos), n);
-    pos += n;
+    out.append(reinterpret_cast<const char*>(msg + at), n);
+    at += n;
   }
   return false;
 }
 
-// Presentation form of one rdata; false when it is malformed.
-bool render(rr_type type, const unsigned char* p, std::size_t len, std::string& out) {
+// Presentation form of the rdata of `len` bytes at `at` in a message; false when it is malformed.
+// Names in MX and PTR rdata may be compressed against the rest of the message.
+bool render(rr_type type, const unsigned char* msg, std::size_t msg_len, std::size_t at,
+            std::size_t len, std::string& out) {
+  const unsigned char* p = msg + at;
   char buf[INET6_ADDRSTRLEN];
   switch (type) {
     case rr_type::a:
@@ -149,43 +170,100 @@ bool render(rr_type type, const unsigned char* p, std::size_t len, std::string& 
     }
     case rr_type::mx: {
       if (len < 3) return false;
-      std::size_t pos = 2;
+      std::size_t pos = at + 2;
       std::string name;
-      if (!read_name(p, len, pos, name)) return false;
+      if (!read_name(msg, msg_len, pos, name) || pos != at + len) return false;
       out = std::to_string((p[0] << 8) | p[1]) + " " + name;
       return true;
     }
     case rr_type::ptr: {
-      std::size_t pos = 0;
-      return read_name(p, len, pos, out);
+      std::size_t pos = at;
+      return read_name(msg, msg_len, pos, out) && pos == at + len;
     }
   }
   return false;
 }
 
-void on_result(void* data, int err, ub_result* result) {
+void on_answer(void* data, int rcode, void* packet, int len, int sec, char* why_bogus, int) {
   auto p = static_cast<resolver::pending*>(data);
   p->done = true;
-  p->err = err;
-  p->result = result;
+  p->rcode = rcode;
+  p->sec = sec;
+  if (why_bogus) p->why_bogus = why_bogus;
+  // The buffer is unbound's and is reused once this returns.
+  if (rcode == 0 && packet && len > 0) {
+    auto* bytes = static_cast<const unsigned char*>(packet);
+    p->packet.assign(bytes, bytes + len);
+  }
   p->finished = clock_type::now();
 }
 
+void on_deadline(evutil_socket_t, short, void*) {}  // only ends event_base_loop's wait
+
+std::uint16_t u16(const unsigned char* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+
 }  // namespace
 
-resolver::resolver(const settings& s) : ctx_(ub_ctx_create()), timeout_(s.timeout) {
+// unbound has scrubbed the answer already: what is left is the question's name, or the CNAME
+// chain from it and the records at its end.
+bool answer_records(const std::vector<unsigned char>& msg, rr_type type,
+                    std::vector<std::string>& out) {
+  const std::size_t len = msg.size();
+  if (len < 12) return false;
+  const unsigned char* m = msg.data();
+  std::size_t pos = 12;
+  std::string name;
+  for (unsigned q = u16(m + 4); q > 0; --q) {
+    if (!read_name(m, len, pos, name) || pos + 4 > len) return false;
+    pos += 4;
+  }
+  for (unsigned n = u16(m + 6); n > 0; --n) {
+    if (!read_name(m, len, pos, name) || pos + 10 > len) return false;
+    const auto rr = u16(m + pos), cls = u16(m + pos + 2), rdlen = u16(m + pos + 8);
+    pos += 10;
+    if (pos + rdlen > len) return false;
+    if (rr == static_cast<std::uint16_t>(type) && cls == 1) {
+      std::string text;
+      if (!render(type, m, len, pos, rdlen, text)) return false;
+      out.push_back(std::move(text));
+    }
+    pos += rdlen;
+  }
+  return true;
+}
+
+// unbound runs in this thread, on an event base of its own, rather than in its threaded mode:
+// there every question crossed to unbound's thread and its answer back, two thread wake-ups per
+// question that cost as much CPU again as the question itself (bench/floor).
+resolver::resolver(const settings& s) : settings_(s) {
+  if (s.upstream != "system") validate_upstream(s.upstream);
+  base_ = event_base_new();
+  if (!base_) throw std::runtime_error("resolver: cannot create an event base");
+  timer_ = evtimer_new(base_, on_deadline, nullptr);
+  if (!timer_) {
+    event_base_free(base_);
+    throw std::runtime_error("resolver: cannot create a timer");
+  }
+  try {
+    open_context();
+  } catch (...) {
+    event_free(timer_);
+    event_base_free(base_);
+    throw;
+  }
+}
+
+void resolver::open_context() {
+  ctx_ = ub_ctx_create_event(base_);
   if (!ctx_) throw std::runtime_error("resolver: cannot create the unbound context");
   try {
-    // Threaded mode: the default asynchronous mode forks a process.
-    check(ub_ctx_async(ctx_, 1), "async");
-    if (s.upstream == "system") {
+    if (settings_.upstream == "system") {
       check(ub_ctx_resolvconf(ctx_, nullptr), "resolv.conf");
     } else {
-      validate_upstream(s.upstream);
-      check(ub_ctx_set_fwd(ctx_, s.upstream.c_str()), "forwarder");
+      check(ub_ctx_set_fwd(ctx_, settings_.upstream.c_str()), "forwarder");
     }
-    if (!s.trust_anchor.empty()) {
-      check(ub_ctx_add_ta_file(ctx_, s.trust_anchor.c_str()), "trust anchor");
+    if (!settings_.trust_anchor.empty()) {
+      check(ub_ctx_add_ta_file(ctx_, settings_.trust_anchor.c_str()), "trust anchor");
     } else {
       // Without a trust anchor nothing can be validated: the validator module only costs time.
       check(ub_ctx_set_option(ctx_, "module-config:", "iterator"), "module-config");
@@ -197,24 +275,64 @@ resolver::resolver(const settings& s) : ctx_(ub_ctx_create()), timeout_(s.timeou
       ub_ctx_zone_remove(ctx_, zone);
   } catch (...) {
     ub_ctx_delete(ctx_);
+    ctx_ = nullptr;
     throw;
   }
 }
 
+// Deletes the context; unbound calls back every question still in flight (SERVFAIL, no packet)
+// as it does, so what those callbacks write to is freed only afterwards.
+void resolver::close_context() {
+  if (ctx_) ub_ctx_delete(ctx_);
+  ctx_ = nullptr;
+  prefetched_.clear();
+  abandoned_.clear();
+}
+
 resolver::~resolver() {
-  forget_prefetched();
-  ub_ctx_delete(ctx_);
+  close_context();
+  event_free(timer_);
+  event_base_free(base_);
 }
 
 std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_type type, answer& a) {
   auto p = std::make_unique<pending>();
-  int rc = ub_resolve_async(ctx_, name.c_str(), static_cast<int>(type), 1, p.get(), on_result, &p->id);
+  // Local data is answered before ub_resolve_event returns: `p` is filled in already then.
+  int rc = ub_resolve_event(ctx_, name.c_str(), static_cast<int>(type), 1, p.get(), on_answer, &p->id);
   if (rc != 0) {
     a.error = ub_strerror(rc);
     if (rc == UB_SYNTAX) a.state = status::nxdomain;
     return nullptr;
   }
   return p;
+}
+
+// ub_cancel is not used: with an event base it takes the path meant for a forked worker, which
+// frees the query that unbound's mesh still holds (its answer then arrives to freed memory) and
+// writes the cancellation to a pipe nobody reads, which blocks once the pipe is full. An
+// unwanted question is kept until unbound ends it with an answer or its own timeout; when many
+// have piled up (an upstream that does not answer), the context is made anew, which ends them all.
+void resolver::abandon(std::unique_ptr<pending> p) {
+  std::erase_if(abandoned_, [](const auto& q) { return q->done; });
+  if (!p->done) abandoned_.push_back(std::move(p));
+}
+
+bool resolver::wait(pending& p) {
+  const auto deadline = p.started + settings_.timeout;
+  while (!p.done) {
+    // Answers already back are taken before the clock is looked at: a prefetched question whose
+    // answer came long ago has not timed out because nobody asked for it until now.
+    event_base_loop(base_, EVLOOP_NONBLOCK);
+    if (p.done) break;
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) return false;
+    timeval tv{static_cast<time_t>(left.count() / 1'000'000),
+               static_cast<suseconds_t>(left.count() % 1'000'000)};
+    evtimer_add(timer_, &tv);
+    event_base_loop(base_, EVLOOP_ONCE);
+    evtimer_del(timer_);
+  }
+  return true;
 }
 
 void resolver::prefetch(const std::vector<std::pair<std::string, rr_type>>& questions) {
@@ -229,11 +347,13 @@ void resolver::prefetch(const std::vector<std::pair<std::string, rr_type>>& ques
 }
 
 void resolver::forget_prefetched() {
-  for (auto& [key, p] : prefetched_) {
-    if (!p->done) ub_cancel(ctx_, p->id);  // its callback will not be called
-    else if (p->result) ub_resolve_free(p->result);
-  }
+  constexpr std::size_t most_abandoned = 256;
+  for (auto& [key, p] : prefetched_) abandon(std::move(p));
   prefetched_.clear();
+  if (abandoned_.size() > most_abandoned) {
+    close_context();
+    open_context();
+  }
 }
 
 answer resolver::query(std::string_view raw_name, rr_type type) {
@@ -252,53 +372,26 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     p = start(name, type, a);
     if (!p) return a;
   }
-  const auto deadline = p->started + timeout_;
-  while (!p->done) {
-    // Answers already back are taken before the clock is looked at: a prefetched question whose
-    // answer came long ago has not timed out because nobody asked for it until now.
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-    pollfd pfd{ub_fd(ctx_), POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(std::max<long long>(0, left.count()))) > 0) {
-      ub_process(ctx_);  // completes this question and any prefetched one that is back
-      continue;
-    }
-    if (left.count() <= 0) {
-      ub_cancel(ctx_, p->id);
-      a.error = "timed out after " + std::to_string(timeout_.count()) + " ms";
-      a.ms = static_cast<double>(timeout_.count());
-      return a;
-    }
-  }
-  a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
-  if (p->err != 0 || !p->result) {
-    a.error = ub_strerror(p->err);
-    if (p->result) ub_resolve_free(p->result);
+  if (!wait(*p)) {
+    abandon(std::move(p));
+    a.error = "timed out after " + std::to_string(settings_.timeout.count()) + " ms";
+    a.ms = static_cast<double>(settings_.timeout.count());
     return a;
   }
-  ub_result* r = p->result;
-  a.secure = r->secure != 0;
-  if (r->bogus) {
-    a.error = std::string("DNSSEC validation failed: ") + (r->why_bogus ? r->why_bogus : "bogus");
-  } else if (r->rcode == 3) {
+  a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
+  a.secure = p->sec == 2;
+  if (p->sec == 1) {
+    a.error = "DNSSEC validation failed: " + (p->why_bogus.empty() ? std::string("bogus") : p->why_bogus);
+  } else if (p->rcode == 3) {
     a.state = status::nxdomain;
-  } else if (r->rcode != 0) {
-    a.error = "rcode " + std::to_string(r->rcode);
-  } else if (!r->havedata) {
-    a.state = status::nodata;
+  } else if (p->rcode != 0) {
+    a.error = "rcode " + std::to_string(p->rcode);
+  } else if (!answer_records(p->packet, type, a.records)) {
+    a.records.clear();
+    a.error = "malformed answer";
   } else {
-    a.state = status::ok;
-    for (int i = 0; r->data[i]; ++i) {
-      std::string text;
-      if (render(type, reinterpret_cast<const unsigned char*>(r->data[i]),
-                 static_cast<std::size_t>(r->len[i]), text))
-        a.records.push_back(std::move(text));
-    }
-    if (a.records.empty()) {
-      a.state = status::temperror;
-      a.error = "malformed answer";
-    }
+    a.state = a.records.empty() ? status::nodata : status::ok;
   }
-  ub_resolve_free(r);
   return a;
 }
 

@@ -13,6 +13,8 @@
 #include <vector>
 
 struct ub_ctx;
+struct event_base;
+struct event;
 
 namespace mxlens::analyzers::dns {
 
@@ -63,11 +65,20 @@ class resolver {
   struct pending;
 
  private:
+  void open_context();
+  void close_context();
   std::unique_ptr<pending> start(const std::string& name, rr_type type, answer& a);
+  // Runs unbound until `p` is answered or its deadline passes; false on timeout.
+  bool wait(pending& p);
+  // A question whose answer is no longer wanted (see resolver.cpp for why it is not cancelled).
+  void abandon(std::unique_ptr<pending> p);
 
-  ub_ctx* ctx_;
-  std::chrono::milliseconds timeout_;
+  settings settings_;
+  event_base* base_ = nullptr;
+  event* timer_ = nullptr;  // ends a wait at its deadline
+  ub_ctx* ctx_ = nullptr;
   std::map<std::pair<std::string, std::uint16_t>, std::unique_ptr<pending>> prefetched_;
+  std::vector<std::unique_ptr<pending>> abandoned_;
 };
 
 // One evaluation's questions: answered once each, all recorded for the evidence.
@@ -91,6 +102,11 @@ class lookups {
   std::vector<std::unique_ptr<entry>> log_;
   std::map<std::pair<std::string, std::uint16_t>, entry*> cache_;
 };
+
+// The records of `type` in the answer section of a DNS message (the form unbound hands out), in
+// the presentation form of `answer::records`; false when the message is malformed.
+bool answer_records(const std::vector<unsigned char>& msg, rr_type type,
+                    std::vector<std::string>& out);
 
 // Helpers shared by the analyzers.
 std::string normalize_name(std::string_view name);          // lowercase, no final dot
