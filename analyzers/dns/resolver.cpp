@@ -131,8 +131,8 @@ bool read_name(const unsigned char* msg, std::size_t len, std::size_t& pos, std:
       out = normalize_name(out);
       return true;
     }
-    wire += n + 1;
-    if (wire > 255 || at + n > len) return false;
+    wire += n + 1;  // with the root's zero byte, at most 255 (RFC 1035 §3.1)
+    if (wire > 254 || at + n > len) return false;
     if (!out.empty()) out += '.';
     out.append(reinterpret_cast<const char*>(msg + at), n);
     at += n;
@@ -349,6 +349,7 @@ void resolver::prefetch(const std::vector<std::pair<std::string, rr_type>>& ques
 void resolver::forget_prefetched() {
   constexpr std::size_t most_abandoned = 256;
   for (auto& [key, p] : prefetched_) abandon(std::move(p));
+  // Here and not in abandon(): between evaluations nothing still wanted is in flight.
   prefetched_.clear();
   if (abandoned_.size() > most_abandoned) {
     close_context();

@@ -39,7 +39,8 @@ bytes message(const std::string& qname, int qtype, int answers) {
 
 // A record owned by the question's name (a pointer to offset 12), with its rdata.
 void add_record(bytes& m, int type, const bytes& rdata) {
-  add(m, {0xc0, 0x0c, 0, type, 0, 1, 0, 0, 0x0e, 0x10, 0, static_cast<int>(rdata.size())});
+  const int size = static_cast<int>(rdata.size());
+  add(m, {0xc0, 0x0c, 0, type, 0, 1, 0, 0, 0x0e, 0x10, size >> 8, size & 0xff});
   m.insert(m.end(), rdata.begin(), rdata.end());
 }
 
@@ -122,6 +123,27 @@ TEST_CASE("malformed messages are refused, never read past their end", "[dns]") 
   name.push_back(0);
   add_record(longname, 12, name);
   CHECK_FALSE(answer_records(longname, rr_type::ptr, out));
+
+  // 255 bytes with the root's zero is the most a name may have; one more is refused.
+  auto name_of = [](int last_label) {
+    bytes n;
+    for (int i = 0; i < 3; ++i) {
+      n.push_back(63);
+      n.insert(n.end(), 63, 'a');
+    }
+    n.push_back(static_cast<unsigned char>(last_label));
+    n.insert(n.end(), static_cast<std::size_t>(last_label), 'b');
+    n.push_back(0);
+    return n;
+  };
+  bytes longest = message("a.test", 12, 1);
+  add_record(longest, 12, name_of(62));  // 3 × 64 + 63 + 1 = 256: one too many
+  CHECK_FALSE(answer_records(longest, rr_type::ptr, out));
+  bytes fits = message("a.test", 12, 1);
+  add_record(fits, 12, name_of(61));  // 255
+  CHECK(answer_records(fits, rr_type::ptr, out));
+  CHECK(out.back().size() == 253);
+  out.clear();
 
   bytes overrun = message("a.test", 15, 1);
   add_record(overrun, 15, {0, 10, 4, 'm', 'a'});  // the MX name runs past its rdata

@@ -211,7 +211,7 @@ class Api(ServerCase):
             s.docmd("MAIL FROM:<x@sender.example>")
             self.assertEqual(550, s.docmd(f"RCPT TO:<{t['address']}>")[0])
 
-    def test_a_test_deleted_during_the_transaction_refuses_the_message_and_keeps_nothing(self):
+    def test_a_test_deleted_during_the_transaction_refuses_the_message(self):
         gone, kept = self.new_test(), self.new_test()
         with smtp(self.server.port) as s:
             s.ehlo("helo.example")
