@@ -1,0 +1,197 @@
+"""The pages in Debian's headless Chromium, against the real server.
+
+Chromium is driven through Debian's own ChromeDriver (package chromium-driver, built from the same
+source as the browser) by Debian's Selenium (python3-selenium): everything comes from Debian 12's
+archive, nothing from a registry of its own. The test makes a test on "/", sends a mail with swaks,
+sees the report appear without a reload, opens a check's evidence and downloads the raw message; a
+message full of markup and script is shown as text and none of it runs. Screenshots go to
+$MXLENS_ARTIFACTS (build/artifacts by default).
+"""
+import base64
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402  (the integration tests' server and DNS server)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARTIFACTS = os.environ.get("MXLENS_ARTIFACTS") or os.path.join(HERE, "..", "..", "build", "artifacts")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+
+# A script from a message that ran would set window.__pwned (or open a dialog).
+SUBJECT = "<script>window.__pwned=1</script> hello"
+FROM = '"<img src=x onerror=window.__pwned=2>" <a@sender.example>'
+BODY = '<a href="javascript:window.__pwned=4">click</a><img src=x onerror="window.__pwned=5">'
+
+
+def browser(profile, downloads):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # Headless, as root, and quiet: without the background-networking switches Chromium keeps
+    # trying to reach hosts outside this machine.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+                f"--user-data-dir={profile}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A dialog left open makes the next command fail with UnexpectedAlertPresentException.
+    options.set_capability("unhandledPromptBehavior", "dismiss and notify")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+class Pages(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        cls.tmp = tempfile.TemporaryDirectory(prefix="mxlens-browser-")
+        cls.downloads = os.path.join(cls.tmp.name, "downloads")
+        os.makedirs(cls.downloads)
+        cls.server = harness.Server("--workers", "1").start()
+        cls.driver = browser(os.path.join(cls.tmp.name, "profile"), cls.downloads)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.server.cleanup()
+        cls.tmp.cleanup()
+
+    # Helpers, in the terms of the page.
+    def shot(self, name, full=False):
+        path = os.path.join(ARTIFACTS, name)
+        if not full:
+            self.driver.save_screenshot(path)
+            return
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data["data"]))
+
+    def visible(self, css, timeout=30):
+        return WebDriverWait(self.driver, timeout).until(
+            EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+    def text(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css).get_attribute("textContent")
+
+    def js(self, script):
+        return self.driver.execute_script(script)
+
+    def assert_nothing_ran(self):
+        self.assertIsNone(self.js("return window.__pwned"), "a script from the message ran")
+        with self.assertRaises(NoAlertPresentException, msg="a dialog is open"):
+            self.driver.switch_to.alert.text
+
+    def script_errors(self):
+        """Uncaught exceptions and refused scripts in the browser's console."""
+        return [e["message"] for e in self.driver.get_log("browser")
+                if e["level"] == "SEVERE" and ("Uncaught" in e["message"] or "Refused" in e["message"])]
+
+    def test_a_delivery_from_the_first_click_to_the_report(self):
+        d = self.driver
+        base = self.server.url
+
+        # 1. "/": one click makes an address.
+        d.get(base + "/")
+        self.shot("index.png")
+        d.find_element(By.CSS_SELECTOR, "#new").click()
+        address = WebDriverWait(d, 20).until(lambda _: self.text("#address").strip())
+        self.assertRegex(address, r"^[a-z0-9]{16}@mx\.test\.example$")
+        test_id = address.split("@")[0]
+        self.js("window.__same_page = true")
+
+        # 2. A hostile message, over STARTTLS from 127.0.0.2.
+        subprocess.run(["swaks", "--server", f"127.0.0.1:{self.server.port}", "--to", address,
+                        "--from", "x@sender.example", "--helo", "helo.example",
+                        "--local-interface", "127.0.0.2", "--tls",
+                        "--header", f"Subject: {SUBJECT}", "--header", f"From: {FROM}",
+                        "--header", "X-Link: javascript:window.__pwned=3", "--body", BODY],
+                       check=True, capture_output=True, timeout=60)
+
+        # 3. The report appears on the same page, without a reload.
+        self.visible("#score")
+        self.assertIs(self.js("return window.__same_page"), True, "the page was reloaded")
+        self.assertRegex(self.text("#score"), r"^\d+\.\d/10$")
+        self.assertRegex(self.text("#status"), r"Delivery 1 arrived")
+
+        # 4. A check's evidence opens.
+        check = d.find_element(By.CSS_SELECTOR, 'details.check[data-id="tls.starttls"]')
+        evidence = check.find_element(By.CSS_SELECTOR, "pre.evidence")
+        self.assertFalse(evidence.is_displayed())
+        check.find_element(By.CSS_SELECTOR, "summary").click()
+        self.assertTrue(evidence.is_displayed())
+        self.assertRegex(evidence.get_attribute("textContent"), r'"used": true')
+
+        # 5. The markup is text: shown literally, never run.
+        headers = self.text("#headers pre")
+        self.assertIn(f"Subject: {SUBJECT}", headers)
+        self.assertIn("<img src=x onerror=window.__pwned=2>", headers)
+        self.assertEqual(d.find_elements(
+            By.CSS_SELECTOR, "#report script, #report img, #report a[href^='javascript']"), [])
+        self.assert_nothing_ran()
+        self.shot("report-live.png", full=True)
+
+        # 6. The raw message downloads as received, under the name the page gives it.
+        d.find_element(By.CSS_SELECTOR, "#download").click()
+        path = os.path.join(self.downloads, f"{test_id}-1.eml")
+        deadline = time.time() + 20
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(os.listdir(self.downloads), [f"{test_id}-1.eml"])
+        with open(path, "rb") as f:
+            raw = f.read()
+        self.assertIn(f"Subject: {SUBJECT}".encode(), raw)
+        self.assertEqual(raw, self.server.raw(test_id, 1))
+
+        # 7. The test page and the report page on their own.
+        d.get(f"{base}/t/{test_id}")
+        self.visible("#deliveries tbody tr")
+        self.assertEqual(self.text("#deliveries tbody tr td:nth-child(3)"), "127.0.0.2")
+        self.assertIn("127.0.0.2", self.text("#sources tbody"))
+        self.shot("test.png", full=True)
+        d.get(f"{base}/t/{test_id}/d/1")
+        self.visible("#score")
+        self.assertEqual(len(d.find_elements(By.CSS_SELECTOR, "#providers [data-provider]")), 3)
+        self.assertRegex(self.text("#transcript pre"), r"C: EHLO helo\.example")
+        self.shot("report.png", full=True)
+        self.shot("report-top.png")
+
+        # A phone's screen (its viewport meta honoured) gets the same report, nothing cut off
+        # sideways.
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        d.get(f"{base}/t/{test_id}/d/1")
+        self.visible("#score")
+        overflow = self.js("return document.documentElement.scrollWidth - window.innerWidth")
+        self.assertLessEqual(overflow, 1, f"the page is {overflow}px wider than a phone's screen")
+        self.shot("report-phone.png", full=True)
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+        # 8. An unknown test shows an error, not a broken page.
+        d.get(f"{base}/t/aaaaaaaaaaaaaaaa/d/1")
+        self.visible("#error")
+        self.assertRegex(self.text("#error"), r"\S")
+        self.assert_nothing_ran()
+        self.assertEqual(self.script_errors(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
