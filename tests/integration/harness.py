@@ -4,6 +4,7 @@ The server listens on 127.0.0.1 port 0 (the port it picked is read from its log)
 in a temporary directory, and is stopped by the test (or killed at exit). Nothing here talks to
 any address outside 127.0.0.0/8.
 """
+import atexit
 import json
 import os
 import re
@@ -71,6 +72,7 @@ class Server:
                  "--hostname", DOMAIN,
                  "--data-dir", self.data_dir, *self.extra],
                 stdout=log, stderr=log, env=self.env)
+        atexit.register(self.stop)  # a test that fails before its cleanup leaves nothing running
         deadline = time.time() + 20
         while time.time() < deadline:
             text = self.log()
@@ -84,6 +86,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("mxlens exited: " + text)
             time.sleep(0.05)
+        self.kill()
         raise RuntimeError("mxlens did not start: " + self.log())
 
     def log(self):
@@ -100,7 +103,8 @@ class Server:
                 self.proc.wait()
 
     def kill(self):
-        self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
         self.proc.wait()
 
     def cleanup(self):
