@@ -2,9 +2,9 @@
 // `mxlens __worker`: the analysis worker process the server starts (internal, not listed).
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -45,7 +45,8 @@ boost::json::object read_session(const std::string& file) {
   if (ec || !v.is_object()) throw usage_error("--session: '" + file + "' is not a JSON object");
   boost::json::object session;
   for (const char* key : {"connection", "tls", "envelope", "data"})
-    if (auto* part = v.as_object().if_contains(key); part && part->is_object()) session[key] = *part;
+    if (auto* part = v.as_object().if_contains(key); part && part->is_object())
+      session[key] = *part;
   return session;
 }
 

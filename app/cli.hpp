@@ -22,7 +22,8 @@ class usage_error : public std::runtime_error {
 // the flags not given from MXLENS_* variables. `positional` names positional arguments in order.
 // Throws usage_error with a one-line message.
 boost::program_options::variables_map parse(
-    const std::vector<std::string>& args, const boost::program_options::options_description& options,
+    const std::vector<std::string>& args,
+    const boost::program_options::options_description& options,
     const std::vector<std::string>& positional = {});
 
 }  // namespace mxlens::app

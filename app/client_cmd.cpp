@@ -8,16 +8,16 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
-#include <optional>
-#include <stdexcept>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 
-#include "app/cli.hpp"
 #include "analyzers/checks/checks.hpp"
+#include "app/cli.hpp"
 #include "app/commands.hpp"
 
 namespace mxlens::app {
@@ -50,9 +50,11 @@ server_url parse_url(const std::string& url) {
   while (!u.prefix.empty() && u.prefix.back() == '/') u.prefix.pop_back();
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
-    if (close == std::string::npos) throw usage_error("--server: bad IPv6 address in '" + url + "'");
+    if (close == std::string::npos)
+      throw usage_error("--server: bad IPv6 address in '" + url + "'");
     u.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') u.port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      u.port = authority.substr(close + 2);
   } else {
     auto colon = authority.rfind(':');
     u.host = authority.substr(0, colon);
@@ -67,8 +69,8 @@ struct reply {
   std::string body;
 };
 
-reply call(const server_url& u, http::verb method, const std::string& target, const std::string& body = {},
-           std::chrono::seconds timeout = std::chrono::seconds(30)) {
+reply call(const server_url& u, http::verb method, const std::string& target,
+           const std::string& body = {}, std::chrono::seconds timeout = std::chrono::seconds(30)) {
   asio::io_context io;
   asio::ip::tcp::resolver resolver(io);
   beast::tcp_stream stream(io);
@@ -105,23 +107,29 @@ std::string error_text(const reply& r) {
 po::options_description server_options(const char* title) {
   po::options_description o(title);
   o.add_options()("help,h", "show this help")(
-      "server", po::value<std::string>()->default_value("http://127.0.0.1:8025"), "the mxlens server's URL");
+      "server", po::value<std::string>()->default_value("http://127.0.0.1:8025"),
+      "the mxlens server's URL");
   return o;
 }
 
 // Waits for the report of the delivery after `after`; prints progress on a terminal.
-std::optional<json::object> wait_for_report(const server_url& u, const std::string& id, std::int64_t after,
-                                            int timeout_s) {
+std::optional<json::object> wait_for_report(const server_url& u, const std::string& id,
+                                            std::int64_t after, int timeout_s) {
   const auto start = std::chrono::steady_clock::now();
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   for (;;) {
-    auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count();
+    auto waited =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+            .count();
     auto left = timeout_s - waited;
     if (left <= 0) break;
-    if (tty) std::cerr << "\rwaiting for a delivery to test " << id << " ... " << waited << " s " << std::flush;
+    if (tty)
+      std::cerr << "\rwaiting for a delivery to test " << id << " ... " << waited << " s "
+                << std::flush;
     auto chunk = std::min<std::int64_t>(left, 5);
     auto r = call(u, http::verb::get,
-                  "/api/v1/tests/" + id + "/wait?after=" + std::to_string(after) + "&timeout=" + std::to_string(chunk),
+                  "/api/v1/tests/" + id + "/wait?after=" + std::to_string(after) +
+                      "&timeout=" + std::to_string(chunk),
                   {}, std::chrono::seconds(chunk + 30));
     if (r.status == 200) {
       if (tty) std::cerr << "\r\033[K";
@@ -154,7 +162,8 @@ requirement parse_requirement(const std::string& text) {
     break;
   }
   if (!found || found->rhs.empty())
-    throw usage_error("--require '" + text + "': expected NAME OP VALUE, e.g. tls.version>=TLSv1.2");
+    throw usage_error("--require '" + text +
+                      "': expected NAME OP VALUE, e.g. tls.version>=TLSv1.2");
   auto& r = *found;
   const bool ordered = r.op != "=" && r.op != "!=";
   if (r.lhs == "tls.version") {
@@ -164,7 +173,8 @@ requirement parse_requirement(const std::string& text) {
   } else if (r.lhs == "score") {
     char* end = nullptr;
     std::strtod(r.rhs.c_str(), &end);
-    if (!end || *end) throw usage_error("--require '" + text + "': '" + r.rhs + "' is not a number");
+    if (!end || *end)
+      throw usage_error("--require '" + text + "': '" + r.rhs + "' is not a number");
   } else if (ordered) {
     throw usage_error("--require '" + text + "': only = and != compare '" + r.lhs + "'");
   }
@@ -172,7 +182,8 @@ requirement parse_requirement(const std::string& text) {
     try {
       analyzers::checks::entry(r.lhs.substr(6));
     } catch (const std::out_of_range&) {
-      throw usage_error("--require '" + text + "': no check '" + r.lhs.substr(6) + "' (see CHECKS.md)");
+      throw usage_error("--require '" + text + "': no check '" + r.lhs.substr(6) +
+                        "' (see CHECKS.md)");
     }
   }
   return r;
@@ -220,7 +231,8 @@ verdict evaluate(const requirement& r, const json::object& report) {
         fix_from = id;
       }
     }
-    if (actual.empty()) throw usage_error("--require '" + r.text + "': no check '" + id + "' (see CHECKS.md)");
+    if (actual.empty())
+      throw usage_error("--require '" + r.text + "': no check '" + id + "' (see CHECKS.md)");
   } else if (r.lhs == "spf" || r.lhs == "dmarc") {
     actual = std::string(report.at("auth").at(r.lhs).at("result").as_string());
     fix_from = r.lhs + ".result";
@@ -278,7 +290,8 @@ verdict evaluate(const requirement& r, const json::object& report) {
   if (!v.holds && !fix_from.empty()) {
     for (const auto& c : report.at("checks").as_array()) {
       const auto& o = c.as_object();
-      if (o.at("id").as_string() == fix_from && o.at("fix").is_string()) v.fix = std::string(o.at("fix").as_string());
+      if (o.at("id").as_string() == fix_from && o.at("fix").is_string())
+        v.fix = std::string(o.at("fix").as_string());
     }
   }
   return v;
@@ -288,10 +301,18 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') out += ' ';
         else out += c;
@@ -311,7 +332,8 @@ int new_command(const std::vector<std::string>& args) {
     auto vm = parse(args, o);
     if (vm.count("help")) {
       std::cout << "Usage: mxlens new [--server URL] [--label L] [--bulk] [--json]\n\n"
-                   "Creates a test address on a running mxlens and prints it.\n\n" << o;
+                   "Creates a test address on a running mxlens and prints it.\n\n"
+                << o;
       return 0;
     }
     auto u = parse_url(vm["server"].as<std::string>());
@@ -336,8 +358,9 @@ int new_command(const std::vector<std::string>& args) {
 int wait_command(const std::vector<std::string>& args) {
   auto o = server_options("mxlens wait options");
   o.add_options()("id", po::value<std::string>()->required(), "test id (or its address)")(
-      "after", po::value<std::int64_t>()->default_value(0), "wait for a delivery numbered above this")(
-      "timeout", po::value<int>()->default_value(300), "seconds to wait");
+      "after", po::value<std::int64_t>()->default_value(0),
+      "wait for a delivery numbered above this")("timeout", po::value<int>()->default_value(300),
+                                                 "seconds to wait");
   try {
     auto vm = parse(args, o, {"id"});
     auto u = parse_url(vm["server"].as<std::string>());
@@ -345,7 +368,8 @@ int wait_command(const std::vector<std::string>& args) {
     id = id.substr(0, id.find('@'));
     auto report = wait_for_report(u, id, vm["after"].as<std::int64_t>(), vm["timeout"].as<int>());
     if (!report) {
-      std::cerr << "mxlens wait: no delivery to test " << id << " within " << vm["timeout"].as<int>() << " s\n";
+      std::cerr << "mxlens wait: no delivery to test " << id << " within "
+                << vm["timeout"].as<int>() << " s\n";
       return exit_usage;
     }
     std::cout << json::serialize(*report) << "\n";
@@ -360,7 +384,8 @@ int check_command(const std::vector<std::string>& args) {
   auto o = server_options("mxlens check options");
   o.add_options()("id", po::value<std::string>()->required(), "test id (or its address)")(
       "require", po::value<std::vector<std::string>>()->composing(),
-      "NAME OP VALUE, repeatable: tls.version>=TLSv1.2, tls.used=true, spf=pass, dkim=pass, dmarc=pass, "
+      "NAME OP VALUE, repeatable: tls.version>=TLSv1.2, tls.used=true, spf=pass, dkim=pass, "
+      "dmarc=pass, "
       "check:<id>=pass|warn, score>=8, or any report field by its dotted path")(
       "min-score", po::value<double>(), "the same as --require score>=N")(
       "delivery", po::value<std::int64_t>()->default_value(1), "which delivery to judge")(
@@ -370,7 +395,8 @@ int check_command(const std::vector<std::string>& args) {
     auto vm = parse(args, o, {"id"});
     std::vector<requirement> reqs;
     if (vm.count("require"))
-      for (const auto& r : vm["require"].as<std::vector<std::string>>()) reqs.push_back(parse_requirement(r));
+      for (const auto& r : vm["require"].as<std::vector<std::string>>())
+        reqs.push_back(parse_requirement(r));
     if (vm.count("min-score")) {
       std::ostringstream s;
       s << "score>=" << vm["min-score"].as<double>();
@@ -384,8 +410,8 @@ int check_command(const std::vector<std::string>& args) {
     if (n < 1) throw usage_error("--delivery must be 1 or more");
     auto report = wait_for_report(u, id, n - 1, vm["timeout"].as<int>());
     if (!report) {
-      std::cerr << "mxlens check: no delivery " << n << " to test " << id << " within " << vm["timeout"].as<int>()
-                << " s\n";
+      std::cerr << "mxlens check: no delivery " << n << " to test " << id << " within "
+                << vm["timeout"].as<int>() << " s\n";
       return exit_usage;
     }
     int failed = 0;
@@ -394,20 +420,23 @@ int check_command(const std::vector<std::string>& args) {
       auto v = evaluate(r, *report);
       if (v.holds) {
         std::cout << "ok      " << r.text << "  (" << v.actual << ")\n";
-        junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\"" << xml_escape(r.text) << "\"/>\n";
+        junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\""
+              << xml_escape(r.text) << "\"/>\n";
       } else {
         ++failed;
         std::cout << "FAILED  " << r.text << "  (is " << v.actual << ")\n";
         if (!v.fix.empty()) std::cout << "        fix: " << v.fix << "\n";
-        junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\"" << xml_escape(r.text)
-              << "\">\n      <failure message=\"" << xml_escape(r.text + " is " + v.actual) << "\">"
-              << xml_escape(v.fix) << "</failure>\n    </testcase>\n";
+        junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\""
+              << xml_escape(r.text) << "\">\n      <failure message=\""
+              << xml_escape(r.text + " is " + v.actual) << "\">" << xml_escape(v.fix)
+              << "</failure>\n    </testcase>\n";
       }
     }
     if (vm.count("junit")) {
       std::ofstream out(vm["junit"].as<std::string>());
-      out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"mxlens " << xml_escape(id)
-          << "\" tests=\"" << reqs.size() << "\" failures=\"" << failed << "\" errors=\"0\">\n"
+      out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"mxlens "
+          << xml_escape(id) << "\" tests=\"" << reqs.size() << "\" failures=\"" << failed
+          << "\" errors=\"0\">\n"
           << junit.str() << "  </testsuite>\n</testsuites>\n";
       if (!out) throw std::runtime_error("cannot write " + vm["junit"].as<std::string>());
     }

@@ -11,7 +11,7 @@ int serve_command(const std::vector<std::string>& args);
 int tests_command(const std::vector<std::string>& args);
 int sessions_command(const std::vector<std::string>& args);
 int analyze_command(const std::vector<std::string>& args);
-int new_command(const std::vector<std::string>& args);    // the pipeline client
+int new_command(const std::vector<std::string>& args);  // the pipeline client
 int wait_command(const std::vector<std::string>& args);
 int check_command(const std::vector<std::string>& args);
 int worker_command(const std::vector<std::string>& args);  // internal: the analysis worker

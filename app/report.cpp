@@ -11,10 +11,9 @@ namespace json = boost::json;
 
 json::object delivery_report(const std::string& facts_json,
                              const std::optional<std::string>& analysis_json) {
-  return core::merge_report(facts_json,
-                            analysis_json ? json::parse(*analysis_json).as_object()
-                                          : analyzers::worker::failed_analysis(
-                                                "the delivery has not been analyzed"));
+  return core::merge_report(facts_json, analysis_json ? json::parse(*analysis_json).as_object()
+                                                      : analyzers::worker::failed_analysis(
+                                                            "the delivery has not been analyzed"));
 }
 
 }  // namespace mxlens::app

@@ -20,7 +20,7 @@ std::string text(const json::object& o, const char* key) {
 
 int rank(const std::string& status) {
   static const std::map<std::string, int> order{{"fail", 0}, {"error", 1}, {"warn", 2},
-                                                {"pass", 3}, {"info", 4}, {"skip", 5}};
+                                                {"pass", 3}, {"info", 4},  {"skip", 5}};
   auto it = order.find(status);
   return it == order.end() ? 6 : it->second;
 }
@@ -44,8 +44,8 @@ std::string report_text(const json::object& report, bool colour) {
     const auto& s = score->as_object();
     char value[16];
     std::snprintf(value, sizeof value, "%.1f", s.at("value").to_number<double>());
-    out << bold << "Score " << value << "/10" << reset << "  ("
-        << json::serialize(s.at("passed")) << " of " << json::serialize(s.at("total")) << " checks passed)\n";
+    out << bold << "Score " << value << "/10" << reset << "  (" << json::serialize(s.at("passed"))
+        << " of " << json::serialize(s.at("total")) << " checks passed)\n";
   }
   // Categories in catalog order, each with its checks failures first.
   std::vector<std::string> categories;
@@ -68,10 +68,11 @@ std::string report_text(const json::object& report, bool colour) {
       const auto status = text(*c, "status");
       std::string tag = status;
       tag.resize(5, ' ');
-      out << "  " << (colour ? colour_of(status) : "") << tag << reset << " " << text(*c, "id") << "  "
-          << text(*c, "summary") << "\n";
+      out << "  " << (colour ? colour_of(status) : "") << tag << reset << " " << text(*c, "id")
+          << "  " << text(*c, "summary") << "\n";
       const auto fix = text(*c, "fix");
-      if (!fix.empty() && (status == "fail" || status == "warn")) out << "        fix: " << fix << "\n";
+      if (!fix.empty() && (status == "fail" || status == "warn"))
+        out << "        fix: " << fix << "\n";
     }
   }
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {

@@ -137,14 +137,15 @@ serve_config to_config(const po::variables_map& vm) {
   if (!valid_hostname(c.domain))
     throw usage_error("--domain '" + c.domain + "' is not a valid domain name");
   c.data_dir = vm["data-dir"].as<std::string>();
-  std::vector<std::string> certs_, keys;
-  if (vm.count("tls-cert")) certs_ = vm["tls-cert"].as<std::vector<std::string>>();
-  if (vm.count("tls-key")) keys = vm["tls-key"].as<std::vector<std::string>>();
-  if (certs_.size() != keys.size())
+  std::vector<std::string> cert_files, key_files;
+  if (vm.count("tls-cert")) cert_files = vm["tls-cert"].as<std::vector<std::string>>();
+  if (vm.count("tls-key")) key_files = vm["tls-key"].as<std::vector<std::string>>();
+  if (cert_files.size() != key_files.size())
     throw usage_error("--tls-cert and --tls-key must be given the same number of times (" +
-                      std::to_string(certs_.size()) + " certificates, " +
-                      std::to_string(keys.size()) + " keys)");
-  for (std::size_t i = 0; i < certs_.size(); ++i) c.tls_files.push_back({certs_[i], keys[i]});
+                      std::to_string(cert_files.size()) + " certificates, " +
+                      std::to_string(key_files.size()) + " keys)");
+  for (std::size_t i = 0; i < cert_files.size(); ++i)
+    c.tls_files.push_back({cert_files[i], key_files[i]});
   c.catch_all = vm["catch-all"].as<bool>();
   c.retention_days = vm["retention"].as<int>();
   if (c.retention_days < 1) throw usage_error("--retention must be at least 1 day");
@@ -155,8 +156,7 @@ serve_config to_config(const po::variables_map& vm) {
   l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
   l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
   l.max_recipients = vm["max-recipients"].as<std::size_t>();
-  if (l.max_connections < 1 || l.max_connections_per_ip < 1 ||
-      l.max_messages_per_connection < 1)
+  if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_messages_per_connection < 1)
     throw usage_error("connection and message limits must be at least 1");
   if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
   auto idle = vm["idle-timeout"].as<unsigned>();
@@ -168,7 +168,8 @@ serve_config to_config(const po::variables_map& vm) {
   c.workers = vm["workers"].as<std::size_t>();
   if (c.workers < 1 || c.workers > 256) throw usage_error("--workers must be between 1 and 256");
   const double at = vm["analysis-timeout"].as<double>();
-  if (!(at >= 1 && at <= 3600)) throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
+  if (!(at >= 1 && at <= 3600))
+    throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
   c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
   if (c.worker_memory_mb != 0 && c.worker_memory_mb < 64)
@@ -225,7 +226,8 @@ int run_server(const serve_config& config) {
   storage::commit_queue queue(std::move(writer));
 
   auto tls_files = config.tls_files;
-  if (tls_files.empty()) tls_files = certs::ensure_self_signed(config.data_dir / "tls", config.hostname);
+  if (tls_files.empty())
+    tls_files = certs::ensure_self_signed(config.data_dir / "tls", config.hostname);
   certs::server_tls tls(tls_files, receiver::install_client_hello_capture);
 
   // The resolver settings are tried here once, so that a bad upstream or trust anchor stops the
@@ -344,7 +346,8 @@ int serve_command(const std::vector<std::string>& args) {
   try {
     auto vm = parse(args, options);
     if (vm.count("help")) {
-      std::cout << "Usage: mxlens serve [OPTIONS]\n\nRuns the SMTP receiver.\n\n" << options
+      std::cout << "Usage: mxlens serve [OPTIONS]\n\nRuns the SMTP receiver.\n\n"
+                << options
                 << "\nEach option can also be set as MXLENS_<OPTION> (e.g. MXLENS_DATA_DIR).\n";
       return 0;
     }

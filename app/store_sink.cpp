@@ -10,11 +10,11 @@
 #include <memory>
 #include <set>
 
-#include "storage/blocking.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
+#include "storage/blocking.hpp"
 
 namespace mxlens::app {
 
@@ -53,9 +53,10 @@ receiver::recipient_verdict store_sink::lookup(const std::string& address) {
   auto id = postmaster ? std::optional<std::string>(postmaster_id)
                        : core::test_id_of_local_part(mailbox->local);
   if (!id) {
-    return {reply{550, "5.1.1",
-                  "<" + address + ">: no such test address (a test id is 8 to 40 letters or digits)"},
-            {}};
+    return {
+        reply{550, "5.1.1",
+              "<" + address + ">: no such test address (a test id is 8 to 40 letters or digits)"},
+        {}};
   }
   const auto now = clock_.now();
   std::lock_guard lock(reader_mutex_);
@@ -94,8 +95,7 @@ namespace {
 // Submits work to the commit queue and resumes the caller once it is committed: the completion
 // runs on the writer thread and is posted back to the caller's executor, never run inline there.
 template <typename Work>
-asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue& queue,
-                                                          Work work) {
+asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue& queue, Work work) {
   auto initiation = [&queue](auto handler, Work w) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     queue.submit(std::move(w), [shared](storage::commit_queue::outcome o) {
@@ -111,8 +111,7 @@ asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue&
 
 }  // namespace
 
-asio::awaitable<reply> store_sink::deliver(core::delivery message,
-                                           std::vector<std::string> keys) {
+asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<std::string> keys) {
   analyzers::analysis_input input;
   input.client_ip = message.connection.client_ip;
   input.helo = message.connection.helo;
@@ -127,13 +126,15 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
   const auto size = message.raw.size();
   const auto tls = message.tls.version.value_or("none");
   const auto session = message.session_id;
+  // One delivery per test: the others copy the message, the last takes it.
   std::vector<core::delivery> deliveries;
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    // One delivery per test: the last takes the message, the others copy it.
-    core::delivery d = (i + 1 == keys.size()) ? std::move(message) : message;
-    d.test_id = keys[i];
-    deliveries.push_back(std::move(d));
+  deliveries.reserve(keys.size());
+  for (std::size_t i = 0; i + 1 < keys.size(); ++i) {
+    deliveries.push_back(message);
+    deliveries.back().test_id = keys[i];
   }
+  message.test_id = keys.back();
+  deliveries.push_back(std::move(message));
 
   // 1. The delivery itself, so that nothing is lost whatever the analysis does; 2. the analysis,
   // in a worker process. They do not wait for each other: the analysis reads only the message and
@@ -180,8 +181,10 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message,
     if (auto* e = a->as_object().if_contains("errors"); e && e->is_array())
       errors = e->as_array().size();
   for (const auto& id : analyzed) events_.notify(id);
-  metrics_.delivery(tls, std::chrono::duration<double>(std::chrono::steady_clock::now() - analysis_started).count(),
-                    errors);
+  metrics_.delivery(
+      tls,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - analysis_started).count(),
+      errors);
   core::log_info("delivery " + names + " from " + client + " size=" + std::to_string(size) +
                  " tls=" + tls + " session=" + session +
                  (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
@@ -228,7 +231,8 @@ asio::awaitable<void> store_sink::analyze_pending() {
       input.client_ip = d.summary.client_ip;
       input.mail_from = d.summary.mail_from;
       if (auto* c = facts.if_contains("connection"); c && c->is_object())
-        if (auto* h = c->as_object().if_contains("helo"); h && h->is_string()) input.helo = std::string(h->as_string());
+        if (auto* h = c->as_object().if_contains("helo"); h && h->is_string())
+          input.helo = std::string(h->as_string());
       input.receiver = settings_.hostname;
       input.raw = std::move(d.raw);
       facts.erase("transcript");
@@ -240,11 +244,13 @@ asio::awaitable<void> store_sink::analyze_pending() {
           {"enhanced", "4.3.2"},
           {"text", "The server stopped before answering the end of data"},
           {"profile", "accept"},
-          {"reason", "this report was made when the server started again; the sender got no reply "
-                     "and may send the message again"}};
+          {"reason",
+           "this report was made when the server started again; the sender got no reply "
+           "and may send the message again"}};
       analysis.summary["disposition"] = disposition;
       std::vector<storage::analysis_update> update{
-          {d.test_id, d.summary.number, core::with_disposition(std::move(analysis.text), disposition),
+          {d.test_id, d.summary.number,
+           core::with_disposition(std::move(analysis.text), disposition),
            core::line_of(facts, analysis.summary)}};
       update.front().line.number = d.summary.number;
       auto saved = co_await committed(queue_, std::move(update));
@@ -253,7 +259,9 @@ asio::awaitable<void> store_sink::analyze_pending() {
       ++done;
     }
   }
-  if (done > 0) core::log_info("analyzed " + std::to_string(done) + " deliveries stored before a stop without their report");
+  if (done > 0)
+    core::log_info("analyzed " + std::to_string(done) +
+                   " deliveries stored before a stop without their report");
 }
 
 store_sink::test_context store_sink::context_of(const std::string& test_id,
@@ -265,10 +273,12 @@ store_sink::test_context store_sink::context_of(const std::string& test_id,
   test_context context;
   context.bulk = test->bulk;
   // Only sessions that had a failed handshake are read: a busy sender has many others.
-  for (const auto& text : reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
+  for (const auto& text :
+       reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
     auto session = boost::json::parse(text).as_object();
     auto* tls = session.if_contains("tls");
-    auto* failed = tls && tls->is_object() ? tls->as_object().if_contains("failed_handshakes") : nullptr;
+    auto* failed =
+        tls && tls->is_object() ? tls->as_object().if_contains("failed_handshakes") : nullptr;
     if (!failed || !failed->is_array()) continue;
     for (const auto& f : failed->as_array())
       if (context.failed_handshakes.size() < most) context.failed_handshakes.push_back(f);

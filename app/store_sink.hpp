@@ -29,9 +29,8 @@ class store_sink final : public receiver::delivery_sink {
  public:
   // `reader` answers recipient look-ups on the blocking pool; writes go through `queue`.
   store_sink(boost::asio::thread_pool& blocking, storage::store& reader,
-             storage::commit_queue& queue, analyzers::worker::pool& analysis,
-             webui::hub& events, webui::metrics& counters, const core::clock& clock,
-             sink_settings settings);
+             storage::commit_queue& queue, analyzers::worker::pool& analysis, webui::hub& events,
+             webui::metrics& counters, const core::clock& clock, sink_settings settings);
 
   boost::asio::awaitable<receiver::recipient_verdict> recipient(
       const std::string& address) override;

@@ -27,8 +27,8 @@ std::filesystem::path database(const po::variables_map& vm) {
   std::filesystem::path dir = vm["data-dir"].as<std::string>();
   auto db = dir / database_file;
   if (!std::filesystem::exists(db))
-    throw usage_error("no mxlens database in " + dir.string() +
-                      " (run 'mxlens serve --data-dir " + dir.string() + "' once, or pass --data-dir)");
+    throw usage_error("no mxlens database in " + dir.string() + " (run 'mxlens serve --data-dir " +
+                      dir.string() + "' once, or pass --data-dir)");
   return db;
 }
 

@@ -121,8 +121,8 @@ std::vector<key_pair_files> ensure_self_signed(const std::filesystem::path& dir,
                                                const std::string& hostname) {
   std::filesystem::create_directories(dir);
   std::vector<key_pair_files> out;
-  for (auto [type, stem] : {std::pair{key_type::rsa2048, "rsa"},
-                            std::pair{key_type::ecdsa_p256, "ecdsa"}}) {
+  for (auto [type, stem] :
+       {std::pair{key_type::rsa2048, "rsa"}, std::pair{key_type::ecdsa_p256, "ecdsa"}}) {
     key_pair_files f{dir / (std::string(stem) + ".crt"), dir / (std::string(stem) + ".key")};
     if (!std::filesystem::exists(f.cert) || !std::filesystem::exists(f.key)) {
       auto pem = generate_self_signed(hostname, type);

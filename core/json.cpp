@@ -43,19 +43,26 @@ std::string format_time(unix_ms t) {
 
 std::string_view to_string(body_type b) {
   switch (b) {
-    case body_type::seven_bit: return "7BIT";
-    case body_type::eight_bit_mime: return "8BITMIME";
-    case body_type::binary_mime: return "BINARYMIME";
-    case body_type::none: break;
+    case body_type::seven_bit:
+      return "7BIT";
+    case body_type::eight_bit_mime:
+      return "8BITMIME";
+    case body_type::binary_mime:
+      return "BINARYMIME";
+    case body_type::none:
+      break;
   }
   return "";
 }
 
 std::string_view to_string(direction d) {
   switch (d) {
-    case direction::client: return "c";
-    case direction::server: return "s";
-    case direction::tls: return "tls";
+    case direction::client:
+      return "c";
+    case direction::server:
+      return "s";
+    case direction::tls:
+      return "tls";
   }
   return "";
 }
@@ -76,9 +83,12 @@ json::value to_json(const connection_facts& c) {
 
 json::value to_json(const client_hello& h) {
   return json::object{
-      {"versions", strings(h.versions)}, {"ciphers", strings(h.ciphers)},
-      {"groups", strings(h.groups)},     {"alpn", strings(h.alpn)},
-      {"sni", opt(h.sni)},               {"fingerprint", h.fingerprint},
+      {"versions", strings(h.versions)},
+      {"ciphers", strings(h.ciphers)},
+      {"groups", strings(h.groups)},
+      {"alpn", strings(h.alpn)},
+      {"sni", opt(h.sni)},
+      {"fingerprint", h.fingerprint},
   };
 }
 
@@ -90,9 +100,9 @@ json::value to_json(const failed_handshake& f) {
 
 json::value to_json(const tls_facts& t) {
   json::object o{
-      {"offered", t.offered}, {"used", t.used},    {"version", opt(t.version)},
+      {"offered", t.offered},    {"used", t.used},      {"version", opt(t.version)},
       {"cipher", opt(t.cipher)}, {"bits", opt(t.bits)}, {"group", opt(t.group)},
-      {"sni", opt(t.sni)},    {"alpn", opt(t.alpn)},
+      {"sni", opt(t.sni)},       {"alpn", opt(t.alpn)},
   };
   if (t.client_certificate) {
     const auto& c = *t.client_certificate;
@@ -121,10 +131,10 @@ json::value to_json(const envelope& e, std::uint64_t size) {
 }
 
 json::value to_json(const data_facts& d) {
-  return json::object{{"bare_lf", d.bare_lf},       {"bare_cr", d.bare_cr},
-                      {"long_lines", d.long_lines}, {"max_line", d.max_line},
-                      {"eight_bit", d.eight_bit},   {"nul", d.nul},
-                      {"lines", d.lines}};
+  return json::object{
+      {"bare_lf", d.bare_lf},   {"bare_cr", d.bare_cr},     {"long_lines", d.long_lines},
+      {"max_line", d.max_line}, {"eight_bit", d.eight_bit}, {"nul", d.nul},
+      {"lines", d.lines}};
 }
 
 json::value to_json(const std::vector<transcript_line>& lines) {
@@ -159,12 +169,9 @@ json::value to_json(const test_info& t) {
 }
 
 json::value to_json(const delivery_summary& d) {
-  return json::object{{"delivery", d.number},
-                      {"received_at", format_time(d.received_at)},
-                      {"client_ip", d.client_ip},
-                      {"mail_from", d.mail_from},
-                      {"size", d.size},
-                      {"tls_version", opt(d.tls_version)}};
+  return json::object{{"delivery", d.number},     {"received_at", format_time(d.received_at)},
+                      {"client_ip", d.client_ip}, {"mail_from", d.mail_from},
+                      {"size", d.size},           {"tls_version", opt(d.tls_version)}};
 }
 
 json::value delivery_facts_json(const delivery& d) {

@@ -1,4 +1,4 @@
-// The JSON form of the core types. Field names are those of ../shared/report.schema.json
+// The JSON form of the core types. Field names are those of schema/report.schema.json
 // (connection, tls, envelope, transcript); what the schema does not name yet (data facts, session
 // records) follows the same style.
 #pragma once

@@ -28,19 +28,24 @@ bool passed(const json::object& o) { return text(o, "result") == "pass"; }
 
 // Before replies were recorded with the report, a stored report was an accepted delivery.
 json::object accepted_disposition() {
-  return json::object{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "delivered"},
-                      {"profile", "accept"}, {"reason", nullptr}};
+  return json::object{{"code", 250},
+                      {"enhanced", "2.0.0"},
+                      {"text", "delivered"},
+                      {"profile", "accept"},
+                      {"reason", nullptr}};
 }
 
 }  // namespace
 
 std::string with_disposition(std::string analysis_json, const json::object& disposition) {
   const auto close = analysis_json.find_last_not_of(" \t\r\n");
-  if (close == std::string::npos || analysis_json[close] != '}' || analysis_json.find('{') == std::string::npos)
+  if (close == std::string::npos || analysis_json[close] != '}' ||
+      analysis_json.find('{') == std::string::npos)
     throw std::invalid_argument("an analysis must be a JSON object");
   const auto before = analysis_json.find_last_not_of(" \t\r\n", close - 1);
   const bool empty = before != std::string::npos && analysis_json[before] == '{';
-  analysis_json.insert(close, (empty ? "" : ",") + std::string("\"disposition\":") + json::serialize(disposition));
+  analysis_json.insert(
+      close, (empty ? "" : ",") + std::string("\"disposition\":") + json::serialize(disposition));
   return analysis_json;
 }
 
@@ -59,7 +64,8 @@ report_line line_of(const json::object& facts, const json::object& analysis) {
   auto* score = analysis.if_contains("score");
   line.score_json = score ? json::serialize(*score) : "null";
   auto* disposition = analysis.if_contains("disposition");
-  line.disposition_json = json::serialize(disposition ? *disposition : json::value(accepted_disposition()));
+  line.disposition_json =
+      json::serialize(disposition ? *disposition : json::value(accepted_disposition()));
   const auto& auth = member(analysis, "auth");
   line.spf_pass = passed(member(auth, "spf"));
   line.dmarc_pass = passed(member(auth, "dmarc"));
@@ -91,7 +97,8 @@ json::object merge_report(const std::string& facts_json, json::object analysis) 
   if (!connection.contains("ptr")) connection["ptr"] = json::array{};
   if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
   out["disposition"] = accepted_disposition();
-  for (const char* key : {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
+  for (const char* key :
+       {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
     if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
   }
   return out;

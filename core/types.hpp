@@ -1,6 +1,6 @@
 // Plain domain types shared by every module: what one SMTP session and one delivery were.
 // No I/O, no behaviour beyond small helpers; the JSON form lives in json.hpp. Field names follow
-// ../shared/report.schema.json so that the JSON form is a direct mapping.
+// schema/report.schema.json so that the JSON form is a direct mapping.
 #pragma once
 
 #include <chrono>
@@ -91,12 +91,12 @@ struct transcript_line {
 
 // Facts about the DATA bytes that a later check grades; the message is accepted regardless.
 struct data_facts {
-  std::uint64_t bare_lf = 0;       // LF not preceded by CR
-  std::uint64_t bare_cr = 0;       // CR not followed by LF
-  std::uint64_t long_lines = 0;    // lines over 998 octets (RFC 5322 §2.1.1)
-  std::uint64_t max_line = 0;      // longest line seen, in octets without CRLF
-  std::uint64_t eight_bit = 0;     // octets >= 0x80
-  std::uint64_t nul = 0;           // NUL octets
+  std::uint64_t bare_lf = 0;     // LF not preceded by CR
+  std::uint64_t bare_cr = 0;     // CR not followed by LF
+  std::uint64_t long_lines = 0;  // lines over 998 octets (RFC 5322 §2.1.1)
+  std::uint64_t max_line = 0;    // longest line seen, in octets without CRLF
+  std::uint64_t eight_bit = 0;   // octets >= 0x80
+  std::uint64_t nul = 0;         // NUL octets
   std::uint64_t lines = 0;
 };
 

@@ -127,7 +127,8 @@ std::variant<path_command, reply> parse_path_command(std::string_view args,
     rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp);
     auto eq = param.find('=');
     auto key = param.substr(0, eq);
-    std::string value = eq == std::string_view::npos ? std::string() : std::string(param.substr(eq + 1));
+    std::string value =
+        eq == std::string_view::npos ? std::string() : std::string(param.substr(eq + 1));
     if (!valid_keyword(key) || (eq != std::string_view::npos && !valid_value(value)))
       return reply{501, "5.5.4", "Malformed parameter " + std::string(param.substr(0, 64))};
     std::string upper_key;

@@ -14,8 +14,8 @@
 namespace mxlens::receiver {
 
 struct recipient_verdict {
-  receiver::reply reply;     // 250 to accept; anything else is sent as the refusal
-  std::string key;           // what the sink wants back with the message (the test id)
+  receiver::reply reply;  // 250 to accept; anything else is sent as the refusal
+  std::string key;        // what the sink wants back with the message (the test id)
 };
 
 class delivery_sink {

@@ -24,7 +24,7 @@ inline constexpr std::size_t default_max_messages_per_connection = 1000;
 inline constexpr std::size_t default_max_errors = 20;
 // A single line of DATA longer than this makes the message refused. RFC 5322 says 998; longer
 // lines are accepted and recorded for grading up to this safety cap.
-inline constexpr std::size_t default_max_data_line = 1024 * 1024;
+inline constexpr std::size_t default_max_data_line = std::size_t{1024} * 1024;
 // Transcript lines kept per session; later lines are counted, not kept.
 inline constexpr std::size_t max_transcript_lines = 5000;
 // A transcript line is cut to this many octets.

@@ -3,12 +3,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -141,7 +141,8 @@ asio::awaitable<void> server::refuse(tcp::socket socket, std::string reason) {
   timer.cancel();
   shared->close(ec);
   record.ended_at = core::now_ms();
-  core::log_info("session " + record.id + " " + record.connection.client_ip + " refused: " + reason);
+  core::log_info("session " + record.id + " " + record.connection.client_ip +
+                 " refused: " + reason);
   sink_.session_closed(std::move(record));
 }
 
@@ -177,7 +178,7 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     }
     auto* raw = session.get();
     asio::co_spawn(session->executor(), session->run(),
-                   [this, ip, raw, session](std::exception_ptr) { release(ip, raw); });
+                   [this, ip, raw, session](const std::exception_ptr&) { release(ip, raw); });
   }
 }
 

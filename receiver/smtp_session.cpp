@@ -23,7 +23,7 @@ namespace {
 
 // Octets read at once while waiting for a command, and while reading DATA.
 constexpr std::size_t command_chunk = 4096;
-constexpr std::size_t data_chunk = 64 * 1024;
+constexpr std::size_t data_chunk = std::size_t{64} * 1024;
 // Time left to say 421 once a deadline has passed or shutdown began.
 constexpr auto goodbye_grace = 5s;
 // How long to wait for the client's close_notify after ours.
@@ -33,10 +33,14 @@ constexpr std::size_t max_helo_kept = 255;
 
 std::string_view state_name(smtp_state s) {
   switch (s) {
-    case smtp_state::fresh: return "fresh";
-    case smtp_state::greeted: return "greeted";
-    case smtp_state::mail: return "mail";
-    case smtp_state::rcpt: return "rcpt";
+    case smtp_state::fresh:
+      return "fresh";
+    case smtp_state::greeted:
+      return "greeted";
+    case smtp_state::mail:
+      return "mail";
+    case smtp_state::rcpt:
+      return "rcpt";
   }
   return "?";
 }
@@ -72,8 +76,8 @@ const smtp_session::command_spec smtp_session::commands[] = {
     {"ATRN", 0, &smtp_session::cmd_not_implemented},
 };
 
-smtp_session::smtp_session(tcp::socket socket, const session_config& config,
-                           certs::server_tls& tls, delivery_sink& sink)
+smtp_session::smtp_session(tcp::socket socket, const session_config& config, certs::server_tls& tls,
+                           delivery_sink& sink)
     : socket_(std::move(socket)),
       config_(config),
       tls_config_(tls),
@@ -176,13 +180,13 @@ asio::awaitable<void> smtp_session::run() {
   socket_.close(ec);
 
   if (transcript_dropped_ > 0)
-    record_.transcript.push_back({elapsed_ms(), core::direction::server,
-                                  "(" + std::to_string(transcript_dropped_) +
-                                      " more transcript lines not kept)"});
+    record_.transcript.push_back(
+        {elapsed_ms(), core::direction::server,
+         "(" + std::to_string(transcript_dropped_) + " more transcript lines not kept)"});
   record_.ended_at = core::now_ms();
   core::log_info("session " + record_.id + " " + conn.client_ip + ":" +
-                 std::to_string(conn.client_port) + " helo=" +
-                 (conn.helo.empty() ? "-" : conn.helo) +
+                 std::to_string(conn.client_port) +
+                 " helo=" + (conn.helo.empty() ? "-" : conn.helo) +
                  " tls=" + record_.tls.version.value_or("none") +
                  " messages=" + std::to_string(record_.messages) + " outcome=" + record_.outcome +
                  " duration=" + std::to_string(record_.ended_at - conn.started_at) + "ms");
@@ -278,8 +282,7 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
   }
 }
 
-std::optional<reply> smtp_session::check(const command_spec& spec,
-                                         const std::string& args) const {
+std::optional<reply> smtp_session::check(const command_spec& spec, const std::string& args) const {
   const unsigned f = spec.flags;
   if ((f & no_args) && !args.empty())
     return reply{501, "5.5.4", "Syntax error: " + std::string(spec.verb) + " takes no parameters"};
@@ -354,7 +357,8 @@ asio::awaitable<void> smtp_session::dialogue() {
     // RFC 2920 §3.1: after a command that must end a group, the client waits for the reply;
     // without PIPELINING it waits after every command.
     bool sent_ahead = !in_.empty() && (!record_.connection.esmtp || (spec->flags & last_in_group));
-    if (sent_ahead && cmd.verb != "QUIT" && cmd.verb != "STARTTLS") record_.connection.early_talker = true;
+    if (sent_ahead && cmd.verb != "QUIT" && cmd.verb != "STARTTLS")
+      record_.connection.early_talker = true;
     co_await (this->*spec->proceed)(cmd.args);
   }
   co_await flush();
@@ -639,12 +643,10 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
   auto& facts = record_.tls;
   facts.used = true;
   read_session(tls_->native_handle(), facts);
-  note(core::direction::tls, *facts.version + " " + facts.cipher.value_or("?") + " " +
-                                 facts.group.value_or("-") +
-                                 (facts.sni ? " sni=" + *facts.sni : "") +
-                                 (facts.client_certificate
-                                      ? " client-cert=" + facts.client_certificate->subject
-                                      : ""));
+  note(core::direction::tls,
+       *facts.version + " " + facts.cipher.value_or("?") + " " + facts.group.value_or("-") +
+           (facts.sni ? " sni=" + *facts.sni : "") +
+           (facts.client_certificate ? " client-cert=" + facts.client_certificate->subject : ""));
   // RFC 3207 §4.2: forget everything learnt before TLS; the client must EHLO again.
   reset_transaction();
   record_.connection.helo.clear();

@@ -78,7 +78,8 @@ raw_client_hello parse_hello(SSL* s) {
   const unsigned char* d = nullptr;
   std::size_t len = 0;
   // supported_versions (RFC 8446 §4.2.1): 1-octet length, then versions.
-  if (get_ext(s, 43, d, len) && len >= 1) h.versions = u16_list(d + 1, std::min<std::size_t>(d[0], len - 1));
+  if (get_ext(s, 43, d, len) && len >= 1)
+    h.versions = u16_list(d + 1, std::min<std::size_t>(d[0], len - 1));
   // supported_groups (RFC 8446 §4.2.7) and signature_algorithms (§4.2.3): 2-octet length.
   if (get_ext(s, 10, d, len) && len >= 2)
     h.groups = u16_list(d + 2, std::min<std::size_t>((d[0] << 8) | d[1], len - 2));
@@ -104,8 +105,7 @@ raw_client_hello parse_hello(SSL* s) {
 
 int hello_index() {
   static const int index = SSL_get_ex_new_index(
-      0, nullptr, nullptr, nullptr,
-      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
         delete static_cast<core::client_hello*>(ptr);
       });
   return index;
@@ -131,12 +131,18 @@ std::string name_text(X509_NAME* name) {
 
 std::string version_name(std::uint16_t v) {
   switch (v) {
-    case 0x0304: return "TLSv1.3";
-    case 0x0303: return "TLSv1.2";
-    case 0x0302: return "TLSv1.1";
-    case 0x0301: return "TLSv1";
-    case 0x0300: return "SSLv3";
-    case 0x0002: return "SSLv2";
+    case 0x0304:
+      return "TLSv1.3";
+    case 0x0303:
+      return "TLSv1.2";
+    case 0x0302:
+      return "TLSv1.1";
+    case 0x0301:
+      return "TLSv1";
+    case 0x0300:
+      return "SSLv3";
+    case 0x0002:
+      return "SSLv2";
   }
   return "0x" + hex4(v);
 }
@@ -144,28 +150,50 @@ std::string version_name(std::uint16_t v) {
 std::string group_name(std::uint16_t g) {
   // IANA TLS Supported Groups registry.
   switch (g) {
-    case 0x0015: return "secp224r1";
-    case 0x0016: return "secp256k1";
-    case 0x0017: return "secp256r1";
-    case 0x0018: return "secp384r1";
-    case 0x0019: return "secp521r1";
-    case 0x001a: return "brainpoolP256r1";
-    case 0x001b: return "brainpoolP384r1";
-    case 0x001c: return "brainpoolP512r1";
-    case 0x001d: return "x25519";
-    case 0x001e: return "x448";
-    case 0x001f: return "brainpoolP256r1tls13";
-    case 0x0020: return "brainpoolP384r1tls13";
-    case 0x0021: return "brainpoolP512r1tls13";
-    case 0x0100: return "ffdhe2048";
-    case 0x0101: return "ffdhe3072";
-    case 0x0102: return "ffdhe4096";
-    case 0x0103: return "ffdhe6144";
-    case 0x0104: return "ffdhe8192";
-    case 0x11eb: return "SecP256r1MLKEM768";
-    case 0x11ec: return "X25519MLKEM768";
-    case 0x11ed: return "SecP384r1MLKEM1024";
-    case 0x6399: return "X25519Kyber768Draft00";
+    case 0x0015:
+      return "secp224r1";
+    case 0x0016:
+      return "secp256k1";
+    case 0x0017:
+      return "secp256r1";
+    case 0x0018:
+      return "secp384r1";
+    case 0x0019:
+      return "secp521r1";
+    case 0x001a:
+      return "brainpoolP256r1";
+    case 0x001b:
+      return "brainpoolP384r1";
+    case 0x001c:
+      return "brainpoolP512r1";
+    case 0x001d:
+      return "x25519";
+    case 0x001e:
+      return "x448";
+    case 0x001f:
+      return "brainpoolP256r1tls13";
+    case 0x0020:
+      return "brainpoolP384r1tls13";
+    case 0x0021:
+      return "brainpoolP512r1tls13";
+    case 0x0100:
+      return "ffdhe2048";
+    case 0x0101:
+      return "ffdhe3072";
+    case 0x0102:
+      return "ffdhe4096";
+    case 0x0103:
+      return "ffdhe6144";
+    case 0x0104:
+      return "ffdhe8192";
+    case 0x11eb:
+      return "SecP256r1MLKEM768";
+    case 0x11ec:
+      return "X25519MLKEM768";
+    case 0x11ed:
+      return "SecP384r1MLKEM1024";
+    case 0x6399:
+      return "X25519Kyber768Draft00";
   }
   return "0x" + hex4(g);
 }
@@ -185,13 +213,26 @@ std::string ja4(const raw_client_hello& h) {
   if (!h.versions.empty()) version = *std::max_element(h.versions.begin(), h.versions.end());
   std::string v;
   switch (version) {
-    case 0x0304: v = "13"; break;
-    case 0x0303: v = "12"; break;
-    case 0x0302: v = "11"; break;
-    case 0x0301: v = "10"; break;
-    case 0x0300: v = "s3"; break;
-    case 0x0002: v = "s2"; break;
-    default: v = "00";
+    case 0x0304:
+      v = "13";
+      break;
+    case 0x0303:
+      v = "12";
+      break;
+    case 0x0302:
+      v = "11";
+      break;
+    case 0x0301:
+      v = "10";
+      break;
+    case 0x0300:
+      v = "s3";
+      break;
+    case 0x0002:
+      v = "s2";
+      break;
+    default:
+      v = "00";
   }
   auto count = [](std::size_t n) {
     char b[4];
@@ -212,8 +253,8 @@ std::string ja4(const raw_client_hello& h) {
       alpn = std::string{b[0], e[1]};
     }
   }
-  std::string a = "t" + v + (h.sni ? "d" : "i") + count(h.ciphers.size()) +
-                  count(h.extensions.size()) + alpn;
+  std::string a =
+      "t" + v + (h.sni ? "d" : "i") + count(h.ciphers.size()) + count(h.extensions.size()) + alpn;
 
   // Part b: sorted cipher suites. Part c: sorted extensions without SNI and ALPN, then the
   // signature algorithms in the order sent.

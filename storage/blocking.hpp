@@ -14,7 +14,7 @@ namespace mxlens::storage {
 // exception fn threw). The resumption is posted, never run inline on the pool thread.
 //
 // g++ 12 frees a capturing lambda twice when it is a temporary in the same full-expression as a
-// co_await (see reference/libraries.md): callers pass a named lambda, and this function keeps
+// co_await (see docs/libraries.md): callers pass a named lambda, and this function keeps
 // its own initiation in a named local too.
 template <class F>
 auto run_blocking(boost::asio::thread_pool& pool, F fn)
@@ -22,19 +22,19 @@ auto run_blocking(boost::asio::thread_pool& pool, F fn)
   using result = std::invoke_result_t<F>;
   namespace asio = boost::asio;
   auto initiation = [&pool](auto handler, F work) {
-        asio::post(pool, [work = std::move(work), handler = std::move(handler)]() mutable {
-          std::exception_ptr error;
-          result value{};
-          try {
-            value = work();
-          } catch (...) {
-            error = std::current_exception();
-          }
-          auto ex = asio::get_associated_executor(handler);
-          asio::post(ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
-            std::move(handler)(error, std::move(value));
-          });
-        });
+    asio::post(pool, [work = std::move(work), handler = std::move(handler)]() mutable {
+      std::exception_ptr error;
+      result value{};
+      try {
+        value = work();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      auto ex = asio::get_associated_executor(handler);
+      asio::post(ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
+        std::move(handler)(error, std::move(value));
+      });
+    });
   };
   auto value = co_await asio::async_initiate<decltype(asio::use_awaitable),
                                              void(std::exception_ptr, result)>(

@@ -73,15 +73,14 @@ void commit_queue::loop() {
       // delivery as for fifty. When little is waiting, other sessions are likely a moment from
       // submitting theirs, so the commit waits up to commit_gather for them to join it.
       if (!stopping_ && deliveries_.size() < commit_gather_count) {
-        wake_.wait_for(lock, commit_gather, [this] {
-          return stopping_ || deliveries_.size() >= commit_gather_count;
-        });
+        wake_.wait_for(lock, commit_gather,
+                       [this] { return stopping_ || deliveries_.size() >= commit_gather_count; });
       }
       // Take whole submissions up to the per-commit bound; at least one always.
       std::size_t taken = 0, count = 0;
       while (taken < deliveries_.size() &&
-             (taken == 0 || count + deliveries_[taken].deliveries.size() <=
-                                max_deliveries_per_commit)) {
+             (taken == 0 ||
+              count + deliveries_[taken].deliveries.size() <= max_deliveries_per_commit)) {
         count += deliveries_[taken].deliveries.size();
         ++taken;
       }

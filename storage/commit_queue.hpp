@@ -29,7 +29,7 @@ struct commit_timing {
   static constexpr std::array<double, 9> bounds{0.001, 0.0025, 0.005, 0.01, 0.025,
                                                 0.05,  0.1,    0.25,  1};
   std::uint64_t commits = 0;
-  double seconds = 0;                               // their sum
+  double seconds = 0;                                  // their sum
   std::array<std::uint64_t, bounds.size()> at_most{};  // cumulative, as Prometheus buckets are
 };
 

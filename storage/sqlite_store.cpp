@@ -139,7 +139,8 @@ class sqlite_store::statement {
  public:
   statement(sqlite_store& store, const char* sql) : db_(store.db_) {
     auto& cached = store.statements_[sql];
-    if (!cached && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &cached, nullptr) != SQLITE_OK)
+    if (!cached &&
+        sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &cached, nullptr) != SQLITE_OK)
       throw store_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
     stmt_ = cached;
   }
@@ -209,12 +210,13 @@ class sqlite_store::statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-sqlite_store::sqlite_store(const std::filesystem::path& file) : sqlite_store(file, latest_version) {}
+sqlite_store::sqlite_store(const std::filesystem::path& file)
+    : sqlite_store(file, latest_version) {}
 
 sqlite_store::sqlite_store(const std::filesystem::path& file, int version) {
-  int rc = sqlite3_open_v2(file.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(file.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
@@ -270,9 +272,10 @@ void sqlite_store::migrate(int target) {
 }
 
 bool sqlite_store::create_test(const core::test_info& t) {
-  statement s(*this,
-              "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, bulk) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  statement s(
+      *this,
+      "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, bulk) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, t.id).bind(2, t.address).bind(3, t.created_at).bind(4, t.expires_at);
   s.bind(5, t.label).bind(6, t.profile).bind(7, static_cast<std::int64_t>(t.bulk));
   s.step();
@@ -280,12 +283,13 @@ bool sqlite_store::create_test(const core::test_info& t) {
 }
 
 std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
-  statement s(*this,
-              "SELECT id, address, created_at, expires_at, label, profile, bulk FROM tests WHERE id = ?");
+  statement s(
+      *this,
+      "SELECT id, address, created_at, expires_at, label, profile, bulk FROM tests WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return core::test_info{s.text(0), s.text(1), s.integer(2), s.integer(3), s.text(4), s.text(5),
-                         s.integer(6) != 0};
+  return core::test_info{s.text(0), s.text(1), s.integer(2),     s.integer(3),
+                         s.text(4), s.text(5), s.integer(6) != 0};
 }
 
 bool sqlite_store::delete_test(const std::string& id) {
@@ -305,22 +309,27 @@ void sqlite_store::store_report(const analysis_update& a) {
   report.step();
   if (sqlite3_changes(db_) != 1) return;
   const auto& l = a.line;
-  statement line(*this,
-                 "INSERT INTO report_lines(test_id, n, received_at, client_ip, mail_from, tls_version, "
-                 "score, disposition) VALUES (?,?,?,?,?,?,?,?)");
+  statement line(
+      *this,
+      "INSERT INTO report_lines(test_id, n, received_at, client_ip, mail_from, tls_version, "
+      "score, disposition) VALUES (?,?,?,?,?,?,?,?)");
   line.bind(1, a.test_id).bind(2, a.number).bind(3, l.received_at).bind(4, l.client_ip);
-  line.bind(5, l.mail_from).bind(6, l.tls_version).bind(7, l.score_json).bind(8, l.disposition_json);
+  line.bind(5, l.mail_from)
+      .bind(6, l.tls_version)
+      .bind(7, l.score_json)
+      .bind(8, l.disposition_json);
   line.step();
-  statement total(*this,
-                  "INSERT INTO source_totals(test_id, client_ip, tls_version, tls_cipher, first_delivery, "
-                  "deliveries, spf_pass, dkim_pass, dmarc_pass, failed_handshakes) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9) "
-                  "ON CONFLICT(test_id, client_ip, tls_version, tls_cipher) DO UPDATE SET "
-                  "first_delivery = MIN(first_delivery, excluded.first_delivery), "
-                  "deliveries = deliveries + 1, spf_pass = spf_pass + excluded.spf_pass, "
-                  "dkim_pass = dkim_pass + excluded.dkim_pass, "
-                  "dmarc_pass = dmarc_pass + excluded.dmarc_pass, "
-                  "failed_handshakes = failed_handshakes + excluded.failed_handshakes");
+  statement total(
+      *this,
+      "INSERT INTO source_totals(test_id, client_ip, tls_version, tls_cipher, first_delivery, "
+      "deliveries, spf_pass, dkim_pass, dmarc_pass, failed_handshakes) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9) "
+      "ON CONFLICT(test_id, client_ip, tls_version, tls_cipher) DO UPDATE SET "
+      "first_delivery = MIN(first_delivery, excluded.first_delivery), "
+      "deliveries = deliveries + 1, spf_pass = spf_pass + excluded.spf_pass, "
+      "dkim_pass = dkim_pass + excluded.dkim_pass, "
+      "dmarc_pass = dmarc_pass + excluded.dmarc_pass, "
+      "failed_handshakes = failed_handshakes + excluded.failed_handshakes");
   total.bind(1, a.test_id).bind(2, l.client_ip).bind(3, l.tls_version.value_or(""));
   total.bind(4, l.tls_version ? l.tls_cipher.value_or("") : std::string());
   total.bind(5, a.number).bind(6, l.spf_pass).bind(7, l.dkim_pass).bind(8, l.dmarc_pass);
@@ -394,10 +403,11 @@ std::vector<core::delivery_summary> sqlite_store::deliveries(const std::string& 
 
 std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id,
                                                       std::int64_t number) {
-  statement s(*this,
-              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, analysis "
-              "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
-              "WHERE test_id = ? AND n = ?");
+  statement s(
+      *this,
+      "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, analysis "
+      "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+      "WHERE test_id = ? AND n = ?");
   s.bind(1, test_id).bind(2, number);
   if (!s.step()) return std::nullopt;
   return stored_delivery{{s.integer(0), s.integer(1), s.text(2), s.text(3),
@@ -429,9 +439,10 @@ std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_bef
 
 std::vector<delivery_record> sqlite_store::delivery_records(const std::string& test_id,
                                                             std::int64_t after, std::size_t limit) {
-  statement s(*this,
-              "SELECT n, facts, analysis FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
-              "WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
+  statement s(
+      *this,
+      "SELECT n, facts, analysis FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+      "WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
   s.bind(1, test_id).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
   std::vector<delivery_record> out;
   while (s.step()) out.push_back({s.integer(0), s.text(1), s.optional_text(2)});

@@ -32,9 +32,9 @@ class sqlite_store final : public store {
   bool delete_test(const std::string& id) override;
   void commit(batch& b) override;
   std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
-  std::optional<stored_delivery> delivery(const std::string& test_id,
-                                          std::int64_t number) override;
-  std::vector<stored_delivery> unanalyzed(core::unix_ms received_before, std::size_t limit) override;
+  std::optional<stored_delivery> delivery(const std::string& test_id, std::int64_t number) override;
+  std::vector<stored_delivery> unanalyzed(core::unix_ms received_before,
+                                          std::size_t limit) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,
                                                 std::size_t limit) override;
   std::vector<core::report_line> report_lines(const std::string& test_id,

@@ -60,8 +60,8 @@ struct source_total {
 
 // Which lines of a test's listing to read.
 struct line_page {
-  std::int64_t after = 0;                // ascending, numbers above this
-  std::optional<std::int64_t> before;    // descending, numbers below this (newest first)
+  std::int64_t after = 0;              // ascending, numbers above this
+  std::optional<std::int64_t> before;  // descending, numbers below this (newest first)
   bool descending = false;
   std::size_t limit = 100;
 };
@@ -97,7 +97,8 @@ class store {
                                                   std::int64_t number) = 0;
   // Deliveries received before `received_before` and stored without their analysis (the server
   // stopped between the two commits), oldest first, with their raw bytes.
-  virtual std::vector<stored_delivery> unanalyzed(core::unix_ms received_before, std::size_t limit) = 0;
+  virtual std::vector<stored_delivery> unanalyzed(core::unix_ms received_before,
+                                                  std::size_t limit) = 0;
   // Deliveries numbered above `after`, in order, at most `limit`.
   virtual std::vector<delivery_record> delivery_records(const std::string& test_id,
                                                         std::int64_t after, std::size_t limit) = 0;

@@ -1,5 +1,6 @@
 #include "webui/http_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -9,18 +10,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <algorithm>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 
 #include "core/json.hpp"
-#include "webui/assets.hpp"
 #include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
 #include "storage/blocking.hpp"
+#include "webui/assets.hpp"
 
 namespace mxlens::webui {
 
@@ -67,8 +67,11 @@ response json_response(const request& req, http::status status, const json::valu
 }
 
 response error_response(const request& req, const http_error& e) {
-  auto res = json_response(req, e.status, json::object{{"error", json::object{{"code", e.code}, {"message", e.message}}}});
-  if (e.status == http::status::method_not_allowed) res.set(http::field::allow, e.message.substr(e.message.rfind(' ') + 1));
+  auto res = json_response(
+      req, e.status,
+      json::object{{"error", json::object{{"code", e.code}, {"message", e.message}}}});
+  if (e.status == http::status::method_not_allowed)
+    res.set(http::field::allow, e.message.substr(e.message.rfind(' ') + 1));
   return res;
 }
 
@@ -97,23 +100,27 @@ std::map<std::string, std::string> query_of(std::string_view target) {
     if (end == std::string_view::npos) end = rest.size();
     auto item = rest.substr(pos, end - pos);
     auto eq = item.find('=');
-    if (!item.empty()) out[std::string(item.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1));
+    if (!item.empty())
+      out[std::string(item.substr(0, eq))] =
+          eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1));
     pos = end + 1;
   }
   return out;
 }
 
-std::int64_t int_param(const std::map<std::string, std::string>& q, const char* name, std::int64_t def,
-                       std::int64_t lo, std::int64_t hi) {
+std::int64_t int_param(const std::map<std::string, std::string>& q, const char* name,
+                       std::int64_t def, std::int64_t lo, std::int64_t hi) {
   auto it = q.find(name);
   if (it == q.end()) return def;
   const auto& v = it->second;
   if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string::npos)
-    throw http_error{http::status::bad_request, "bad_parameter", std::string(name) + " must be a whole number"};
+    throw http_error{http::status::bad_request, "bad_parameter",
+                     std::string(name) + " must be a whole number"};
   auto n = std::stoll(v);
   if (n < lo || n > hi)
     throw http_error{http::status::bad_request, "bad_parameter",
-                     std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi)};
+                     std::string(name) + " must be between " + std::to_string(lo) + " and " +
+                         std::to_string(hi)};
   return n;
 }
 
@@ -142,13 +149,16 @@ json::array source_aggregates(const std::vector<storage::source_total>& rows) {
   }
   // Sources in the order they first delivered.
   std::vector<std::string> order;
+  order.reserve(by_ip.size());
   for (const auto& [ip, t] : by_ip) order.push_back(ip);
   std::sort(order.begin(), order.end(),
             [&](const auto& a, const auto& b) { return by_ip[a].first < by_ip[b].first; });
   json::array out;
   for (const auto& ip : order) {
     const auto& t = by_ip[ip];
-    auto share = [&](std::int64_t n) { return t.deliveries ? static_cast<double>(n) / static_cast<double>(t.deliveries) : 0.0; };
+    auto share = [&](std::int64_t n) {
+      return t.deliveries ? static_cast<double>(n) / static_cast<double>(t.deliveries) : 0.0;
+    };
     const double plaintext = 1.0 - share(t.tls);
     json::object versions, ciphers;
     for (const auto& [k, v] : t.versions) versions[k] = v;
@@ -158,7 +168,9 @@ json::array source_aggregates(const std::vector<storage::source_total>& rows) {
                                {"tls_share", share(t.tls)},
                                {"plaintext_share", plaintext},
                                // Under 1% low, 1-5% watch, over 5% incident.
-                               {"plaintext_level", plaintext < 0.01 ? "low" : plaintext <= 0.05 ? "watch" : "incident"},
+                               {"plaintext_level", plaintext < 0.01    ? "low"
+                                                   : plaintext <= 0.05 ? "watch"
+                                                                       : "incident"},
                                {"tls_versions", std::move(versions)},
                                {"ciphers", std::move(ciphers)},
                                {"spf_pass_share", share(t.spf)},
@@ -174,8 +186,15 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   impl(asio::io_context& io, http_settings s, asio::thread_pool& blocking, storage::store& reader,
        storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock,
        std::atomic<std::size_t>& active)
-      : io_(io), settings_(std::move(s)), blocking_(blocking), reader_(reader), queue_(queue),
-        hub_(events), metrics_(counters), clock_(clock), active_(active) {}
+      : io_(io),
+        settings_(std::move(s)),
+        blocking_(blocking),
+        reader_(reader),
+        queue_(queue),
+        hub_(events),
+        metrics_(counters),
+        clock_(clock),
+        active_(active) {}
 
   void start() {
     for (const auto& ep : settings_.listen) {
@@ -225,7 +244,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   asio::awaitable<void> accept(std::shared_ptr<tcp::acceptor> acceptor) {
     for (;;) {
       boost::system::error_code ec;
-      auto socket = co_await acceptor->async_accept(asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+      auto socket = co_await acceptor->async_accept(asio::make_strand(io_),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         continue;
@@ -235,8 +255,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         continue;
       }
       auto self = shared_from_this();
+      auto executor = socket.get_executor();
       auto session = self->serve(std::move(socket));
-      asio::co_spawn(socket.get_executor(), std::move(session), asio::detached);
+      asio::co_spawn(executor, std::move(session), asio::detached);
     }
   }
 
@@ -270,17 +291,22 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       stream.expires_after(settings_.request_timeout);
       boost::system::error_code ec;
       *idle = true;
-      co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
       *idle = false;
       if (ec) {
         std::optional<http_error> e;
         if (ec == http::error::header_limit)
-          e = http_error{http::status::request_header_fields_too_large, "headers_too_large", "request headers over the limit"};
+          e = http_error{http::status::request_header_fields_too_large, "headers_too_large",
+                         "request headers over the limit"};
         else if (ec == http::error::body_limit)
-          e = http_error{http::status::payload_too_large, "body_too_large", "request body over " + std::to_string(settings_.max_body) + " octets"};
-        else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof &&
-                 ec != asio::error::connection_reset && ec != asio::error::operation_aborted)
-          e = http_error{http::status::bad_request, "bad_request", "the request is not valid HTTP/1.1"};
+          e = http_error{http::status::payload_too_large, "body_too_large",
+                         "request body over " + std::to_string(settings_.max_body) + " octets"};
+        else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+                 ec != asio::error::eof && ec != asio::error::connection_reset &&
+                 ec != asio::error::operation_aborted)
+          e = http_error{http::status::bad_request, "bad_request",
+                         "the request is not valid HTTP/1.1"};
         if (e) {
           request blank;
           blank.version(11);
@@ -293,17 +319,19 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         break;
       }
       request req = parser.release();
-      if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > settings_.max_header_fields) {
-        auto res = error_response(req, {http::status::request_header_fields_too_large, "too_many_headers",
-                                        "more than " + std::to_string(settings_.max_header_fields) + " header fields"});
+      if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) >
+          settings_.max_header_fields) {
+        auto res = error_response(
+            req, {http::status::request_header_fields_too_large, "too_many_headers",
+                  "more than " + std::to_string(settings_.max_header_fields) + " header fields"});
         res.keep_alive(false);
         metrics_.http_response(res.result_int());
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
         break;
       }
       auto parts = split_path(req.target());
-      if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "tests" && parts[4] == "events" &&
-          req.method() == http::verb::get) {
+      if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "tests" &&
+          parts[4] == "events" && req.method() == http::verb::get) {
         co_await events(stream, req, core::lowercase(parts[3]));
         break;
       }
@@ -314,7 +342,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         res = error_response(req, e);
       } catch (const std::exception& e) {
         core::log_error(std::string("http: ") + e.what());
-        res = error_response(req, {http::status::internal_server_error, "internal", "internal error"});
+        res = error_response(req,
+                             {http::status::internal_server_error, "internal", "internal error"});
       }
       if (stopping_) res.keep_alive(false);
       metrics_.http_response(res.result_int());
@@ -352,30 +381,39 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
           error = std::current_exception();
         }
         auto ex = asio::get_associated_executor(*shared);
-        asio::post(ex, [shared, error, value = std::move(value)]() mutable { (*shared)(error, std::move(value)); });
+        asio::post(ex, [shared, error, value = std::move(value)]() mutable {
+          (*shared)(error, std::move(value));
+        });
       });
     };
-    auto value = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, result)>(
+    auto value = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                               void(std::exception_ptr, result)>(
         initiation, asio::use_awaitable, std::move(f));
     co_return value;
   }
 
   asio::awaitable<core::test_info> existing_test(const std::string& id) {
-    if (!core::is_valid_test_id(id)) throw http_error{http::status::not_found, "not_found", "no such test"};
+    if (!core::is_valid_test_id(id))
+      throw http_error{http::status::not_found, "not_found", "no such test"};
     auto find = [id](storage::store& s) { return s.find_test(id); };
     auto test = co_await read(std::move(find));
-    if (!test || test->expires_at <= clock_.now()) throw http_error{http::status::not_found, "not_found", "no such test"};
+    if (!test || test->expires_at <= clock_.now())
+      throw http_error{http::status::not_found, "not_found", "no such test"};
     co_return *test;
   }
 
   // The reports of a test numbered above `after` whose analysis is stored.
-  asio::awaitable<std::vector<json::object>> reports(const std::string& id, std::int64_t after, std::size_t limit) {
-    auto list = [id, after, limit](storage::store& s) { return s.delivery_records(id, after, limit); };
+  asio::awaitable<std::vector<json::object>> reports(const std::string& id, std::int64_t after,
+                                                     std::size_t limit) {
+    auto list = [id, after, limit](storage::store& s) {
+      return s.delivery_records(id, after, limit);
+    };
     auto rows = co_await read(std::move(list));
     std::vector<json::object> out;
     for (auto& row : rows) {
       if (!row.analysis_json) break;  // not yet analyzed: it and what follows come later
-      out.push_back(core::merge_report(row.facts_json, json::parse(*row.analysis_json).as_object()));
+      out.push_back(
+          core::merge_report(row.facts_json, json::parse(*row.analysis_json).as_object()));
     }
     co_return out;
   }
@@ -388,14 +426,16 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
 
   static void require_method(const request& req, http::verb v, const char* allow) {
     if (req.method() != v)
-      throw http_error{http::status::method_not_allowed, "method_not_allowed", std::string("allowed: ") + allow};
+      throw http_error{http::status::method_not_allowed, "method_not_allowed",
+                       std::string("allowed: ") + allow};
   }
 
   // The pages: three HTML files and their scripts and styles, from the embedded set only (a name
   // outside it is a 404, so no path reaches anything else).
   response asset(const request& req, const std::string& name) {
     const auto& all = embedded_assets();
-    auto it = std::find_if(all.begin(), all.end(), [&](const webui::asset& a) { return a.name == name; });
+    auto it =
+        std::find_if(all.begin(), all.end(), [&](const webui::asset& a) { return a.name == name; });
     if (it == all.end()) throw http_error{http::status::not_found, "not_found", "no such resource"};
     std::string bytes(it->bytes);
     if (!settings_.static_dir.empty()) {
@@ -427,7 +467,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     }
     if (p.size() == 1 && p[0] == "healthz") {
       require_method(req, http::verb::get, "GET");
-      co_return json_response(req, http::status::ok, json::object{{"status", stopping_ ? "stopping" : "ok"}});
+      co_return json_response(req, http::status::ok,
+                              json::object{{"status", stopping_ ? "stopping" : "ok"}});
     }
     if (p.size() == 1 && p[0] == "metrics") {
       require_method(req, http::verb::get, "GET");
@@ -484,21 +525,26 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     for (const auto& [k, v] : body) {
       if (k == "label") {
         if (!v.is_string() || v.as_string().size() > 200)
-          throw http_error{http::status::bad_request, "bad_field", "label must be a string of at most 200 characters"};
+          throw http_error{http::status::bad_request, "bad_field",
+                           "label must be a string of at most 200 characters"};
         t.label = std::string(v.as_string());
       } else if (k == "bulk") {
-        if (!v.is_bool()) throw http_error{http::status::bad_request, "bad_field", "bulk must be true or false"};
+        if (!v.is_bool())
+          throw http_error{http::status::bad_request, "bad_field", "bulk must be true or false"};
         t.bulk = v.as_bool();
       } else if (k == "profile") {
         if (!v.is_string() || v.as_string() != "accept")
-          throw http_error{http::status::bad_request, "bad_field", "profile: only \"accept\" is available"};
+          throw http_error{http::status::bad_request, "bad_field",
+                           "profile: only \"accept\" is available"};
       } else {
-        throw http_error{http::status::bad_request, "unknown_field", "unknown field '" + std::string(k) + "'"};
+        throw http_error{http::status::bad_request, "unknown_field",
+                         "unknown field '" + std::string(k) + "'"};
       }
     }
     auto insert = [t](storage::store& s) { return s.create_test(t); };
     if (!co_await write(std::move(insert)))
-      throw http_error{http::status::internal_server_error, "internal", "test id collision, try again"};
+      throw http_error{http::status::internal_server_error, "internal",
+                       "test id collision, try again"};
     auto res = json_response(req, http::status::created, test_json(t));
     res.set(http::field::location, "/api/v1/tests/" + t.id);
     co_return res;
@@ -547,7 +593,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     co_await existing_test(id);
     auto found = co_await reports(id, n - 1, 1);
     if (found.empty() || found.front().at("delivery").to_number<std::int64_t>() != n)
-      throw http_error{http::status::not_found, "not_found", "no such delivery (or its report is not ready)"};
+      throw http_error{http::status::not_found, "not_found",
+                       "no such delivery (or its report is not ready)"};
     co_return json_response(req, http::status::ok, found.front());
   }
 
@@ -558,7 +605,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     if (!d) throw http_error{http::status::not_found, "not_found", "no such delivery"};
     response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.set(http::field::content_disposition, "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
+    res.set(http::field::content_disposition,
+            "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
     secure_headers(res);
     res.body() = std::move(d->raw);
     res.keep_alive(req.keep_alive());
@@ -569,7 +617,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   asio::awaitable<response> remove(const request& req, const std::string& id) {
     co_await existing_test(id);
     auto del = [id](storage::store& s) { return s.delete_test(id); };
-    if (!co_await write(std::move(del))) throw http_error{http::status::not_found, "not_found", "no such test"};
+    if (!co_await write(std::move(del)))
+      throw http_error{http::status::not_found, "not_found", "no such test"};
     hub_.notify(id);
     response res{http::status::no_content, req.version()};
     secure_headers(res);
@@ -662,10 +711,12 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         after = r.at("delivery").to_number<std::int64_t>();
         auto line = core::line_of(r, r);  // a whole report holds both the facts and the analysis
         line.number = after;
-        out += "id: " + std::to_string(after) + "\nevent: delivery\ndata: " + json::serialize(core::to_json(line)) + "\n\n";
+        out += "id: " + std::to_string(after) +
+               "\nevent: delivery\ndata: " + json::serialize(core::to_json(line)) + "\n\n";
       }
       if (out.empty()) out = ": keep-alive\n\n";
-      co_await asio::async_write(stream.socket(), asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(stream.socket(), asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       out.clear();
       if (ec) break;
       if (fresh.size() == 100) continue;
@@ -692,8 +743,8 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
 http_server::http_server(asio::io_context& io, http_settings settings, asio::thread_pool& blocking,
                          storage::store& reader, storage::commit_queue& queue, hub& events,
                          metrics& counters, const core::clock& clock)
-    : impl_(std::make_shared<impl>(io, std::move(settings), blocking, reader, queue, events, counters, clock,
-                                   active_)) {}
+    : impl_(std::make_shared<impl>(io, std::move(settings), blocking, reader, queue, events,
+                                   counters, clock, active_)) {}
 
 void http_server::start() { impl_->start(); }
 void http_server::stop() { impl_->stop(); }

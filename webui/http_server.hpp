@@ -3,13 +3,13 @@
 // thread. Long polls and event streams sleep on timers the hub wakes when a report is stored.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -30,8 +30,8 @@ struct http_settings {
   std::string domain;      // of the test addresses
   int retention_days = 30;
   std::size_t max_connections = 256;
-  std::size_t max_body = 64 * 1024;
-  std::size_t max_header = 16 * 1024;
+  std::size_t max_body = std::size_t{64} * 1024;
+  std::size_t max_header = std::size_t{16} * 1024;
   std::size_t max_header_fields = 100;
   std::chrono::seconds request_timeout{30};  // to read one request, and keep-alive idle time
   std::chrono::seconds max_wait{300};        // longest long poll
@@ -41,8 +41,9 @@ struct http_settings {
 class http_server {
  public:
   // `reader` is used under its own mutex on `blocking`; writes go through `queue`.
-  http_server(boost::asio::io_context& io, http_settings settings, boost::asio::thread_pool& blocking,
-              storage::store& reader, storage::commit_queue& queue, hub& events, metrics& counters,
+  http_server(boost::asio::io_context& io, http_settings settings,
+              boost::asio::thread_pool& blocking, storage::store& reader,
+              storage::commit_queue& queue, hub& events, metrics& counters,
               const core::clock& clock);
   void start();
   // Stops accepting; open waits end; requests in flight finish.

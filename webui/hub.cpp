@@ -10,12 +10,14 @@ std::uint64_t hub::generation(const std::string& test_id) {
   return it == tests_.end() ? 0 : it->second.generation;
 }
 
-void hub::subscribe(const std::string& test_id, const std::shared_ptr<boost::asio::steady_timer>& t) {
+void hub::subscribe(const std::string& test_id,
+                    const std::shared_ptr<boost::asio::steady_timer>& t) {
   std::lock_guard lock(mutex_);
   tests_[test_id].waiters.push_back(t);
 }
 
-void hub::unsubscribe(const std::string& test_id, const std::shared_ptr<boost::asio::steady_timer>& t) {
+void hub::unsubscribe(const std::string& test_id,
+                      const std::shared_ptr<boost::asio::steady_timer>& t) {
   std::lock_guard lock(mutex_);
   auto it = tests_.find(test_id);
   if (it == tests_.end()) return;

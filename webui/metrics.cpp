@@ -29,14 +29,16 @@ std::string metrics::render() const {
   std::ostringstream o;
   o << "# HELP mxlens_smtp_sessions_total SMTP sessions ended, by outcome.\n"
        "# TYPE mxlens_smtp_sessions_total counter\n";
-  for (const auto& [k, v] : sessions_) o << "mxlens_smtp_sessions_total{outcome=\"" << k << "\"} " << v << "\n";
+  for (const auto& [k, v] : sessions_)
+    o << "mxlens_smtp_sessions_total{outcome=\"" << k << "\"} " << v << "\n";
   o << "# HELP mxlens_deliveries_total Deliveries stored with their report.\n"
        "# TYPE mxlens_deliveries_total counter\n"
        "mxlens_deliveries_total "
     << deliveries_ << "\n";
   o << "# HELP mxlens_deliveries_tls_total Deliveries by the TLS version they were sent over.\n"
        "# TYPE mxlens_deliveries_tls_total counter\n";
-  for (const auto& [k, v] : tls_versions_) o << "mxlens_deliveries_tls_total{version=\"" << k << "\"} " << v << "\n";
+  for (const auto& [k, v] : tls_versions_)
+    o << "mxlens_deliveries_tls_total{version=\"" << k << "\"} " << v << "\n";
   o << "# HELP mxlens_analysis_errors_total Analyzer errors recorded in reports.\n"
        "# TYPE mxlens_analysis_errors_total counter\n"
        "mxlens_analysis_errors_total "
@@ -50,7 +52,8 @@ std::string metrics::render() const {
     << "mxlens_analysis_seconds_count " << deliveries_ << "\n";
   o << "# HELP mxlens_http_responses_total HTTP responses, by status.\n"
        "# TYPE mxlens_http_responses_total counter\n";
-  for (const auto& [k, v] : http_) o << "mxlens_http_responses_total{code=\"" << k << "\"} " << v << "\n";
+  for (const auto& [k, v] : http_)
+    o << "mxlens_http_responses_total{code=\"" << k << "\"} " << v << "\n";
   return o.str();
 }
 
@@ -60,7 +63,8 @@ std::string render(const storage::commit_timing& t) {
        "reports and sessions (its writes and fsync).\n"
        "# TYPE mxlens_store_commit_seconds histogram\n";
   for (std::size_t i = 0; i < t.bounds.size(); ++i)
-    o << "mxlens_store_commit_seconds_bucket{le=\"" << t.bounds[i] << "\"} " << t.at_most[i] << "\n";
+    o << "mxlens_store_commit_seconds_bucket{le=\"" << t.bounds[i] << "\"} " << t.at_most[i]
+      << "\n";
   o << "mxlens_store_commit_seconds_bucket{le=\"+Inf\"} " << t.commits << "\n"
     << "mxlens_store_commit_seconds_sum " << t.seconds << "\n"
     << "mxlens_store_commit_seconds_count " << t.commits << "\n";

@@ -1,6 +1,7 @@
 #include "analyzers/analysis/analysis.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -8,10 +9,10 @@
 
 #include "analyzers/analysis/auth_results.hpp"
 #include "analyzers/checks/checks.hpp"
-#include "analyzers/providers/providers.hpp"
 #include "analyzers/dkim/dkim.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "analyzers/message/message.hpp"
+#include "analyzers/providers/providers.hpp"
 #include "analyzers/rdns/rdns.hpp"
 #include "analyzers/spf/spf.hpp"
 #include "core/test_id.hpp"
@@ -52,14 +53,15 @@ const json::object& member(const json::object& o, const char* key) {
 
 std::string status_of(const json::array& checks, std::string_view id) {
   for (const auto& c : checks)
-    if (c.as_object().at("id").as_string() == id) return std::string(c.as_object().at("status").as_string());
+    if (c.as_object().at("id").as_string() == id)
+      return std::string(c.as_object().at("status").as_string());
   return "";
 }
 
 // The checks of the catalog, the score, and the providers' verdicts (with their checks).
 void grade(const analysis_input& in, const message::content_facts& content,
-           const json::object& analysis_connection, const json::object& auth, json::array& checks_out,
-           json::object& score_out, json::object& providers_out) {
+           const json::object& analysis_connection, const json::object& auth,
+           json::array& checks_out, json::object& score_out, json::object& providers_out) {
   const auto& envelope = member(in.session, "envelope");
   json::object connection = member(in.session, "connection");
   if (connection.empty()) {
@@ -88,10 +90,13 @@ void grade(const analysis_input& in, const message::content_facts& content,
   auto tls_used = member(in.session, "tls").if_contains("used");
   pf.tls = !have_session || (tls_used && tls_used->is_bool() && tls_used->as_bool());
   auto fcrdns = connection.if_contains("fcrdns");
-  pf.fcrdns = !fcrdns || !fcrdns->is_bool() || fcrdns->as_bool();  // unknown (DNS error): not judged
+  pf.fcrdns =
+      !fcrdns || !fcrdns->is_bool() || fcrdns->as_bool();  // unknown (DNS error): not judged
   const auto& spf = member(auth, "spf");
   pf.spf_pass = spf.contains("result") && spf.at("result") == "pass";
-  pf.spf_domain = spf.contains("domain") && spf.at("domain").is_string() ? std::string(spf.at("domain").as_string()) : "";
+  pf.spf_domain = spf.contains("domain") && spf.at("domain").is_string()
+                      ? std::string(spf.at("domain").as_string())
+                      : "";
   if (auto* sigs = auth.if_contains("dkim"); sigs && sigs->is_array())
     for (const auto& s : sigs->as_array())
       if (s.as_object().at("result") == "pass") pf.dkim_pass = true;
@@ -104,12 +109,14 @@ void grade(const analysis_input& in, const message::content_facts& content,
   pf.dmarc_record = dm.contains("record") && dm.at("record").is_string();
   pf.dmarc_policy = text(dm, "applied_policy");
   pf.from_domain = text(dm, "from_domain");
-  if (pf.from_domain.empty() && !content.from.domains.empty()) pf.from_domain = content.from.domains.front();
+  if (pf.from_domain.empty() && !content.from.domains.empty())
+    pf.from_domain = content.from.domains.front();
   pf.from_fields = content.from.fields;
   pf.from_addresses = static_cast<int>(content.from.addresses.size());
   for (const auto& c : found)
     if (c.id == "hdr.duplicates" && c.status == "fail")
-      pf.duplicate_header = std::string(c.evidence.as_object().at("duplicated").as_array().at(0).as_string());
+      pf.duplicate_header =
+          std::string(c.evidence.as_object().at("duplicated").as_array().at(0).as_string());
   pf.message_id_valid = status_of(checks_out, "hdr.message_id") == "pass";
   pf.gmail_spoof = status_of(checks_out, "dmarc.gmail_from") == "fail";
 
@@ -118,20 +125,28 @@ void grade(const analysis_input& in, const message::content_facts& content,
   for (const char* p : {"gmail", "yahoo", "outlook"}) {
     const auto& v = providers_out.at(p).as_object();
     const bool accepted = v.at("verdict") == "accept" && v.at("bulk_verdict") == "accept";
-    std::string name = p == std::string("gmail") ? "Gmail" : p == std::string("yahoo") ? "Yahoo" : "Outlook.com";
+    std::string name = p == std::string("gmail")   ? "Gmail"
+                       : p == std::string("yahoo") ? "Yahoo"
+                                                   : "Outlook.com";
     auto first_line = [](const json::value& r) {
       std::string s(r.as_string());
       return s.substr(0, s.find("\r\n"));
     };
-    std::string summary = name + ": " + std::string(v.at("verdict").as_string()) +
-                          (v.at("verdict") == "accept" ? "" : " (" + first_line(v.at("reply")).substr(0, 60) + ")") +
-                          "; as a bulk sender: " + std::string(v.at("bulk_verdict").as_string()) +
-                          (v.at("bulk_verdict") == "accept" ? "" : " (" + first_line(v.at("bulk_reply")).substr(0, 60) + ")");
-    checks::check c{std::string("provider.") + p, accepted ? "info" : "warn", summary, v,
-                    accepted ? std::nullopt
-                             : std::optional<std::string>("Fix the rule the reply names (" +
-                                                          std::string(v.at(v.at("verdict") == "accept" ? "bulk_rule" : "rule").as_string()) +
-                                                          "): its check above says how.")};
+    std::string summary =
+        name + ": " + std::string(v.at("verdict").as_string()) +
+        (v.at("verdict") == "accept" ? "" : " (" + first_line(v.at("reply")).substr(0, 60) + ")") +
+        "; as a bulk sender: " + std::string(v.at("bulk_verdict").as_string()) +
+        (v.at("bulk_verdict") == "accept"
+             ? ""
+             : " (" + first_line(v.at("bulk_reply")).substr(0, 60) + ")");
+    checks::check c{
+        std::string("provider.") + p, accepted ? "info" : "warn", summary, v,
+        accepted ? std::nullopt
+                 : std::optional<std::string>(
+                       "Fix the rule the reply names (" +
+                       std::string(
+                           v.at(v.at("verdict") == "accept" ? "bulk_rule" : "rule").as_string()) +
+                       "): its check above says how.")};
     found.push_back(c);
     checks_out.push_back(checks::to_json(c));
   }
@@ -141,8 +156,12 @@ void grade(const analysis_input& in, const message::content_facts& content,
 }  // namespace
 
 json::object analysis_input_json(const analysis_input& in) {
-  return {{"client_ip", in.client_ip}, {"helo", in.helo},         {"mail_from", in.mail_from},
-          {"receiver", in.receiver},   {"session", in.session},   {"received_at", in.received_at},
+  return {{"client_ip", in.client_ip},
+          {"helo", in.helo},
+          {"mail_from", in.mail_from},
+          {"receiver", in.receiver},
+          {"session", in.session},
+          {"received_at", in.received_at},
           {"bulk", in.bulk}};
 }
 
@@ -165,7 +184,8 @@ namespace {
 // domains' DMARC records. They are asked together, before the analyzers ask them one by one.
 std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis_input& in) {
   std::vector<std::pair<std::string, dns::rr_type>> q;
-  if (auto rev = dns::reverse_name(in.client_ip); !rev.empty()) q.emplace_back(rev, dns::rr_type::ptr);
+  if (auto rev = dns::reverse_name(in.client_ip); !rev.empty())
+    q.emplace_back(rev, dns::rr_type::ptr);
   const auto helo = dns::normalize_name(in.helo);
   const bool literal = helo.empty() || helo.front() == '[';
   if (!literal) {
@@ -178,7 +198,8 @@ std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis
   const auto fields = message::header_fields(in.raw);
   int signatures = 0;
   for (const auto& f : fields) {
-    if (core::lowercase(f.name) != "dkim-signature" || ++signatures > dkim::max_verified_signatures) continue;
+    if (core::lowercase(f.name) != "dkim-signature" || ++signatures > dkim::max_verified_signatures)
+      continue;
     if (auto name = dkim::key_name(f.raw_value)) q.emplace_back(*name, dns::rr_type::txt);
   }
   const auto from = message::from(fields);
@@ -260,7 +281,9 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
   for (const auto& s : signatures) {
     sigs.push_back(dkim::to_json(s));
     method_result m{"dkim", s.result, s.reason.value_or(""), {}, ""};
-    m.properties = {{"header.d", s.domain}, {"header.i", s.identity}, {"header.s", s.selector},
+    m.properties = {{"header.d", s.domain},
+                    {"header.i", s.identity},
+                    {"header.s", s.selector},
                     {"header.a", s.algorithm}};
     if (!s.b_prefix.empty()) m.properties.push_back({"header.b", s.b_prefix.substr(0, 8)});
     ar.push_back(std::move(m));
@@ -288,14 +311,14 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
 
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return {{"connection", std::move(connection)},
-          {"auth", std::move(auth)},
-          {"checks", std::move(checks)},
-          {"score", std::move(score)},
-          {"providers", std::move(providers_json)},
-          {"dns", dns.evidence()},
-          {"analysis", json::object{{"duration_ms", static_cast<std::int64_t>(ms + 0.5)},
-                                    {"errors", std::move(errors)}}}};
+  return {
+      {"connection", std::move(connection)},
+      {"auth", std::move(auth)},
+      {"checks", std::move(checks)},
+      {"score", std::move(score)},
+      {"providers", std::move(providers_json)},
+      {"dns", dns.evidence()},
+      {"analysis", json::object{{"duration_ms", std::llround(ms)}, {"errors", std::move(errors)}}}};
 }
 
 }  // namespace mxlens::analyzers

@@ -29,8 +29,8 @@ std::string quoted(const std::string& v) {
 std::string pvalue(const std::string& v) {
   bool plain = !v.empty();
   for (unsigned char c : v) {
-    if (c <= 32 || c >= 127 || std::string_view("()<>,;:\\\"[]").find(static_cast<char>(c)) !=
-                                   std::string_view::npos)
+    if (c <= 32 || c >= 127 ||
+        std::string_view("()<>,;:\\\"[]").find(static_cast<char>(c)) != std::string_view::npos)
       plain = false;
   }
   return plain ? v : quoted(v);

@@ -11,7 +11,7 @@ namespace mxlens::analyzers {
 struct method_result {
   std::string method;  // iprev spf dkim dmarc
   std::string result;
-  std::string reason;  // optional
+  std::string reason;                                           // optional
   std::vector<std::pair<std::string, std::string>> properties;  // "smtp.mailfrom" -> value
   std::string comment;                                          // optional
 };

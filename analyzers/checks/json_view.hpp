@@ -53,7 +53,8 @@ inline std::vector<std::string> strings(const boost::json::object& o, std::strin
 
 inline check make(std::string id, std::string status, std::string summary,
                   boost::json::value evidence = nullptr, std::optional<std::string> fix = {}) {
-  return {std::move(id), std::move(status), std::move(summary), std::move(evidence), std::move(fix)};
+  return {std::move(id), std::move(status), std::move(summary), std::move(evidence),
+          std::move(fix)};
 }
 
 // Appends the checks of one evaluator to those of the others.

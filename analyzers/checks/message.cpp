@@ -44,9 +44,12 @@ std::optional<std::int64_t> parse_date(std::string v) {
   }
   if (tok.size() != i + 5) return std::nullopt;
   auto digits = [](const std::string& s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c));
+    });
   };
-  const auto& day = tok[i], &mon = tok[i + 1], &year = tok[i + 2], &time = tok[i + 3], &zone = tok[i + 4];
+  const auto &day = tok[i], &mon = tok[i + 1], &year = tok[i + 2], &time = tok[i + 3],
+             &zone = tok[i + 4];
   if (!digits(day) || day.size() > 2) return std::nullopt;
   auto m = std::find(std::begin(months), std::end(months), mon);
   if (m == std::end(months)) return std::nullopt;
@@ -57,7 +60,8 @@ std::optional<std::int64_t> parse_date(std::string v) {
     hh = std::stoi(time.substr(0, 2));
     mm = std::stoi(time.substr(3, 2));
     ss = std::stoi(time.substr(6, 2));
-  } else if (time.size() == 5 && time[2] == ':' && digits(time.substr(0, 2)) && digits(time.substr(3, 2))) {
+  } else if (time.size() == 5 && time[2] == ':' && digits(time.substr(0, 2)) &&
+             digits(time.substr(3, 2))) {
     hh = std::stoi(time.substr(0, 2));
     mm = std::stoi(time.substr(3, 2));
   } else {
@@ -65,13 +69,14 @@ std::optional<std::int64_t> parse_date(std::string v) {
   }
   int offset = 0;
   if (zone.size() == 5 && (zone[0] == '+' || zone[0] == '-') && digits(zone.substr(1))) {
-    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(3, 2))) * (zone[0] == '-' ? -1 : 1);
+    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(3, 2))) *
+             (zone[0] == '-' ? -1 : 1);
   } else {
-    static const std::pair<const char*, int> named[] = {{"UT", 0},     {"GMT", 0},    {"EST", -300},
-                                                        {"EDT", -240}, {"CST", -360}, {"CDT", -300},
-                                                        {"MST", -420}, {"MDT", -360}, {"PST", -480},
-                                                        {"PDT", -420}};
-    auto z = std::find_if(std::begin(named), std::end(named), [&](auto& p) { return zone == p.first; });
+    static const std::pair<const char*, int> named[] = {
+        {"UT", 0},     {"GMT", 0},    {"EST", -300}, {"EDT", -240}, {"CST", -360},
+        {"CDT", -300}, {"MST", -420}, {"MDT", -360}, {"PST", -480}, {"PDT", -420}};
+    auto z =
+        std::find_if(std::begin(named), std::end(named), [&](auto& p) { return zone == p.first; });
     if (z == std::end(named)) return std::nullopt;
     offset = z->second;
   }
@@ -86,7 +91,7 @@ std::optional<std::int64_t> parse_date(std::string v) {
   tm.tm_hour = hh;
   tm.tm_min = mm;
   tm.tm_sec = ss;
-  return static_cast<std::int64_t>(timegm(&tm)) - offset * 60;
+  return static_cast<std::int64_t>(timegm(&tm)) - std::int64_t{offset} * 60;
 }
 
 bool valid_domain(const std::string& d) {
@@ -129,14 +134,16 @@ std::vector<check> headers(const inputs& in) {
     out.push_back(make("hdr.from", "fail", "The message has no From header", fev,
                        "Add exactly one From header with one address (Gmail: 550 5.7.1)."));
   } else if (c.from.fields > 1) {
-    out.push_back(make("hdr.from", "fail", "The message has " + std::to_string(c.from.fields) + " From headers",
-                       fev, "Send exactly one From header (Gmail: 550 5.7.1)."));
-  } else if (c.from.addresses.size() != 1) {
     out.push_back(make("hdr.from", "fail",
-                       c.from.addresses.empty() ? "The From header has no valid address"
-                                                : "The From header has " + std::to_string(c.from.addresses.size()) +
-                                                      " addresses",
-                       fev, "Put exactly one address in From; use Sender or Reply-To for others."));
+                       "The message has " + std::to_string(c.from.fields) + " From headers", fev,
+                       "Send exactly one From header (Gmail: 550 5.7.1)."));
+  } else if (c.from.addresses.size() != 1) {
+    out.push_back(
+        make("hdr.from", "fail",
+             c.from.addresses.empty()
+                 ? "The From header has no valid address"
+                 : "The From header has " + std::to_string(c.from.addresses.size()) + " addresses",
+             fev, "Put exactly one address in From; use Sender or Reply-To for others."));
   } else if (c.from.domains.empty() || !valid_domain(c.from.domains.front())) {
     out.push_back(make("hdr.from", "fail", "The From address has no valid domain", fev,
                        "Use an address with a fully qualified domain in From."));
@@ -149,17 +156,21 @@ std::vector<check> headers(const inputs& in) {
   auto date = first(f, "Date");
   json::object dev{{"value", date ? json::value(*date) : nullptr}, {"count", dates}};
   if (!date) {
-    out.push_back(make("hdr.date", "fail", "The message has no Date header", dev,
-                       "Add a Date header (RFC 5322 requires it), e.g. \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
+    out.push_back(make(
+        "hdr.date", "fail", "The message has no Date header", dev,
+        "Add a Date header (RFC 5322 requires it), e.g. \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
   } else if (auto t = parse_date(*date); !t || dates > 1) {
-    out.push_back(make("hdr.date", "fail", dates > 1 ? "The message has several Date headers" : "The Date is not valid RFC 5322 syntax",
-                       dev, "Write the date as RFC 5322 §3.3 does: \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
+    out.push_back(
+        make("hdr.date", "fail",
+             dates > 1 ? "The message has several Date headers"
+                       : "The Date is not valid RFC 5322 syntax",
+             dev, "Write the date as RFC 5322 §3.3 does: \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
   } else {
     const auto skew = *t - in.received_at / 1000;
     dev["skew_seconds"] = skew;
     if (skew > 86400 || skew < -86400) {
-      out.push_back(make("hdr.date", "warn", "The Date is more than 24 hours from the arrival time", dev,
-                         "Check the sending host's clock and time zone."));
+      out.push_back(make("hdr.date", "warn", "The Date is more than 24 hours from the arrival time",
+                         dev, "Check the sending host's clock and time zone."));
     } else {
       out.push_back(make("hdr.date", "pass", "Date: " + *date, dev));
     }
@@ -167,7 +178,8 @@ std::vector<check> headers(const inputs& in) {
 
   // Message-ID
   auto mid = first(f, "Message-ID");
-  json::object mev{{"value", mid ? json::value(mid->substr(0, 200)) : nullptr}, {"count", count(f, "Message-ID")}};
+  json::object mev{{"value", mid ? json::value(mid->substr(0, 200)) : nullptr},
+                   {"count", count(f, "Message-ID")}};
   if (!mid) {
     out.push_back(make("hdr.message_id", "fail", "The message has no Message-ID", mev,
                        "Add a Message-ID such as <unique@your.host.example> (Gmail: 550 5.7.1)."));
@@ -189,27 +201,30 @@ std::vector<check> headers(const inputs& in) {
   auto subject = first(f, "Subject");
   json::object sev{{"value", subject ? json::value(subject->substr(0, 200)) : nullptr}};
   if (!subject || subject->empty()) {
-    out.push_back(make("hdr.subject", "warn", subject ? "The Subject is empty" : "The message has no Subject", sev,
+    out.push_back(make("hdr.subject", "warn",
+                       subject ? "The Subject is empty" : "The message has no Subject", sev,
                        "Give the message a Subject."));
   } else {
     out.push_back(make("hdr.subject", "pass", "Subject present", sev));
   }
 
   const int to = count(f, "To"), cc = count(f, "Cc");
-  out.push_back(to + cc > 0 ? make("hdr.to", "pass", "To or Cc present", json::object{{"to", to}, {"cc", cc}})
-                            : make("hdr.to", "warn", "Neither To nor Cc is present",
-                                   json::object{{"to", 0}, {"cc", 0}}, "Address the message with a To header."));
+  out.push_back(
+      to + cc > 0
+          ? make("hdr.to", "pass", "To or Cc present", json::object{{"to", to}, {"cc", cc}})
+          : make("hdr.to", "warn", "Neither To nor Cc is present",
+                 json::object{{"to", 0}, {"cc", 0}}, "Address the message with a To header."));
 
   std::vector<std::string> dups;
-  for (const char* name : {"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
-                           "In-Reply-To", "References"})
+  for (const char* name : {"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date",
+                           "Message-ID", "In-Reply-To", "References"})
     if (count(f, name) > 1) dups.push_back(name);
-  out.push_back(dups.empty()
-                    ? make("hdr.duplicates", "pass", "No singleton header appears twice")
-                    : make("hdr.duplicates", "fail", "Repeated header: " + dups.front(),
-                           json::object{{"duplicated", core::string_array(dups)}},
-                           "Send each of From, Sender, Reply-To, To, Cc, Subject, Date, Message-ID, "
-                           "In-Reply-To and References at most once (Gmail: 550 5.7.1)."));
+  out.push_back(
+      dups.empty() ? make("hdr.duplicates", "pass", "No singleton header appears twice")
+                   : make("hdr.duplicates", "fail", "Repeated header: " + dups.front(),
+                          json::object{{"duplicated", core::string_array(dups)}},
+                          "Send each of From, Sender, Reply-To, To, Cc, Subject, Date, Message-ID, "
+                          "In-Reply-To and References at most once (Gmail: 550 5.7.1)."));
 
   out.push_back(c.header_problems.empty()
                     ? make("hdr.syntax", "pass", "Every header line is well formed")
@@ -218,32 +233,36 @@ std::vector<check> headers(const inputs& in) {
                            "Fold header lines under 998 octets, encode non-ASCII text as RFC 2047 "
                            "encoded words (or send with SMTPUTF8), and use valid field names."));
 
-  json::object miev{{"mime_version", count(f, "MIME-Version") > 0}, {"parts", c.parts_seen},
+  json::object miev{{"mime_version", count(f, "MIME-Version") > 0},
+                    {"parts", c.parts_seen},
                     {"problems", core::string_array(c.mime_problems)}};
-  out.push_back(!c.mime_problems.empty()
-                    ? make("hdr.mime", "fail", c.mime_problems.front(), miev,
-                           "Add MIME-Version: 1.0 with Content-Type, close every multipart boundary, and "
-                           "use 7bit, 8bit, quoted-printable or base64.")
-                    : make("hdr.mime", "pass", c.mime_used ? "The MIME structure is valid" : "Plain RFC 5322 message",
-                           miev));
+  out.push_back(
+      !c.mime_problems.empty()
+          ? make("hdr.mime", "fail", c.mime_problems.front(), miev,
+                 "Add MIME-Version: 1.0 with Content-Type, close every multipart boundary, and "
+                 "use 7bit, 8bit, quoted-printable or base64.")
+          : make("hdr.mime", "pass",
+                 c.mime_used ? "The MIME structure is valid" : "Plain RFC 5322 message", miev));
 
   auto reply_to = first(f, "Reply-To");
   if (!reply_to) {
     out.push_back(make("hdr.reply_to", "skip", "No Reply-To"));
   } else {
     auto addrs = message::parse_addresses(*reply_to);
-    bool valid = !addrs.empty() && std::all_of(addrs.begin(), addrs.end(), [](const std::string& a) {
-      auto at = a.rfind('@');
-      return at != std::string::npos && at > 0 && valid_domain(a.substr(at + 1));
-    });
+    bool valid =
+        !addrs.empty() && std::all_of(addrs.begin(), addrs.end(), [](const std::string& a) {
+          auto at = a.rfind('@');
+          return at != std::string::npos && at > 0 && valid_domain(a.substr(at + 1));
+        });
     json::object rev{{"value", reply_to->substr(0, 200)}, {"addresses", core::string_array(addrs)}};
     out.push_back(valid ? make("hdr.reply_to", "pass", "Reply-To holds valid addresses", rev)
-                        : make("hdr.reply_to", "warn", "Reply-To does not hold valid addresses", rev,
-                               "Put valid addresses in Reply-To, or leave it out."));
+                        : make("hdr.reply_to", "warn", "Reply-To does not hold valid addresses",
+                               rev, "Put valid addresses in Reply-To, or leave it out."));
   }
 
   const std::string mail_from = str(in.envelope, "mail_from");
-  const std::string bounce = mail_from.empty() ? "" : core::lowercase(mail_from.substr(mail_from.rfind('@') + 1));
+  const std::string bounce =
+      mail_from.empty() ? "" : core::lowercase(mail_from.substr(mail_from.rfind('@') + 1));
   const std::string from_domain = c.from.domains.empty() ? "" : c.from.domains.front();
   out.push_back(make("hdr.return_path", "info",
                      mail_from.empty() ? "Null sender (MAIL FROM:<>)"
@@ -263,18 +282,24 @@ std::vector<check> unsubscribe(const inputs& in) {
   auto lu = first(f, "List-Unsubscribe");
   auto post = first(f, "List-Unsubscribe-Post");
   std::vector<std::string> uris = lu ? bracketed(*lu) : std::vector<std::string>{};
-  const bool https = std::any_of(uris.begin(), uris.end(), [](auto& u) { return starts_with_ci(u, "https://"); });
-  const bool mailto = std::any_of(uris.begin(), uris.end(), [](auto& u) { return starts_with_ci(u, "mailto:"); });
+  const bool https =
+      std::any_of(uris.begin(), uris.end(), [](auto& u) { return starts_with_ci(u, "https://"); });
+  const bool mailto =
+      std::any_of(uris.begin(), uris.end(), [](auto& u) { return starts_with_ci(u, "mailto:"); });
   json::object ev{{"list_unsubscribe", lu ? json::value(lu->substr(0, 300)) : nullptr},
-                  {"uris", core::string_array(uris)}, {"bulk", in.bulk}};
+                  {"uris", core::string_array(uris)},
+                  {"bulk", in.bulk}};
   if (!lu) {
     out.push_back(make("unsub.header", bad, "No List-Unsubscribe header", ev,
-                       "Add List-Unsubscribe: <https://...>, <mailto:...> (required by Gmail and Yahoo for bulk mail)."));
+                       "Add List-Unsubscribe: <https://...>, <mailto:...> (required by Gmail and "
+                       "Yahoo for bulk mail)."));
   } else if (https) {
     out.push_back(make("unsub.header", "pass", "List-Unsubscribe with an https URI", ev));
   } else {
-    out.push_back(make("unsub.header", "warn", mailto ? "List-Unsubscribe has only a mailto URI" : "List-Unsubscribe has no https URI",
-                       ev, "Add an https URI to List-Unsubscribe (Gmail does not accept mailto alone)."));
+    out.push_back(make(
+        "unsub.header", "warn",
+        mailto ? "List-Unsubscribe has only a mailto URI" : "List-Unsubscribe has no https URI", ev,
+        "Add an https URI to List-Unsubscribe (Gmail does not accept mailto alone)."));
   }
 
   // RFC 8058 §3.1: the Post header, an https URI, and both headers under a valid DKIM signature.
@@ -289,16 +314,20 @@ std::vector<check> unsubscribe(const inputs& in) {
     }
     if (lu_signed && post_signed) both_signed = true;
   }
-  const bool post_ok = post && core::trim(*post) == "List-Unsubscribe=One-Click" && count(f, "List-Unsubscribe-Post") == 1;
-  json::object oev{{"list_unsubscribe_post", post ? json::value(*post) : nullptr}, {"https_uri", https},
-                   {"dkim_signed", both_signed}, {"bulk", in.bulk}};
+  const bool post_ok = post && core::trim(*post) == "List-Unsubscribe=One-Click" &&
+                       count(f, "List-Unsubscribe-Post") == 1;
+  json::object oev{{"list_unsubscribe_post", post ? json::value(*post) : nullptr},
+                   {"https_uri", https},
+                   {"dkim_signed", both_signed},
+                   {"bulk", in.bulk}};
   if (post_ok && https && both_signed) {
     out.push_back(make("unsub.one_click", "pass", "One-click unsubscribe (RFC 8058), signed", oev));
   } else {
-    std::string why = !post ? "No List-Unsubscribe-Post header"
+    std::string why = !post      ? "No List-Unsubscribe-Post header"
                       : !post_ok ? "List-Unsubscribe-Post is not exactly List-Unsubscribe=One-Click"
-                      : !https ? "One-click needs an https URI in List-Unsubscribe"
-                               : "List-Unsubscribe and List-Unsubscribe-Post are not both under a passing DKIM signature";
+                      : !https   ? "One-click needs an https URI in List-Unsubscribe"
+                               : "List-Unsubscribe and List-Unsubscribe-Post are not both under a "
+                                 "passing DKIM signature";
     out.push_back(make("unsub.one_click", bad, why, oev,
                        "Send List-Unsubscribe-Post: List-Unsubscribe=One-Click with an https "
                        "List-Unsubscribe URI, and sign both headers with DKIM."));
@@ -313,25 +342,31 @@ std::vector<check> content(const inputs& in) {
   out.push_back(c.has_html && !c.has_text_plain
                     ? make("body.text_part", "warn", "HTML only: no text/plain alternative", tev,
                            "Send multipart/alternative with a text/plain part beside the HTML.")
-                    : make("body.text_part", "pass", c.has_html ? "text/plain alongside HTML" : "Plain text", tev));
+                    : make("body.text_part", "pass",
+                           c.has_html ? "text/plain alongside HTML" : "Plain text", tev));
 
-  constexpr std::size_t clip = 102 * 1024;  // Gmail clips HTML above about 102 KB
-  json::object sev{{"html_octets", c.html_size}, {"message_octets", c.body_size}, {"clip_at", clip}};
-  out.push_back(c.html_size > clip
-                    ? make("body.size", "warn", "The HTML is " + std::to_string(c.html_size / 1024) + " KB: Gmail clips it",
-                           sev, "Keep the HTML under 102 KB (inline CSS and tracking markup count).")
-                    : make("body.size", "pass", "The HTML fits under Gmail's clipping size", sev));
+  constexpr std::size_t clip = std::size_t{102} * 1024;  // Gmail clips HTML above about 102 KB
+  json::object sev{
+      {"html_octets", c.html_size}, {"message_octets", c.body_size}, {"clip_at", clip}};
+  out.push_back(
+      c.html_size > clip
+          ? make("body.size", "warn",
+                 "The HTML is " + std::to_string(c.html_size / 1024) + " KB: Gmail clips it", sev,
+                 "Keep the HTML under 102 KB (inline CSS and tracking markup count).")
+          : make("body.size", "pass", "The HTML fits under Gmail's clipping size", sev));
 
   json::object iev{{"images", c.images}, {"text_characters", c.text_chars}};
-  const bool image_heavy = c.images > 0 && c.text_chars < 200u * static_cast<std::size_t>(c.images) &&
+  const bool image_heavy = c.images > 0 &&
+                           c.text_chars < 200u * static_cast<std::size_t>(c.images) &&
                            c.text_chars < 500;
   out.push_back(image_heavy ? make("body.images", "warn", "The message is mostly images", iev,
                                    "Carry the message in text; use images for illustration only.")
                             : make("body.images", "pass", "The text carries the message", iev));
 
   std::vector<std::string> http, shorteners;
-  static const char* short_hosts[] = {"bit.ly", "tinyurl.com", "goo.gl", "t.co", "ow.ly", "is.gd",
-                                      "buff.ly", "rebrand.ly", "cutt.ly", "shorturl.at", "tiny.cc", "t.ly"};
+  static const char* short_hosts[] = {"bit.ly",  "tinyurl.com", "goo.gl",  "t.co",
+                                      "ow.ly",   "is.gd",       "buff.ly", "rebrand.ly",
+                                      "cutt.ly", "shorturl.at", "tiny.cc", "t.ly"};
   for (const auto& link : c.links) {
     const std::string l = core::lowercase(link);
     if (l.rfind("http://", 0) == 0) http.push_back(link);
@@ -341,7 +376,8 @@ std::vector<check> content(const inputs& in) {
       if (host == s || (host.size() > std::strlen(s) && host.ends_with(std::string(".") + s)))
         shorteners.push_back(link);
   }
-  json::object lev{{"links", c.links.size()}, {"http", core::string_array(http)},
+  json::object lev{{"links", c.links.size()},
+                   {"http", core::string_array(http)},
                    {"shorteners", core::string_array(shorteners)}};
   if (!http.empty() || !shorteners.empty()) {
     out.push_back(make("body.links", "warn",
@@ -349,14 +385,16 @@ std::vector<check> content(const inputs& in) {
                                            : "Plain http link: " + http.front(),
                        lev, "Link with https to your own domain; shorteners are a spam signal."));
   } else {
-    out.push_back(make("body.links", "pass", c.links.empty() ? "No links" : "Every link uses https", lev));
+    out.push_back(
+        make("body.links", "pass", c.links.empty() ? "No links" : "Every link uses https", lev));
   }
 
-  out.push_back(c.charset_problems.empty()
-                    ? make("body.charset", "pass", "Every text part declares its charset and decodes")
-                    : make("body.charset", "warn", c.charset_problems.front(),
-                           json::object{{"problems", core::string_array(c.charset_problems)}},
-                           "Declare charset=utf-8 on every text part and send valid UTF-8."));
+  out.push_back(
+      c.charset_problems.empty()
+          ? make("body.charset", "pass", "Every text part declares its charset and decodes")
+          : make("body.charset", "warn", c.charset_problems.front(),
+                 json::object{{"problems", core::string_array(c.charset_problems)}},
+                 "Declare charset=utf-8 on every text part and send valid UTF-8."));
   return out;
 }
 

@@ -1,6 +1,6 @@
 // transport, tls and dns checks: they read the recorded SMTP session and the reverse DNS.
-#include <algorithm>
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cctype>
 
 #include "analyzers/checks/json_view.hpp"
@@ -37,7 +37,8 @@ bool is_fqdn(std::string name) {
   }
   // The top-level label is not all digits (that would be an address written without brackets).
   auto tld = name.substr(name.rfind('.') + 1);
-  return !std::all_of(tld.begin(), tld.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !std::all_of(tld.begin(), tld.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 check no_session(const char* id) {
@@ -45,7 +46,8 @@ check no_session(const char* id) {
 }
 
 bool weak_suite(const std::string& upper) {
-  for (const char* bad : {"RC4", "DES", "NULL", "EXPORT", "EXP-", "ANON", "_ANON_", "ADH", "AECDH", "MD5"})
+  for (const char* bad :
+       {"RC4", "DES", "NULL", "EXPORT", "EXP-", "ANON", "_ANON_", "ADH", "AECDH", "MD5"})
     if (upper.find(bad) != std::string::npos) return true;
   return false;
 }
@@ -85,12 +87,13 @@ std::vector<check> transport(const inputs& in) {
       out.push_back(no_session(id));
   } else {
     const bool esmtp = opt_bool(c, "esmtp").value_or(false);
-    out.push_back(esmtp ? make("smtp.ehlo", "pass", "The client greeted with EHLO",
-                               json::object{{"helo", helo}})
-                        : make("smtp.ehlo", "warn", "The client greeted with HELO, not EHLO",
-                               json::object{{"helo", helo}},
-                               "Use EHLO: extensions such as STARTTLS, SIZE and 8BITMIME are offered "
-                               "only to EHLO."));
+    out.push_back(esmtp
+                      ? make("smtp.ehlo", "pass", "The client greeted with EHLO",
+                             json::object{{"helo", helo}})
+                      : make("smtp.ehlo", "warn", "The client greeted with HELO, not EHLO",
+                             json::object{{"helo", helo}},
+                             "Use EHLO: extensions such as STARTTLS, SIZE and 8BITMIME are offered "
+                             "only to EHLO."));
     const bool early = opt_bool(c, "early_talker").value_or(false);
     out.push_back(early ? make("smtp.early_talker", "warn",
                                "The client sent commands before the server's reply allowed it",
@@ -103,14 +106,17 @@ std::vector<check> transport(const inputs& in) {
     const std::string body = str(in.envelope, "body");
     const bool utf8 = opt_bool(in.envelope, "smtputf8").value_or(false);
     const auto eight = num(in.data, "eight_bit");
-    json::object ev{{"eight_bit_octets", eight}, {"body", body.empty() ? json::value(nullptr) : json::value(body)},
+    json::object ev{{"eight_bit_octets", eight},
+                    {"body", body.empty() ? json::value(nullptr) : json::value(body)},
                     {"smtputf8", utf8}};
     if (eight > 0 && body != "8BITMIME" && body != "BINARYMIME" && !utf8) {
-      out.push_back(make("smtp.8bit", "fail",
-                         std::to_string(eight) + " octets with the high bit set, without BODY=8BITMIME or SMTPUTF8",
-                         std::move(ev),
-                         "Declare MAIL FROM:<...> BODY=8BITMIME (or SMTPUTF8), or encode the content "
-                         "as quoted-printable or base64."));
+      out.push_back(
+          make("smtp.8bit", "fail",
+               std::to_string(eight) +
+                   " octets with the high bit set, without BODY=8BITMIME or SMTPUTF8",
+               std::move(ev),
+               "Declare MAIL FROM:<...> BODY=8BITMIME (or SMTPUTF8), or encode the content "
+               "as quoted-printable or base64."));
     } else {
       out.push_back(make("smtp.8bit", "pass",
                          eight > 0 ? "8-bit content was declared" : "The message is 7-bit",
@@ -118,14 +124,15 @@ std::vector<check> transport(const inputs& in) {
     }
     const auto lf = num(in.data, "bare_lf"), cr = num(in.data, "bare_cr");
     json::object lev{{"bare_lf", lf}, {"bare_cr", cr}};
-    out.push_back(lf + cr > 0
-                      ? make("smtp.bare_lf", "fail",
-                             "The DATA had " + std::to_string(lf) + " bare LF and " + std::to_string(cr) +
-                                 " bare CR line ends",
-                             std::move(lev),
-                             "End every line with CRLF; bare LF or CR in DATA is how SMTP smuggling "
-                             "works (RFC 5321 §2.3.8).")
-                      : make("smtp.bare_lf", "pass", "Every line of the DATA ended in CRLF", std::move(lev)));
+    out.push_back(
+        lf + cr > 0
+            ? make("smtp.bare_lf", "fail",
+                   "The DATA had " + std::to_string(lf) + " bare LF and " + std::to_string(cr) +
+                       " bare CR line ends",
+                   std::move(lev),
+                   "End every line with CRLF; bare LF or CR in DATA is how SMTP smuggling "
+                   "works (RFC 5321 §2.3.8).")
+            : make("smtp.bare_lf", "pass", "Every line of the DATA ended in CRLF", std::move(lev)));
   }
 
   // The EHLO name.
@@ -134,26 +141,35 @@ std::vector<check> transport(const inputs& in) {
   if (helo.empty() && !in.have_session) {
     out.push_back(no_session("smtp.helo_name"));
   } else if (is_ip_literal(helo)) {
-    out.push_back(make("smtp.helo_name", "fail", "The EHLO name is an address literal", hev,
-                       "Greet with the host's fully qualified domain name, the one its PTR record names."));
+    out.push_back(
+        make("smtp.helo_name", "fail", "The EHLO name is an address literal", hev,
+             "Greet with the host's fully qualified domain name, the one its PTR record names."));
   } else if (lname == "localhost" || lname == "localhost.localdomain" || !is_fqdn(helo)) {
-    out.push_back(make("smtp.helo_name", "fail", "The EHLO name '" + helo + "' is not a fully qualified domain name",
-                       hev, "Greet with the host's fully qualified domain name, the one its PTR record names."));
+    out.push_back(
+        make("smtp.helo_name", "fail",
+             "The EHLO name '" + helo + "' is not a fully qualified domain name", hev,
+             "Greet with the host's fully qualified domain name, the one its PTR record names."));
   } else {
-    out.push_back(make("smtp.helo_name", "pass", "The EHLO name is a fully qualified domain name", hev));
+    out.push_back(
+        make("smtp.helo_name", "pass", "The EHLO name is a fully qualified domain name", hev));
   }
 
   const std::string helo_dns = str(c, "helo_dns");
-  json::object dev{{"helo", helo}, {"addresses", arr(c, "helo_addresses")}, {"client_ip", str(c, "client_ip")}};
+  json::object dev{
+      {"helo", helo}, {"addresses", arr(c, "helo_addresses")}, {"client_ip", str(c, "client_ip")}};
   if (helo_dns == "match") {
-    out.push_back(make("smtp.helo_dns", "pass", "The EHLO name resolves to the connecting address", dev));
+    out.push_back(
+        make("smtp.helo_dns", "pass", "The EHLO name resolves to the connecting address", dev));
   } else if (helo_dns == "mismatch") {
-    out.push_back(make("smtp.helo_dns", "warn", "The EHLO name resolves, but not to the connecting address", dev,
+    out.push_back(make("smtp.helo_dns", "warn",
+                       "The EHLO name resolves, but not to the connecting address", dev,
                        "Give the EHLO name an A/AAAA record with the sending address."));
   } else if (helo_dns == "temperror") {
-    out.push_back(make("smtp.helo_dns", "error", "The EHLO name could not be resolved (DNS error)", dev));
+    out.push_back(
+        make("smtp.helo_dns", "error", "The EHLO name could not be resolved (DNS error)", dev));
   } else if (helo_dns == "literal") {
-    out.push_back(make("smtp.helo_dns", "skip", "The EHLO argument is an address literal, not a name", dev));
+    out.push_back(
+        make("smtp.helo_dns", "skip", "The EHLO argument is an address literal, not a name", dev));
   } else {
     out.push_back(make("smtp.helo_dns", "fail", "The EHLO name does not resolve", dev,
                        "Greet with a name that has an A/AAAA record with the sending address."));
@@ -161,8 +177,9 @@ std::vector<check> transport(const inputs& in) {
 
   const std::string family = str(c, "family");
   out.push_back(make("net.ipv6", "info",
-                     family == "ipv6" ? "The client connected over IPv6: Gmail requires PTR and authentication"
-                                      : "The client connected over IPv4",
+                     family == "ipv6"
+                         ? "The client connected over IPv6: Gmail requires PTR and authentication"
+                         : "The client connected over IPv4",
                      json::object{{"family", family}, {"client_ip", str(c, "client_ip")}}));
   return out;
 }
@@ -182,11 +199,14 @@ std::vector<check> tls(const inputs& in) {
   const std::string cipher = str(t, "cipher");
   json::object ev{{"offered", offered}, {"used", used}};
   if (used) {
-    out.push_back(make("tls.starttls", "pass", "The message was sent inside TLS (" + version + ")", ev));
+    out.push_back(
+        make("tls.starttls", "pass", "The message was sent inside TLS (" + version + ")", ev));
   } else if (offered) {
-    out.push_back(make("tls.starttls", "fail", "The message was sent in plaintext although STARTTLS was offered",
-                       ev, "Enable opportunistic TLS on the sending MTA (e.g. Postfix "
-                           "smtp_tls_security_level = may); Gmail defers bulk mail without TLS (421 4.7.29)."));
+    out.push_back(
+        make("tls.starttls", "fail",
+             "The message was sent in plaintext although STARTTLS was offered", ev,
+             "Enable opportunistic TLS on the sending MTA (e.g. Postfix "
+             "smtp_tls_security_level = may); Gmail defers bulk mail without TLS (421 4.7.29)."));
   } else {
     out.push_back(make("tls.starttls", "skip", "STARTTLS was not offered to this client", ev));
   }
@@ -201,17 +221,21 @@ std::vector<check> tls(const inputs& in) {
     } else if (version == "TLSv1.2") {
       out.push_back(make("tls.version", "pass", "TLS 1.2", vev));
     } else {
-      out.push_back(make("tls.version", "fail", version + " is obsolete (RFC 8996)", vev,
-                         "Allow TLS 1.2 and 1.3 on the sending MTA and disable older versions (e.g. "
-                         "Postfix smtp_tls_protocols = >=TLSv1.2)."));
+      out.push_back(
+          make("tls.version", "fail", version + " is obsolete (RFC 8996)", vev,
+               "Allow TLS 1.2 and 1.3 on the sending MTA and disable older versions (e.g. "
+               "Postfix smtp_tls_protocols = >=TLSv1.2)."));
     }
     auto f = classify_suite(cipher, version);
-    json::object cev{{"cipher", cipher}, {"version", version}, {"forward_secrecy", f.forward_secret},
+    json::object cev{{"cipher", cipher},
+                     {"version", version},
+                     {"forward_secrecy", f.forward_secret},
                      {"aead", f.aead}};
     if (f.broken || !f.forward_secret) {
-      out.push_back(make("tls.cipher", "fail",
-                         cipher + (f.broken ? " is a broken cipher suite" : " has no forward secrecy"),
-                         cev, "Prefer ECDHE key exchange with AES-GCM or ChaCha20-Poly1305."));
+      out.push_back(
+          make("tls.cipher", "fail",
+               cipher + (f.broken ? " is a broken cipher suite" : " has no forward secrecy"), cev,
+               "Prefer ECDHE key exchange with AES-GCM or ChaCha20-Poly1305."));
     } else if (!f.aead) {
       out.push_back(make("tls.cipher", "warn", cipher + " uses CBC mode", cev,
                          "Prefer AEAD suites (AES-GCM, ChaCha20-Poly1305) over CBC."));
@@ -229,12 +253,14 @@ std::vector<check> tls(const inputs& in) {
       if (v == "SSLv3" || v == "TLSv1" || v == "TLSv1.1" || v == "SSLv2") old_versions.push_back(v);
     for (const auto& s : strings(hello, "ciphers"))
       if (weak_suite(upper(s))) weak.push_back(s);
-    json::object oev{{"versions", arr(hello, "versions")}, {"obsolete_versions", core::string_array(old_versions)},
+    json::object oev{{"versions", arr(hello, "versions")},
+                     {"obsolete_versions", core::string_array(old_versions)},
                      {"weak_ciphers", core::string_array(weak)}};
     if (!old_versions.empty() || !weak.empty()) {
-      out.push_back(make("tls.offer", "warn", "The client still offers obsolete versions or weak suites", oev,
-                         "Remove TLS 1.0/1.1 and RC4, 3DES, NULL, EXPORT and anonymous suites from the "
-                         "sending MTA's configuration."));
+      out.push_back(
+          make("tls.offer", "warn", "The client still offers obsolete versions or weak suites", oev,
+               "Remove TLS 1.0/1.1 and RC4, 3DES, NULL, EXPORT and anonymous suites from the "
+               "sending MTA's configuration."));
     } else {
       out.push_back(make("tls.offer", "pass", "The client offered nothing obsolete", oev));
     }
@@ -245,15 +271,18 @@ std::vector<check> tls(const inputs& in) {
     out.push_back(make("tls.handshake", "pass", "No failed TLS handshake from this client",
                        json::object{{"failed_handshakes", 0}}));
   } else {
-    out.push_back(make("tls.handshake", "warn",
-                       std::to_string(failed.size()) + " failed TLS handshake(s) before this delivery",
-                       json::object{{"failed_handshakes", failed}},
-                       "Look at the recorded reason and offer: the client and this server had no "
-                       "version or suite in common, or the client rejected the certificate."));
+    out.push_back(
+        make("tls.handshake", "warn",
+             std::to_string(failed.size()) + " failed TLS handshake(s) before this delivery",
+             json::object{{"failed_handshakes", failed}},
+             "Look at the recorded reason and offer: the client and this server had no "
+             "version or suite in common, or the client rejected the certificate."));
   }
   auto sni = opt_str(t, "sni");
   out.push_back(make("tls.sni", "info",
-                     !used ? "No TLS session" : sni ? "SNI sent: " + *sni : "No SNI was sent",
+                     !used ? "No TLS session"
+                     : sni ? "SNI sent: " + *sni
+                           : "No SNI was sent",
                      json::object{{"sni", sni ? json::value(*sni) : nullptr}}));
   const auto& cert = obj(t, "client_certificate");
   out.push_back(make("tls.client_cert", "info",
@@ -266,18 +295,20 @@ std::vector<check> tls(const inputs& in) {
 // Dynamic-looking PTR names: the address's digits in the name, or the usual access-network words.
 bool looks_generic(const std::string& name, const std::string& ip) {
   const std::string l = core::lowercase(name);
-  for (const char* word : {"dsl", "dyn", "dynamic", "pool", "dhcp", "cable", "ppp", "dial", "broadband",
-                           "customer", "client", "host-", "ip-", "user", "res.", "residential", "static"})
+  for (const char* word :
+       {"dsl", "dyn", "dynamic", "pool", "dhcp", "cable", "ppp", "dial", "broadband", "customer",
+        "client", "host-", "ip-", "user", "res.", "residential", "static"})
     if (l.find(word) != std::string::npos) return true;
   unsigned char a[4];
   if (inet_pton(AF_INET, ip.c_str(), a) == 1) {
     int found = 0;
     for (int i = 0; i < 4; ++i)
       if (l.find(std::to_string(a[i])) != std::string::npos) ++found;
-    if (found >= 3 && (l.find(std::to_string(a[2]) + "-" + std::to_string(a[3])) != std::string::npos ||
-                       l.find(std::to_string(a[3]) + "-" + std::to_string(a[2])) != std::string::npos ||
-                       l.find(std::to_string(a[2]) + "." + std::to_string(a[3]) + ".") != std::string::npos ||
-                       l.find(std::to_string(a[3]) + "." + std::to_string(a[2]) + ".") != std::string::npos))
+    if (found >= 3 &&
+        (l.find(std::to_string(a[2]) + "-" + std::to_string(a[3])) != std::string::npos ||
+         l.find(std::to_string(a[3]) + "-" + std::to_string(a[2])) != std::string::npos ||
+         l.find(std::to_string(a[2]) + "." + std::to_string(a[3]) + ".") != std::string::npos ||
+         l.find(std::to_string(a[3]) + "." + std::to_string(a[2]) + ".") != std::string::npos))
       return true;
   }
   return false;
@@ -290,22 +321,28 @@ std::vector<check> dns(const inputs& in) {
   const auto fcrdns = opt_bool(c, "fcrdns");
   const std::string iprev = str(c, "iprev");
   const std::string ip = str(c, "client_ip");
-  json::object ev{{"client_ip", ip}, {"ptr", arr(c, "ptr")}, {"confirmed", arr(c, "ptr_confirmed")}};
+  json::object ev{
+      {"client_ip", ip}, {"ptr", arr(c, "ptr")}, {"confirmed", arr(c, "ptr_confirmed")}};
   if (iprev == "temperror") {
     out.push_back(make("dns.ptr", "error", "The PTR lookup failed (DNS error)", ev));
-    out.push_back(make("dns.fcrdns", "error", "The reverse lookup could not be completed (DNS error)", ev));
+    out.push_back(
+        make("dns.fcrdns", "error", "The reverse lookup could not be completed (DNS error)", ev));
   } else if (ptr.empty()) {
-    const char* fix = "Ask whoever controls the address (the ISP or cloud provider) for a PTR record "
-                      "naming the host, and give that name an A/AAAA record with the address.";
-    out.push_back(make("dns.ptr", "fail", "The client address " + ip + " has no PTR record", ev, fix));
-    out.push_back(make("dns.fcrdns", "fail", "No PTR name, so nothing resolves back to " + ip, ev, fix));
+    const char* fix =
+        "Ask whoever controls the address (the ISP or cloud provider) for a PTR record "
+        "naming the host, and give that name an A/AAAA record with the address.";
+    out.push_back(
+        make("dns.ptr", "fail", "The client address " + ip + " has no PTR record", ev, fix));
+    out.push_back(
+        make("dns.fcrdns", "fail", "No PTR name, so nothing resolves back to " + ip, ev, fix));
   } else {
     out.push_back(make("dns.ptr", "pass", "PTR: " + ptr.front(), ev));
     if (fcrdns.value_or(false)) {
       out.push_back(make("dns.fcrdns", "pass", "The PTR name resolves back to " + ip, ev));
     } else {
-      out.push_back(make("dns.fcrdns", "fail", "No PTR name resolves back to " + ip, ev,
-                         "Give the PTR name an A/AAAA record with the sending address (Gmail: 550 5.7.25)."));
+      out.push_back(
+          make("dns.fcrdns", "fail", "No PTR name resolves back to " + ip, ev,
+               "Give the PTR name an A/AAAA record with the sending address (Gmail: 550 5.7.25)."));
     }
   }
 
@@ -320,19 +357,24 @@ std::vector<check> dns(const inputs& in) {
   json::object gev{{"ptr", arr(c, "ptr")}, {"generic", core::string_array(generic)}};
   out.push_back(generic.empty()
                     ? make("dns.ptr_generic", "pass", "The PTR name does not look dynamic", gev)
-                    : make("dns.ptr_generic", "warn", "The PTR name " + generic.front() + " looks like a dynamic address",
-                           gev, "Use a PTR name of your own domain that names the mail host, e.g. mail.example.com."));
+                    : make("dns.ptr_generic", "warn",
+                           "The PTR name " + generic.front() + " looks like a dynamic address", gev,
+                           "Use a PTR name of your own domain that names the mail host, e.g. "
+                           "mail.example.com."));
 
   const std::string helo = core::lowercase(str(c, "helo"));
   json::object hev{{"helo", str(c, "helo")}, {"ptr", arr(c, "ptr")}};
   bool same = false;
   for (const auto& p : ptr) {
-    if (p == helo || (!helo.empty() && dmarc::organizational_domain(p) == dmarc::organizational_domain(helo)))
+    if (p == helo ||
+        (!helo.empty() && dmarc::organizational_domain(p) == dmarc::organizational_domain(helo)))
       same = true;
   }
-  out.push_back(same ? make("dns.helo_ptr", "pass", "The EHLO name matches the PTR name's domain", hev)
-                     : make("dns.helo_ptr", "warn", "The EHLO name and the PTR name belong to different domains",
-                            hev, "Greet with the name the PTR record gives."));
+  out.push_back(
+      same ? make("dns.helo_ptr", "pass", "The EHLO name matches the PTR name's domain", hev)
+           : make("dns.helo_ptr", "warn",
+                  "The EHLO name and the PTR name belong to different domains", hev,
+                  "Greet with the name the PTR record gives."));
   return out;
 }
 

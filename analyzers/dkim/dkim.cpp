@@ -8,8 +8,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <unordered_map>
 #include <stdexcept>
+#include <unordered_map>
 
 // clang-format off
 #include <stdbool.h>  // dkim.h uses C's _Bool
@@ -32,7 +32,8 @@ std::map<std::string, std::string> tags(std::string_view record) {
     if (end == std::string_view::npos) end = record.size();
     auto item = record.substr(pos, end - pos);
     auto eq = item.find('=');
-    if (eq != std::string_view::npos) out.emplace(core::trim(item.substr(0, eq)), core::trim(item.substr(eq + 1)));
+    if (eq != std::string_view::npos)
+      out.emplace(core::trim(item.substr(0, eq)), core::trim(item.substr(eq + 1)));
     pos = end + 1;
   }
   return out;
@@ -302,8 +303,8 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     const int error = dkim_sig_geterror(sig);
     if (flags & DKIM_SIGFLAG_IGNORE) {
       s.result = "policy";
-      s.reason = "not verified: more than " + std::to_string(max_verified_signatures) +
-                 " signatures";
+      s.reason =
+          "not verified: more than " + std::to_string(max_verified_signatures) + " signatures";
     } else if (DKIM_SIG_CHECK(sig)) {
       if (core::lowercase(s.algorithm) == "rsa-sha1") {
         s.result = "fail";

@@ -1,6 +1,6 @@
 // DKIM verification (RFC 6376, 8301, 8463) on libopendkim, with keys fetched by our resolver
 // through the library's key-lookup callback. Judgement stays ours where the library is lenient
-// (reference/libraries.md §1): a signature passes only by DKIM_SIG_CHECK, rsa-sha1 fails, and
+// (docs/libraries.md §1): a signature passes only by DKIM_SIG_CHECK, rsa-sha1 fails, and
 // key sizes are computed here for RSA and ed25519 alike.
 #pragma once
 
@@ -23,7 +23,7 @@ struct signature {
   std::string domain;
   std::string selector;
   std::string algorithm;
-  std::string identity;  // i=, or "@d" when absent
+  std::string identity;                 // i=, or "@d" when absent
   std::optional<std::string> key_type;  // rsa | ed25519
   std::optional<int> key_bits;
   std::optional<std::string> canonicalization;  // "header/body"

@@ -157,7 +157,8 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
                               : "sp= invalid: treated as p=none");
       return r;
     }
-    problem = !p ? (p_bad ? "p= has an invalid value" : "p= is missing") : "sp= has an invalid value";
+    problem =
+        !p ? (p_bad ? "p= has an invalid value" : "p= is missing") : "sp= has an invalid value";
     return std::nullopt;
   }
   r.policy = *p;
@@ -227,7 +228,7 @@ result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const 
 
 }  // namespace
 
-result evaluate(dns::lookups& dns, inputs in) {
+result evaluate(dns::lookups& dns, const inputs& in) {
   if (in.dkim) {
     for (auto& sig : *in.dkim) sig.aligned = false;
   }
@@ -235,10 +236,10 @@ result evaluate(dns::lookups& dns, inputs in) {
     // §6.6.1: a message without exactly one From field naming a domain cannot be evaluated.
     result out;
     out.value = "permerror";
-    out.problem = in.from_fields == 0   ? "the message has no From field"
-                  : in.from_fields > 1 ? "the message has " + std::to_string(in.from_fields) +
-                                             " From fields"
-                                       : "the From field has no usable address";
+    out.problem = in.from_fields == 0 ? "the message has no From field"
+                  : in.from_fields > 1
+                      ? "the message has " + std::to_string(in.from_fields) + " From fields"
+                      : "the From field has no usable address";
     return out;
   }
   // §6.6.1: several From domains are each evaluated; the strictest outcome stands.

@@ -1,6 +1,6 @@
 // DMARC (RFC 7489), computed here: libopendmarc 1.4.2 gets alignment wrong (strict mode with the
 // PSL, one-letter labels, public suffixes), ignores pct and keeps only the first From address
-// (reference/libraries.md §3). Organizational domains come from libpsl and Debian's list.
+// (docs/libraries.md §3). Organizational domains come from libpsl and Debian's list.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -24,7 +24,7 @@ bool aligned(std::string_view from_domain, std::string_view auth_domain, char mo
 
 struct record {
   std::string text;
-  std::string policy;             // none quarantine reject
+  std::string policy;  // none quarantine reject
   std::optional<std::string> subdomain_policy;
   int pct = 100;
   char adkim = 'r';
@@ -55,11 +55,11 @@ struct result {
 struct inputs {
   int from_fields = 0;
   std::vector<std::string> from_domains;
-  const spf::result* spf = nullptr;  // the MAIL FROM (or null-sender HELO) evaluation
+  const spf::result* spf = nullptr;              // the MAIL FROM (or null-sender HELO) evaluation
   std::vector<dkim::signature>* dkim = nullptr;  // `aligned` is set on each signature
 };
 
-result evaluate(dns::lookups& dns, inputs in);
+result evaluate(dns::lookups& dns, const inputs& in);
 
 boost::json::object to_json(const result& r);
 

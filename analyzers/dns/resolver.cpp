@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <boost/json/object.hpp>
 #include <cctype>
+#include <cmath>
 #include <stdexcept>
+
+#include "core/log.hpp"
 
 namespace mxlens::analyzers::dns {
 
@@ -17,21 +20,30 @@ using clock_type = std::chrono::steady_clock;
 
 std::string_view type_name(rr_type t) {
   switch (t) {
-    case rr_type::a: return "A";
-    case rr_type::aaaa: return "AAAA";
-    case rr_type::txt: return "TXT";
-    case rr_type::mx: return "MX";
-    case rr_type::ptr: return "PTR";
+    case rr_type::a:
+      return "A";
+    case rr_type::aaaa:
+      return "AAAA";
+    case rr_type::txt:
+      return "TXT";
+    case rr_type::mx:
+      return "MX";
+    case rr_type::ptr:
+      return "PTR";
   }
   return "?";
 }
 
 std::string_view status_name(status s) {
   switch (s) {
-    case status::ok: return "ok";
-    case status::nxdomain: return "nxdomain";
-    case status::nodata: return "nodata";
-    case status::temperror: return "temperror";
+    case status::ok:
+      return "ok";
+    case status::nxdomain:
+      return "nxdomain";
+    case status::nodata:
+      return "nodata";
+    case status::temperror:
+      return "temperror";
   }
   return "?";
 }
@@ -94,8 +106,8 @@ void validate_upstream(const std::string& upstream) {
 struct resolver::pending {
   int id = 0;
   bool done = false;
-  int rcode = 0;                     // the DNS rcode; SERVFAIL also for unbound's own failures
-  int sec = 0;                       // 0 insecure, 1 bogus, 2 secure
+  int rcode = 0;  // the DNS rcode; SERVFAIL also for unbound's own failures
+  int sec = 0;    // 0 insecure, 1 bogus, 2 secure
   std::string why_bogus;
   std::vector<unsigned char> packet;  // the answer in wire form, when rcode is 0
   clock_type::time_point started = clock_type::now();
@@ -270,8 +282,9 @@ void resolver::open_context() {
     }
     // Unbound answers these locally by default (NXDOMAIN for *.test, "localhost" for the
     // loopback reverse zones). A receiver must see what the DNS says about them.
-    for (const char* zone : {"test.", "127.in-addr.arpa.",
-                             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa."})
+    for (const char* zone :
+         {"test.", "127.in-addr.arpa.",
+          "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa."})
       ub_ctx_zone_remove(ctx_, zone);
   } catch (...) {
     ub_ctx_delete(ctx_);
@@ -295,10 +308,22 @@ resolver::~resolver() {
   event_base_free(base_);
 }
 
-std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_type type, answer& a) {
+std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_type type,
+                                                   answer& a) {
+  if (!ctx_) {
+    // The context could not be made anew after a reset (see forget_prefetched): try again, and
+    // answer this question with the reason if it still fails.
+    try {
+      open_context();
+    } catch (const std::exception& e) {
+      a.error = e.what();
+      return nullptr;
+    }
+  }
   auto p = std::make_unique<pending>();
   // Local data is answered before ub_resolve_event returns: `p` is filled in already then.
-  int rc = ub_resolve_event(ctx_, name.c_str(), static_cast<int>(type), 1, p.get(), on_answer, &p->id);
+  int rc =
+      ub_resolve_event(ctx_, name.c_str(), static_cast<int>(type), 1, p.get(), on_answer, &p->id);
   if (rc != 0) {
     a.error = ub_strerror(rc);
     if (rc == UB_SYNTAX) a.state = status::nxdomain;
@@ -366,7 +391,8 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     return a;
   }
   std::unique_ptr<pending> p;
-  if (auto it = prefetched_.find({name, static_cast<std::uint16_t>(type)}); it != prefetched_.end()) {
+  if (auto it = prefetched_.find({name, static_cast<std::uint16_t>(type)});
+      it != prefetched_.end()) {
     p = std::move(it->second);
     prefetched_.erase(it);
   } else {
@@ -382,7 +408,8 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
   a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
   a.secure = p->sec == 2;
   if (p->sec == 1) {
-    a.error = "DNSSEC validation failed: " + (p->why_bogus.empty() ? std::string("bogus") : p->why_bogus);
+    a.error =
+        "DNSSEC validation failed: " + (p->why_bogus.empty() ? std::string("bogus") : p->why_bogus);
   } else if (p->rcode == 3) {
     a.state = status::nxdomain;
   } else if (p->rcode != 0) {
@@ -394,6 +421,16 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     a.state = a.records.empty() ? status::nodata : status::ok;
   }
   return a;
+}
+
+// A destructor must not throw: a context that cannot be made anew is logged, and the next question
+// is answered by whatever the resolver can still do.
+lookups::~lookups() {
+  try {
+    resolver_.forget_prefetched();
+  } catch (const std::exception& e) {
+    core::log_error(std::string("resolver: ") + e.what());
+  }
 }
 
 const answer& lookups::query(std::string_view name, rr_type type) {
@@ -422,7 +459,7 @@ json::array lookups::evidence() const {
     o["records"] = std::move(records);
     o["dnssec"] = e->result.secure;
     if (!e->result.error.empty()) o["error"] = e->result.error;
-    o["ms"] = static_cast<std::int64_t>(e->ms + 0.5);
+    o["ms"] = std::llround(e->ms);
     out.push_back(std::move(o));
   }
   return out;

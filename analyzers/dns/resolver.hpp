@@ -85,7 +85,7 @@ class resolver {
 class lookups {
  public:
   explicit lookups(resolver& r) : resolver_(r) {}
-  ~lookups() { resolver_.forget_prefetched(); }
+  ~lookups();
   lookups(const lookups&) = delete;
   lookups& operator=(const lookups&) = delete;
   const answer& query(std::string_view name, rr_type type);
@@ -109,8 +109,8 @@ bool answer_records(const std::vector<unsigned char>& msg, rr_type type,
                     std::vector<std::string>& out);
 
 // Helpers shared by the analyzers.
-std::string normalize_name(std::string_view name);          // lowercase, no final dot
-std::string reverse_name(const std::string& ip);            // "" for an invalid address
+std::string normalize_name(std::string_view name);  // lowercase, no final dot
+std::string reverse_name(const std::string& ip);    // "" for an invalid address
 bool same_address(const std::string& a, const std::string& b);
 
 }  // namespace mxlens::analyzers::dns

@@ -32,11 +32,12 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-std::string lower(std::string s) { return core::lowercase(s); }
+std::string lower(const std::string& s) { return core::lowercase(s); }
 
 bool charset_known(const std::string& charset) {
   iconv_t cd = g_mime_iconv_open("UTF-8", charset.c_str());
-  if (cd == reinterpret_cast<iconv_t>(-1)) return false;
+  // (iconv_t)-1 is iconv_open's documented error value (POSIX).
+  if (cd == reinterpret_cast<iconv_t>(-1)) return false;  // NOLINT(performance-no-int-to-ptr)
   g_mime_iconv_close(cd);
   return true;
 }
@@ -78,24 +79,23 @@ void check_encoded_words(const header_field& f, std::vector<std::string>& proble
 
 void on_warning(gint64, GMimeParserWarning code, const gchar* item, gpointer data) {
   auto* out = static_cast<content_facts*>(data);
-  static constexpr std::array<const char*, 17> names{
-      "",
-      "duplicated header",
-      "duplicated parameter",
-      "unencoded 8-bit header",
-      "invalid content type",
-      "invalid RFC 2047 header value",
-      "malformed multipart",
-      "truncated message",
-      "malformed message",
-      "invalid header name",
-      "conflicting header",
-      "conflicting parameter",
-      "multipart without boundary",
-      "invalid parameter",
-      "invalid address list",
-      "MIME nesting too deep",
-      "part without content"};
+  static constexpr std::array<const char*, 17> names{"",
+                                                     "duplicated header",
+                                                     "duplicated parameter",
+                                                     "unencoded 8-bit header",
+                                                     "invalid content type",
+                                                     "invalid RFC 2047 header value",
+                                                     "malformed multipart",
+                                                     "truncated message",
+                                                     "malformed message",
+                                                     "invalid header name",
+                                                     "conflicting header",
+                                                     "conflicting parameter",
+                                                     "multipart without boundary",
+                                                     "invalid parameter",
+                                                     "invalid address list",
+                                                     "MIME nesting too deep",
+                                                     "part without content"};
   std::string text = static_cast<std::size_t>(code) < names.size() ? names[code] : "parser warning";
   if (code == GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT) text = "part without headers or content";
   if (item && *item) text += ": " + std::string(item).substr(0, 80);
@@ -114,17 +114,19 @@ void check_header_lines(std::string_view raw, bool smtputf8, content_facts& out)
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;
     if (line.size() > max_line)
-      add(out.header_problems, "a header line is " + std::to_string(line.size()) +
-                                   " octets (RFC 5322 limit: 998)");
+      add(out.header_problems,
+          "a header line is " + std::to_string(line.size()) + " octets (RFC 5322 limit: 998)");
     if (line.front() != ' ' && line.front() != '\t') {
       auto colon = line.find(':');
       auto name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
-      bool valid = colon != std::string_view::npos && !name.empty() &&
-                   std::all_of(name.begin(), name.end(), [](char c) {
-                     return static_cast<unsigned char>(c) >= 33 && static_cast<unsigned char>(c) <= 126;
-                   });
+      bool valid =
+          colon != std::string_view::npos && !name.empty() &&
+          std::all_of(name.begin(), name.end(), [](char c) {
+            return static_cast<unsigned char>(c) >= 33 && static_cast<unsigned char>(c) <= 126;
+          });
       if (!valid)
-        add(out.header_problems, "malformed header line: '" + std::string(line.substr(0, 40)) + "'");
+        add(out.header_problems,
+            "malformed header line: '" + std::string(line.substr(0, 40)) + "'");
     }
     for (unsigned char c : line) {
       if (c == 0) add(out.header_problems, "NUL octet in the header");
@@ -149,7 +151,8 @@ std::string decoded_content(GMimePart* part, std::size_t limit, bool& too_big) {
   GMimeStream* mem = g_mime_stream_mem_new();
   g_mime_data_wrapper_write_to_stream(content, mem);
   GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-  std::string out(reinterpret_cast<const char*>(bytes->data), std::min<std::size_t>(bytes->len, limit));
+  std::string out(reinterpret_cast<const char*>(bytes->data),
+                  std::min<std::size_t>(bytes->len, limit));
   g_object_unref(mem);
   return out;
 }
@@ -221,12 +224,14 @@ void inspect_leaf(GMimeObject* obj, int depth, content_facts& out) {
                                  std::to_string(max_decoded_text >> 20) + " MiB was not inspected");
     }
     p.decoded_size = body.size();
-    const bool eight_bit = std::any_of(body.begin(), body.end(),
-                                       [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    const bool eight_bit = std::any_of(
+        body.begin(), body.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
     if (p.charset.empty()) {
-      if (eight_bit) add(out.charset_problems, p.content_type + " part has 8-bit text but no charset");
+      if (eight_bit)
+        add(out.charset_problems, p.content_type + " part has 8-bit text but no charset");
     } else if (!charset_known(p.charset)) {
-      add(out.charset_problems, p.content_type + " part declares unknown charset '" + p.charset + "'");
+      add(out.charset_problems,
+          p.content_type + " part declares unknown charset '" + p.charset + "'");
     } else if (eight_bit) {
       GError* err = nullptr;
       gsize read = 0, written = 0;
@@ -245,8 +250,10 @@ void inspect_leaf(GMimeObject* obj, int depth, content_facts& out) {
       scan_links(body, out);
     } else if (p.content_type == "text/plain") {
       out.has_text_plain = true;
-      out.text_chars += static_cast<std::size_t>(
-          std::count_if(body.begin(), body.end(), [](char c) { return !std::isspace(static_cast<unsigned char>(c)); }));
+      out.text_chars +=
+          static_cast<std::size_t>(std::count_if(body.begin(), body.end(), [](char c) {
+            return !std::isspace(static_cast<unsigned char>(c));
+          }));
       scan_links(body, out);
     }
   }
@@ -260,8 +267,8 @@ struct gobject_deleter {
 }  // namespace
 
 int count(const std::vector<header_field>& fields, std::string_view name) {
-  return static_cast<int>(std::count_if(fields.begin(), fields.end(),
-                                        [&](const header_field& f) { return iequals(f.name, name); }));
+  return static_cast<int>(std::count_if(
+      fields.begin(), fields.end(), [&](const header_field& f) { return iequals(f.name, name); }));
 }
 
 std::optional<std::string> first(const std::vector<header_field>& fields, std::string_view name) {
@@ -305,7 +312,8 @@ content_facts inspect(std::string_view raw, bool smtputf8) {
       count(out.fields, "Content-Type") > 0 || count(out.fields, "Content-Transfer-Encoding") > 0;
   out.mime_used = has_version || has_mime_headers;
   if (has_mime_headers && !has_version)
-    add(out.mime_problems, "Content-Type or Content-Transfer-Encoding without MIME-Version (RFC 2045 §4)");
+    add(out.mime_problems,
+        "Content-Type or Content-Transfer-Encoding without MIME-Version (RFC 2045 §4)");
 
   // Iterative walk, bounded in parts and depth.
   std::vector<std::pair<GMimeObject*, int>> stack;
@@ -330,11 +338,12 @@ content_facts inspect(std::string_view raw, bool smtputf8) {
       } else {
         const std::string close = "--" + std::string(boundary) + "--";
         if (raw.find(close) == std::string_view::npos)
-          add(out.mime_problems, "multipart boundary '" + std::string(boundary).substr(0, 70) +
-                                     "' is never closed");
+          add(out.mime_problems,
+              "multipart boundary '" + std::string(boundary).substr(0, 70) + "' is never closed");
       }
       if (n == 0) add(out.mime_problems, "a multipart has no parts");
-      for (int i = n - 1; i >= 0; --i) stack.emplace_back(g_mime_multipart_get_part(mp, i), depth + 1);
+      for (int i = n - 1; i >= 0; --i)
+        stack.emplace_back(g_mime_multipart_get_part(mp, i), depth + 1);
     } else if (GMIME_IS_MESSAGE_PART(obj)) {
       GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
       if (inner && g_mime_message_get_mime_part(inner))

@@ -61,16 +61,16 @@ struct content_facts {
   std::vector<std::string> charset_problems;
   std::vector<std::string> parser_warnings;  // GMime's own findings
   std::vector<part_facts> parts;
-  int parts_seen = 0;                        // including those past the limit
-  bool limited = false;                      // a bound above was reached
+  int parts_seen = 0;    // including those past the limit
+  bool limited = false;  // a bound above was reached
   bool mime_used = false;
   bool has_text_plain = false;
   bool has_html = false;
-  std::size_t html_size = 0;      // decoded octets of the largest HTML part
-  std::size_t text_chars = 0;     // visible text in text/plain and HTML parts
-  int images = 0;                 // <img> tags and image/* parts
-  std::vector<std::string> links; // http(s) URLs in the text and HTML
-  std::size_t body_size = 0;      // octets after the header block
+  std::size_t html_size = 0;       // decoded octets of the largest HTML part
+  std::size_t text_chars = 0;      // visible text in text/plain and HTML parts
+  int images = 0;                  // <img> tags and image/* parts
+  std::vector<std::string> links;  // http(s) URLs in the text and HTML
+  std::size_t body_size = 0;       // octets after the header block
 };
 
 // `smtputf8`: raw UTF-8 in header values is allowed (RFC 6532).

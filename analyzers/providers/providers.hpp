@@ -2,7 +2,7 @@
 // for a bulk sender, the verdict and the exact reply for the first of their rules the delivery
 // breaks, in each provider's order, in its wire form (Gmail's multi-line layout included).
 // The rules are data (`rules()`), so that a reply policy can answer with them later.
-// Texts: reference/provider-replies.md.
+// Texts: docs/provider-replies.md.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -21,9 +21,9 @@ struct facts {
   bool spf_pass = false;
   std::string spf_domain;  // the MAIL FROM (or HELO) domain
   bool dkim_pass = false;
-  bool dmarc_record = false;   // a usable record applies
-  std::string dmarc_result;    // pass fail none temperror permerror
-  std::string dmarc_policy;    // the applied p= or sp=
+  bool dmarc_record = false;  // a usable record applies
+  std::string dmarc_result;   // pass fail none temperror permerror
+  std::string dmarc_policy;   // the applied p= or sp=
   std::string from_domain;
   int from_fields = 0;
   int from_addresses = 0;
@@ -69,7 +69,7 @@ boost::json::object to_json(const facts& f, const std::string& session_id, std::
 
 // Gmail's multi-line layout: "NNN-X.Y.Z " on every line but the last, about 80 columns, URLs on
 // their own line after two spaces, the last line ending in "<id> - gsmtp".
-std::string gmail_wire(int code, std::string_view enhanced, const std::vector<std::string>& paragraphs,
-                       const std::string& session_id);
+std::string gmail_wire(int code, std::string_view enhanced,
+                       const std::vector<std::string>& paragraphs, const std::string& session_id);
 
 }  // namespace mxlens::analyzers::providers

@@ -55,8 +55,8 @@ result check(dns::lookups& dns, const std::string& client_ip, const std::string&
   } else {
     bool temporary = false;
     bool match = resolves_to(dns, name, client_ip, &out.helo_addresses, temporary);
-    out.helo_dns = match ? "match"
-                   : temporary ? "temperror"
+    out.helo_dns = match                        ? "match"
+                   : temporary                  ? "temperror"
                    : out.helo_addresses.empty() ? "none"
                                                 : "mismatch";
   }

@@ -71,12 +71,23 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
   const std::string name = dns::normalize_name(domain ? domain : "");
   dns::rr_type qtype;
   switch (type) {
-    case ns_t_a: qtype = dns::rr_type::a; break;
-    case ns_t_aaaa: qtype = dns::rr_type::aaaa; break;
-    case ns_t_txt: qtype = dns::rr_type::txt; break;
-    case ns_t_mx: qtype = dns::rr_type::mx; break;
-    case ns_t_ptr: qtype = dns::rr_type::ptr; break;
-    default: return make_rr(layer, domain, type, NO_DATA);  // nothing else is ever asked
+    case ns_t_a:
+      qtype = dns::rr_type::a;
+      break;
+    case ns_t_aaaa:
+      qtype = dns::rr_type::aaaa;
+      break;
+    case ns_t_txt:
+      qtype = dns::rr_type::txt;
+      break;
+    case ns_t_mx:
+      qtype = dns::rr_type::mx;
+      break;
+    case ns_t_ptr:
+      qtype = dns::rr_type::ptr;
+      break;
+    default:
+      return make_rr(layer, domain, type, NO_DATA);  // nothing else is ever asked
   }
   if (!ev.problem.empty()) return make_rr(layer, domain, type, TRY_AGAIN);
 
@@ -105,10 +116,14 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
     return make_rr(layer, domain, type, TRY_AGAIN);
   }
   switch (a.state) {
-    case dns::status::temperror: return make_rr(layer, domain, type, TRY_AGAIN);
-    case dns::status::nxdomain: return make_rr(layer, domain, type, HOST_NOT_FOUND);
-    case dns::status::nodata: return make_rr(layer, domain, type, NO_DATA);
-    case dns::status::ok: break;
+    case dns::status::temperror:
+      return make_rr(layer, domain, type, TRY_AGAIN);
+    case dns::status::nxdomain:
+      return make_rr(layer, domain, type, HOST_NOT_FOUND);
+    case dns::status::nodata:
+      return make_rr(layer, domain, type, NO_DATA);
+    case dns::status::ok:
+      break;
   }
 
   std::vector<std::string> values;
@@ -179,8 +194,10 @@ SPF_errcode_t layer_get_exp(SPF_server_t* server, const char* domain, char** buf
       size_t expanded_len = 0;
       if (err == SPF_E_SUCCESS && macro) {
         // The data follows the header (spf_internal.h's SPF_macro_data, not installed).
-        err = SPF_record_expand_data(server, ev.request, scratch, reinterpret_cast<SPF_data_t*>(reinterpret_cast<char*>(macro) + sizeof(SPF_macro_t)),
-                                     macro->macro_len, &expanded, &expanded_len);
+        err = SPF_record_expand_data(
+            server, ev.request, scratch,
+            reinterpret_cast<SPF_data_t*>(reinterpret_cast<char*>(macro) + sizeof(SPF_macro_t)),
+            macro->macro_len, &expanded, &expanded_len);
       }
       if (macro) SPF_macro_free(macro);
       SPF_response_free(scratch);
@@ -207,14 +224,21 @@ SPF_errcode_t layer_get_exp(SPF_server_t* server, const char* domain, char** buf
 
 std::string result_name(SPF_result_t r) {
   switch (r) {
-    case SPF_RESULT_PASS: return "pass";
-    case SPF_RESULT_FAIL: return "fail";
-    case SPF_RESULT_SOFTFAIL: return "softfail";
-    case SPF_RESULT_NEUTRAL: return "neutral";
-    case SPF_RESULT_NONE: return "none";
-    case SPF_RESULT_TEMPERROR: return "temperror";
-    case SPF_RESULT_PERMERROR: return "permerror";
-    case SPF_RESULT_INVALID: return "permerror";  // a record that does not compile (§4.6)
+    case SPF_RESULT_PASS:
+      return "pass";
+    case SPF_RESULT_FAIL:
+      return "fail";
+    case SPF_RESULT_SOFTFAIL:
+      return "softfail";
+    case SPF_RESULT_NEUTRAL:
+      return "neutral";
+    case SPF_RESULT_NONE:
+      return "none";
+    case SPF_RESULT_TEMPERROR:
+      return "temperror";
+    case SPF_RESULT_PERMERROR:
+    case SPF_RESULT_INVALID:  // a record that does not compile (§4.6)
+      return "permerror";
   }
   return "permerror";
 }
@@ -235,12 +259,10 @@ result check(dns::lookups& dns, const request& req, identity id) {
   result out;
   std::string domain;
   std::string sender;
-  if (id == identity::helo) {
+  if (id == identity::helo || req.mail_from.empty()) {
+    // The HELO identity, and the null sender (§2.4), are checked as postmaster@HELO.
     domain = dns::normalize_name(req.helo);
     sender = "postmaster@" + domain;
-  } else if (req.mail_from.empty()) {
-    domain = dns::normalize_name(req.helo);
-    sender = "postmaster@" + domain;  // §2.4: the null sender is checked as postmaster@HELO
   } else {
     auto at = req.mail_from.rfind('@');
     domain = dns::normalize_name(at == std::string::npos ? "" : req.mail_from.substr(at + 1));

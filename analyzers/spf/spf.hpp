@@ -1,6 +1,6 @@
 // SPF (RFC 7208) on libspf2. Every lookup goes through our resolver by a custom DNS layer, which
 // also enforces §4.6.4 itself: libspf2 lets an 11th DNS-querying term run, restarts its count in
-// each include and has no void-lookup limit at all (reference/libraries.md §2).
+// each include and has no void-lookup limit at all (docs/libraries.md §2).
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -24,9 +24,9 @@ struct result {
   int lookups = 0;       // DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect)
   int void_lookups = 0;  // of those, answered NXDOMAIN or with no records
   std::optional<std::string> explanation;  // from exp=, on fail
-  int records = 0;           // v=spf1 records at the domain itself
+  int records = 0;                         // v=spf1 records at the domain itself
   std::string record_error;  // why the domain's own record is unusable (syntax, several)
-  std::string problem;                     // why a permerror or temperror happened
+  std::string problem;       // why a permerror or temperror happened
 };
 
 struct request {

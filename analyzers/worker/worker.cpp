@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -16,7 +17,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -114,7 +114,8 @@ json::object summary_of(const json::object& analysis) {
     return v ? *v : json::value(nullptr);
   };
   auto result_of = [&](const json::value& v) {
-    return v.is_object() ? json::value(json::object{{"result", pick(v.as_object(), "result")}}) : json::value(nullptr);
+    return v.is_object() ? json::value(json::object{{"result", pick(v.as_object(), "result")}})
+                         : json::value(nullptr);
   };
   summary["score"] = pick(analysis, "score");
   if (auto* a = analysis.if_contains("auth"); a && a->is_object()) {
@@ -146,20 +147,22 @@ json::object failed_analysis(const std::string& error) {
   for (const char* p : {"gmail", "yahoo", "outlook"}) {
     // What a provider does when it cannot evaluate a message: a temporary failure.
     const char* reply = "451 4.3.0 Temporary failure evaluating the message, try again later";
-    providers[p] = json::object{{"verdict", "defer"}, {"reply", reply}, {"rule", "evaluation"},
-                                {"bulk_verdict", "defer"}, {"bulk_reply", reply}, {"bulk_rule", "evaluation"}};
+    providers[p] =
+        json::object{{"verdict", "defer"},      {"reply", reply},      {"rule", "evaluation"},
+                     {"bulk_verdict", "defer"}, {"bulk_reply", reply}, {"bulk_rule", "evaluation"}};
   }
-  return {{"connection", json::object{{"ptr", json::array{}}, {"fcrdns", nullptr}}},
-          {"auth", json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
-                                {"spf_helo", nullptr},
-                                {"dkim", json::array{}},
-                                {"dmarc", json::object{{"result", "temperror"},
-                                                       {"from_domain", nullptr}}}}},
-          {"checks", std::move(all)},
-          {"score", checks::to_json(checks::score(found))},
-          {"providers", std::move(providers)},
-          {"dns", json::array{}},
-          {"analysis", json::object{{"duration_ms", 0}, {"errors", json::array{json::value(error)}}}}};
+  return {
+      {"connection", json::object{{"ptr", json::array{}}, {"fcrdns", nullptr}}},
+      {"auth",
+       json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
+                    {"spf_helo", nullptr},
+                    {"dkim", json::array{}},
+                    {"dmarc", json::object{{"result", "temperror"}, {"from_domain", nullptr}}}}},
+      {"checks", std::move(all)},
+      {"score", checks::to_json(checks::score(found))},
+      {"providers", std::move(providers)},
+      {"dns", json::array{}},
+      {"analysis", json::object{{"duration_ms", 0}, {"errors", json::array{json::value(error)}}}}};
 }
 
 int run_worker(const worker_settings& s) {
@@ -200,7 +203,7 @@ int run_worker(const worker_settings& s) {
   }
 }
 
-pool::pool(asio::any_io_executor ex, pool_settings s)
+pool::pool(const asio::any_io_executor& ex, pool_settings s)
     : strand_(asio::make_strand(ex)), settings_(std::move(s)) {}
 
 pool::~pool() { stop(); }
@@ -220,6 +223,7 @@ std::shared_ptr<pool::process> pool::spawn() {
   std::vector<std::string> args{"mxlens", "__worker", "--fd", "3"};
   args.insert(args.end(), settings_.worker_args.begin(), settings_.worker_args.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
@@ -387,10 +391,10 @@ asio::awaitable<analysis_result> pool::run(analysis_input in) {
       co_return result_of(failed_analysis("analysis worker sent an unreadable answer"));
     }
     const std::string how = retire(p);
-    std::string error =
-        r.timed_out ? "analysis timed out after " + std::to_string(settings_.deadline.count()) +
-                          " ms; its worker was stopped and replaced"
-                    : "analysis worker " + how + "; it was replaced";
+    std::string error = r.timed_out ? "analysis timed out after " +
+                                          std::to_string(settings_.deadline.count()) +
+                                          " ms; its worker was stopped and replaced"
+                                    : "analysis worker " + how + "; it was replaced";
     core::log_warn(error);
     replace(p);
     if (!r.sent && !r.timed_out && tries == 0) continue;

@@ -48,7 +48,8 @@ struct pool_settings {
 // A finished analysis: its JSON text, to be stored as it is, and the little of it the server reads
 // (score, the SPF, DKIM and DMARC results, errors), so that the server never parses a whole report.
 struct analysis_result {
-  boost::json::object summary;  // {"score", "auth": {"spf", "dkim", "dmarc"}, "analysis": {"errors"}}
+  boost::json::object
+      summary;  // {"score", "auth": {"spf", "dkim", "dmarc"}, "analysis": {"errors"}}
   std::string text;
 };
 
@@ -57,7 +58,7 @@ boost::json::object summary_of(const boost::json::object& analysis);
 
 class pool {
  public:
-  pool(boost::asio::any_io_executor ex, pool_settings s);
+  pool(const boost::asio::any_io_executor& ex, pool_settings s);
   ~pool();
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
@@ -88,8 +89,7 @@ class pool {
   };
   boost::asio::awaitable<analysis_result> run(analysis_input in);
   boost::asio::awaitable<attempt_result> attempt(std::shared_ptr<process> p,
-                                                 const std::string& header,
-                                                 const std::string& raw);
+                                                 const std::string& header, const std::string& raw);
   void replace(const std::shared_ptr<process>& retired);  // starts another in its place
   boost::asio::awaitable<std::shared_ptr<process>> acquire();
   void release(const std::shared_ptr<process>& p);

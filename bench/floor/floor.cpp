@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <unistd.h>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -22,7 +23,6 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 #include "analyzers/analysis/analysis.hpp"
 #include "certs/server_tls.hpp"
@@ -45,13 +45,16 @@ json::object measure(int rounds, F&& f) {
   auto cpu = [] {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
-    auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+    auto us = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec);
+    };
     return us(u.ru_utime) + us(u.ru_stime);
   };
   const auto c0 = cpu();
   const auto w0 = std::chrono::steady_clock::now();
   for (int i = 0; i < rounds; ++i) f(i);
-  const double wall = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - w0).count();
+  const double wall =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - w0).count();
   return {{"cpu_us", (cpu() - c0) / rounds}, {"wall_us", wall / rounds}, {"rounds", rounds}};
 }
 
@@ -64,14 +67,16 @@ double thread_cpu_us() {
 // Full handshakes (no resumption) over loopback TCP, the server and the client each on a thread
 // of its own with blocking sockets: the CPU of the handshake calls on each side (the flights'
 // reads and writes included; the TCP connection itself is not, smtp-sink's figure has it).
-json::object handshakes(SSL_CTX* server_ctx, SSL_CTX* client_ctx, int rounds, std::string& version) {
+json::object handshakes(SSL_CTX* server_ctx, SSL_CTX* client_ctx, int rounds,
+                        std::string& version) {
   int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
   if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listener, 16) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      ::listen(listener, 16) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     throw std::runtime_error("cannot listen on loopback for the handshake stage");
   double server_us = 0;
   std::string server_error;
@@ -117,7 +122,9 @@ json::object handshakes(SSL_CTX* server_ctx, SSL_CTX* client_ctx, int rounds, st
   ::close(listener);
   if (failures || !server_error.empty())
     throw std::runtime_error("TLS handshakes over loopback failed: " + server_error);
-  return {{"server_cpu_us", server_us / rounds}, {"client_cpu_us", client_us / rounds}, {"rounds", rounds}};
+  return {{"server_cpu_us", server_us / rounds},
+          {"client_cpu_us", client_us / rounds},
+          {"rounds", rounds}};
 }
 
 std::string slurp(const std::string& file) {
@@ -131,18 +138,20 @@ std::string slurp(const std::string& file) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  po::options_description opts("mxlens-floor: the cost of each stage of a delivery, in one process");
+  po::options_description opts(
+      "mxlens-floor: the cost of each stage of a delivery, in one process");
   std::string dns_server, message_file, client_ip, helo, mail_from, tls_cert, tls_key;
   int rounds = 0;
-  opts.add_options()("help", "this text")
-      ("dns", po::value(&dns_server)->required(), "DNS server IP[@PORT] (the bench's)")
-      ("message", po::value(&message_file)->required(), "a message as received (CRLF)")
-      ("client-ip", po::value(&client_ip)->default_value("127.0.0.2"), "the sending address")
-      ("helo", po::value(&helo)->default_value("mail.sender.example"), "the EHLO name")
-      ("mail-from", po::value(&mail_from)->default_value("bounce@sender.example"), "the envelope sender")
-      ("tls-cert", po::value(&tls_cert), "server certificate (PEM) for the handshake stage")
-      ("tls-key", po::value(&tls_key), "its key (PEM); without the pair, no handshake stage")
-      ("rounds", po::value(&rounds)->default_value(2000), "repetitions of each stage");
+  opts.add_options()("help", "this text")("dns", po::value(&dns_server)->required(),
+                                          "DNS server IP[@PORT] (the bench's)")(
+      "message", po::value(&message_file)->required(), "a message as received (CRLF)")(
+      "client-ip", po::value(&client_ip)->default_value("127.0.0.2"), "the sending address")(
+      "helo", po::value(&helo)->default_value("mail.sender.example"), "the EHLO name")(
+      "mail-from", po::value(&mail_from)->default_value("bounce@sender.example"),
+      "the envelope sender")("tls-cert", po::value(&tls_cert),
+                             "server certificate (PEM) for the handshake stage")(
+      "tls-key", po::value(&tls_key), "its key (PEM); without the pair, no handshake stage")(
+      "rounds", po::value(&rounds)->default_value(2000), "repetitions of each stage");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
   if (vm.count("help")) {
@@ -178,7 +187,8 @@ int main(int argc, char** argv) try {
   json::object out;
   if (!tls_cert.empty() && !tls_key.empty()) {
     certs::server_tls server({{tls_cert, tls_key}}, receiver::install_client_hello_capture);
-    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> client(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> client(SSL_CTX_new(TLS_client_method()),
+                                                             SSL_CTX_free);
     SSL_CTX_set_verify(client.get(), SSL_VERIFY_NONE, nullptr);
     std::string version;
     auto h = handshakes(server.context().get(), client.get(), std::max(1, rounds / 4), version);
@@ -191,10 +201,11 @@ int main(int argc, char** argv) try {
   for (const auto& q : first.at("dns").as_array()) {
     const auto& o = q.as_object();
     const std::string type(o.at("type").as_string());
-    auto t = type == "PTR" ? analyzers::dns::rr_type::ptr
-           : type == "A" ? analyzers::dns::rr_type::a
-           : type == "AAAA" ? analyzers::dns::rr_type::aaaa
-           : type == "MX" ? analyzers::dns::rr_type::mx : analyzers::dns::rr_type::txt;
+    auto t = type == "PTR"    ? analyzers::dns::rr_type::ptr
+             : type == "A"    ? analyzers::dns::rr_type::a
+             : type == "AAAA" ? analyzers::dns::rr_type::aaaa
+             : type == "MX"   ? analyzers::dns::rr_type::mx
+                              : analyzers::dns::rr_type::txt;
     questions.emplace_back(std::string(o.at("name").as_string()), t);
   }
   auto dns = measure(rounds, [&](int i) {
@@ -206,8 +217,11 @@ int main(int argc, char** argv) try {
   out["analysis"] = measure(rounds, [&](int) { analyzers::analyze(in, resolver); });
 
   auto analysis = first;
-  analysis["disposition"] = json::object{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "Ok"},
-                                         {"profile", "accept"}, {"reason", nullptr}};
+  analysis["disposition"] = json::object{{"code", 250},
+                                         {"enhanced", "2.0.0"},
+                                         {"text", "Ok"},
+                                         {"profile", "accept"},
+                                         {"reason", nullptr}};
   const auto text = json::serialize(analysis);
   out["report_bytes"] = text.size();
   out["report_serialize"] = measure(rounds, [&](int) { (void)json::serialize(analysis); });
@@ -218,18 +232,22 @@ int main(int argc, char** argv) try {
   // the worker protocol has them. Both threads count.
   {
     int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw std::runtime_error("socketpair failed");
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0)
+      throw std::runtime_error("socketpair failed");
     auto write_frame = [](int fd, const std::string& f) {
       const std::uint32_t n = htonl(static_cast<std::uint32_t>(f.size()));
-      return ::write(fd, &n, 4) == 4 && ::write(fd, f.data(), f.size()) == static_cast<ssize_t>(f.size());
+      return ::write(fd, &n, 4) == 4 &&
+             ::write(fd, f.data(), f.size()) == static_cast<ssize_t>(f.size());
     };
     auto read_frame = [](int fd, std::string& f) {
       std::uint32_t n = 0;
       if (::recv(fd, &n, 4, MSG_WAITALL) != 4) return false;
       f.resize(ntohl(n));
-      return f.empty() || ::recv(fd, f.data(), f.size(), MSG_WAITALL) == static_cast<ssize_t>(f.size());
+      return f.empty() ||
+             ::recv(fd, f.data(), f.size(), MSG_WAITALL) == static_cast<ssize_t>(f.size());
     };
-    const auto summary = json::serialize(json::object{{"score", analysis.at("score")}, {"auth", json::object{}}});
+    const auto summary =
+        json::serialize(json::object{{"score", analysis.at("score")}, {"auth", json::object{}}});
     std::thread worker([&] {
       std::string header, raw;
       while (read_frame(fds[1], header) && read_frame(fds[1], raw))
@@ -237,8 +255,9 @@ int main(int argc, char** argv) try {
     });
     out["worker_handoff"] = measure(rounds, [&](int) {
       std::string got_summary, got_report;
-      if (!write_frame(fds[0], json::serialize(analyzers::analysis_input_json(in))) || !write_frame(fds[0], in.raw) ||
-          !read_frame(fds[0], got_summary) || !read_frame(fds[0], got_report))
+      if (!write_frame(fds[0], json::serialize(analyzers::analysis_input_json(in))) ||
+          !write_frame(fds[0], in.raw) || !read_frame(fds[0], got_summary) ||
+          !read_frame(fds[0], got_report))
         throw std::runtime_error("worker hand-over failed");
       (void)json::parse(got_summary);
     });
@@ -251,20 +270,23 @@ int main(int argc, char** argv) try {
   // A delivery and then its report, each in a commit of its own (as the server does when one
   // message is in flight), and sixteen of each per commit (as under load); each delivery with the
   // record of its session, as when every message comes on a connection of its own.
-  const auto dir = std::filesystem::temp_directory_path() / ("mxlens-floor-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mxlens-floor-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
     storage::sqlite_store store(dir / "floor.db");
-    store.create_test({d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
+    store.create_test(
+        {d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
     auto line = core::line_of(facts, analysis);
     core::session_record session;
     session.connection = d.connection;
     session.messages = 1;
     session.outcome = "quit";
-    for (const char* l : {"220 mx.bench.example ESMTP mxlens", "EHLO mail.sender.example", "250-mx.bench.example",
-                          "MAIL FROM:<bounce@sender.example>", "250 2.1.0 Ok", "RCPT TO:<floorfloor@mx.bench.example>",
-                          "250 2.1.5 Ok", "DATA", "354 End data with <CR><LF>.<CR><LF>", "250 2.0.0 Ok", "QUIT",
-                          "221 2.0.0 Bye"})
+    for (const char* l :
+         {"220 mx.bench.example ESMTP mxlens", "EHLO mail.sender.example", "250-mx.bench.example",
+          "MAIL FROM:<bounce@sender.example>", "250 2.1.0 Ok",
+          "RCPT TO:<floorfloor@mx.bench.example>", "250 2.1.5 Ok", "DATA",
+          "354 End data with <CR><LF>.<CR><LF>", "250 2.0.0 Ok", "QUIT", "221 2.0.0 Bye"})
       session.transcript.push_back({1.0, core::direction::client, l});
     for (int group : {1, 16}) {
       auto m = measure(std::max(1, rounds / group), [&](int) {

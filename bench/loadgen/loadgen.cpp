@@ -6,12 +6,13 @@
 // the latency at a given load rather than at saturation.
 // Against mxlens that latency is also the report-ready latency: its 250 comes after the report
 // is stored.
+#include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/program_options.hpp>
-#include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -80,11 +81,14 @@ std::string to_crlf(const std::string& text) {
 }
 
 std::string generated(std::size_t size, const settings& s) {
-  std::string head = "From: <" + s.from + ">\r\nTo: <" + s.to + ">\r\nSubject: load\r\n"
-                     "Date: Mon, 23 Nov 2026 00:00:00 +0000\r\nMessage-ID: <load@loadgen.example>\r\n\r\n";
+  std::string head =
+      "From: <" + s.from + ">\r\nTo: <" + s.to +
+      ">\r\nSubject: load\r\n"
+      "Date: Mon, 23 Nov 2026 00:00:00 +0000\r\nMessage-ID: <load@loadgen.example>\r\n\r\n";
   std::string body;
   const std::string line = std::string(74, 'x') + "\r\n";
-  while (head.size() + body.size() + line.size() <= std::max<std::size_t>(size, head.size() + line.size()))
+  while (head.size() + body.size() + line.size() <=
+         std::max<std::size_t>(size, head.size() + line.size()))
     body += line;
   return head + body;
 }
@@ -93,7 +97,8 @@ std::string generated(std::size_t size, const settings& s) {
 template <class Stream>
 asio::awaitable<int> read_reply(Stream& s, std::string& buf) {
   for (;;) {
-    std::size_t n = co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "\r\n", asio::use_awaitable);
+    std::size_t n =
+        co_await asio::async_read_until(s, asio::dynamic_buffer(buf), "\r\n", asio::use_awaitable);
     std::string line = buf.substr(0, n);
     buf.erase(0, n);
     if (line.size() < 4) co_return 0;
@@ -108,21 +113,24 @@ asio::awaitable<int> command(Stream& s, std::string& buf, const std::string& lin
 }
 
 template <class Stream>
-asio::awaitable<void> transactions(Stream& s, std::string& buf, const settings& cfg, stats& st, int count,
-                                   std::size_t& pick) {
+asio::awaitable<void> transactions(Stream& s, std::string& buf, const settings& cfg, stats& st,
+                                   int count, std::size_t& pick) {
   for (int i = 0; i < count; ++i) {
     const std::string& msg = cfg.messages[pick++ % cfg.messages.size()];
     if (cfg.rate > 0) {
       const long slot = cfg.next_slot->fetch_add(1);
-      const auto at = cfg.start + std::chrono::duration_cast<clock_type::duration>(
-                                      std::chrono::duration<double>(static_cast<double>(slot) / cfg.rate));
+      const auto at =
+          cfg.start + std::chrono::duration_cast<clock_type::duration>(
+                          std::chrono::duration<double>(static_cast<double>(slot) / cfg.rate));
       if (at > clock_type::now()) {
         asio::steady_timer wait(co_await asio::this_coro::executor, at);
         co_await wait.async_wait(asio::use_awaitable);
       }
     }
-    if (co_await command(s, buf, "MAIL FROM:<" + cfg.from + ">\r\n") != 250) throw std::runtime_error("MAIL refused");
-    if (co_await command(s, buf, "RCPT TO:<" + cfg.to + ">\r\n") != 250) throw std::runtime_error("RCPT refused");
+    if (co_await command(s, buf, "MAIL FROM:<" + cfg.from + ">\r\n") != 250)
+      throw std::runtime_error("MAIL refused");
+    if (co_await command(s, buf, "RCPT TO:<" + cfg.to + ">\r\n") != 250)
+      throw std::runtime_error("RCPT refused");
     if (co_await command(s, buf, "DATA\r\n") != 354) throw std::runtime_error("DATA refused");
     co_await asio::async_write(s, asio::buffer(msg), asio::use_awaitable);
     co_await asio::async_write(s, asio::buffer(std::string(".\r\n")), asio::use_awaitable);
@@ -136,8 +144,8 @@ asio::awaitable<void> transactions(Stream& s, std::string& buf, const settings& 
   }
 }
 
-asio::awaitable<void> client(const settings& cfg, ssl::context& tls, stats& st, std::atomic<long>& left,
-                             int index) {
+asio::awaitable<void> client(const settings& cfg, ssl::context& tls, stats& st,
+                             std::atomic<long>& left, int index) {
   auto ex = co_await asio::this_coro::executor;
   std::size_t pick = static_cast<std::size_t>(index);
   int source = index % cfg.sources;
@@ -149,19 +157,23 @@ asio::awaitable<void> client(const settings& cfg, ssl::context& tls, stats& st, 
     try {
       tcp::socket sock(ex);
       sock.open(tcp::v4());
-      sock.bind(tcp::endpoint(asio::ip::make_address_v4("127.0.0." + std::to_string(2 + source)), 0));
+      sock.bind(
+          tcp::endpoint(asio::ip::make_address_v4("127.0.0." + std::to_string(2 + source)), 0));
       source = (source + 1) % cfg.sources;
       co_await sock.async_connect(cfg.server, asio::use_awaitable);
       sock.set_option(tcp::no_delay(true));
       std::string buf;
       if (co_await read_reply(sock, buf) != 220) throw std::runtime_error("no greeting");
-      if (co_await command(sock, buf, "EHLO " + cfg.helo + "\r\n") != 250) throw std::runtime_error("EHLO refused");
+      if (co_await command(sock, buf, "EHLO " + cfg.helo + "\r\n") != 250)
+        throw std::runtime_error("EHLO refused");
       if (cfg.starttls) {
-        if (co_await command(sock, buf, "STARTTLS\r\n") != 220) throw std::runtime_error("STARTTLS refused");
+        if (co_await command(sock, buf, "STARTTLS\r\n") != 220)
+          throw std::runtime_error("STARTTLS refused");
         ssl::stream<tcp::socket&> stream(sock, tls);
         co_await stream.async_handshake(ssl::stream_base::client, asio::use_awaitable);
         buf.clear();
-        if (co_await command(stream, buf, "EHLO " + cfg.helo + "\r\n") != 250) throw std::runtime_error("EHLO refused");
+        if (co_await command(stream, buf, "EHLO " + cfg.helo + "\r\n") != 250)
+          throw std::runtime_error("EHLO refused");
         co_await transactions(stream, buf, cfg, st, count, pick);
         co_await command(stream, buf, "QUIT\r\n");
       } else {
@@ -176,14 +188,12 @@ asio::awaitable<void> client(const settings& cfg, ssl::context& tls, stats& st, 
 
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
-  std::size_t k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  auto k = static_cast<std::size_t>(std::llround(p * static_cast<double>(v.size() - 1)));
   std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
   return v[k];
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   settings cfg;
   po::options_description o("mxlens-loadgen options");
   std::string server = "127.0.0.1:2525", corpus;
@@ -218,7 +228,8 @@ int main(int argc, char** argv) {
     auto colon = server.rfind(':');
     cfg.server = tcp::endpoint(asio::ip::make_address(server.substr(0, colon)),
                                static_cast<unsigned short>(std::stoi(server.substr(colon + 1))));
-    if (cfg.connections < 1 || cfg.per_connection < 1 || cfg.total < 1 || cfg.sources < 1 || cfg.sources > 250)
+    if (cfg.connections < 1 || cfg.per_connection < 1 || cfg.total < 1 || cfg.sources < 1 ||
+        cfg.sources > 250)
       throw std::invalid_argument("counts must be at least 1 (sources at most 250)");
     if (cfg.rate < 0) throw std::invalid_argument("--rate must not be negative");
     if (!cfg.tls_version.empty() && cfg.tls_version != "1.2" && cfg.tls_version != "1.3")
@@ -272,13 +283,26 @@ int main(int argc, char** argv) {
   const double rate = seconds > 0 ? static_cast<double>(st.delivered) / seconds : 0;
   const double p50 = percentile(l, 0.50), p90 = percentile(l, 0.90), p99 = percentile(l, 0.99);
   if (as_json) {
-    std::cout << "{\"messages\":" << st.delivered << ",\"errors\":" << st.errors << ",\"seconds\":" << seconds
-              << ",\"rate\":" << rate << ",\"latency_ms\":{\"p50\":" << p50 << ",\"p90\":" << p90 << ",\"p99\":" << p99
+    std::cout << "{\"messages\":" << st.delivered << ",\"errors\":" << st.errors
+              << ",\"seconds\":" << seconds << ",\"rate\":" << rate
+              << ",\"latency_ms\":{\"p50\":" << p50 << ",\"p90\":" << p90 << ",\"p99\":" << p99
               << "}}\n";
   } else {
-    std::cout << st.delivered << " messages in " << seconds << " s: " << rate << " msg/s; final dot to reply p50 "
-              << p50 << " ms, p90 " << p90 << " ms, p99 " << p99 << " ms; " << st.errors << " errors\n";
+    std::cout << st.delivered << " messages in " << seconds << " s: " << rate
+              << " msg/s; final dot to reply p50 " << p50 << " ms, p90 " << p90 << " ms, p99 "
+              << p99 << " ms; " << st.errors << " errors\n";
   }
   for (const auto& e : st.first_errors) std::cerr << "error: " << e << "\n";
   return st.errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "mxlens-loadgen: " << e.what() << "\n";
+    return 2;
+  }
 }

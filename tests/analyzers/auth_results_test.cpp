@@ -22,13 +22,16 @@ TEST_CASE("methods follow in order, one per folded line", "[auth-results]") {
 }
 
 TEST_CASE("reasons and values that are not tokens are quoted; comments escaped", "[auth-results]") {
-  auto text = authentication_results(
-      "mx", {{"dkim", "fail", "body hash did not verify", {{"header.d", "a;b.example"}},
-              "odd (comment)"}});
+  auto text = authentication_results("mx", {{"dkim",
+                                             "fail",
+                                             "body hash did not verify",
+                                             {{"header.d", "a;b.example"}},
+                                             "odd (comment)"}});
   CHECK(text ==
         "mx; dkim=fail reason=\"body hash did not verify\" header.d=\"a;b.example\" "
         "(odd \\(comment\\))");
   // Header text from the sender can never break out of the field.
-  auto injected = authentication_results("mx", {{"spf", "pass", "", {{"smtp.helo", "x\r\nX-Evil: 1"}}, ""}});
+  auto injected =
+      authentication_results("mx", {{"spf", "pass", "", {{"smtp.helo", "x\r\nX-Evil: 1"}}, ""}});
   CHECK(injected.find("\r\nX-Evil") == std::string::npos);
 }

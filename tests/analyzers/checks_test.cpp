@@ -8,7 +8,9 @@
 using namespace mxlens::analyzers;
 
 namespace {
-checks::check c(const char* id, const char* status) { return {id, status, "s", nullptr, std::nullopt}; }
+checks::check c(const char* id, const char* status) {
+  return {id, status, "s", nullptr, std::nullopt};
+}
 }  // namespace
 
 TEST_CASE("score: 10 minus the costs, a warn costs half, one decimal (CHECKS.md)", "[checks]") {
@@ -24,8 +26,8 @@ TEST_CASE("score: 10 minus the costs, a warn costs half, one decimal (CHECKS.md)
   CHECK(checks::score({c("dmarc.reporting", "warn")}).value == Approx(9.9));
   // Never below zero.
   std::vector<checks::check> many;
-  for (auto id : {"tls.starttls", "spf.result", "dkim.valid", "dmarc.result", "hdr.from", "tls.version",
-                  "dns.ptr", "dns.fcrdns"})
+  for (auto id : {"tls.starttls", "spf.result", "dkim.valid", "dmarc.result", "hdr.from",
+                  "tls.version", "dns.ptr", "dns.fcrdns"})
     many.push_back(c(id, "fail"));
   CHECK(checks::score(many).value == 0);
   CHECK(checks::score({}).value == 10);
@@ -39,7 +41,8 @@ TEST_CASE("the catalog knows every id once, and refuses an unknown one", "[check
   CHECK_THROWS_AS(checks::entry("tls.nonsense"), std::out_of_range);
 }
 
-TEST_CASE("Gmail's multi-line layout: prefix, about 80 columns, URL lines, gsmtp id", "[providers]") {
+TEST_CASE("Gmail's multi-line layout: prefix, about 80 columns, URL lines, gsmtp id",
+          "[providers]") {
   auto wire = providers::gmail_wire(
       421, "4.7.29",
       {"Your email has been rate limited because this message wasn't sent over a TLS connection. "
@@ -47,7 +50,7 @@ TEST_CASE("Gmail's multi-line layout: prefix, about 80 columns, URL lines, gsmtp
        "for email, visit",
        "https://support.google.com/a?p=tls-ssl"},
       "abc.1");
-  // The 2025 wire sample (reference/provider-replies.md), line for line.
+  // The 2025 wire sample (docs/provider-replies.md), line for line.
   CHECK(wire ==
         "421-4.7.29 Your email has been rate limited because this message wasn't sent\r\n"
         "421-4.7.29 over a TLS connection. Gmail requires all bulk email senders to use\r\n"

@@ -42,9 +42,10 @@ TEST_CASE("a DMARC record starts with v=DMARC1, exactly", "[dmarc]") {
 
 TEST_CASE("tags are parsed strictly; unknown tags are ignored (§6.3)", "[dmarc]") {
   std::string problem;
-  auto r = dmarc::parse("v=DMARC1; p=Reject; sp=none; adkim=s; aspf=r; pct=20; "
-                        "rua=mailto:a@example.com,mailto:b@example.net!10m; fo=1; x-new=1",
-                        problem);
+  auto r = dmarc::parse(
+      "v=DMARC1; p=Reject; sp=none; adkim=s; aspf=r; pct=20; "
+      "rua=mailto:a@example.com,mailto:b@example.net!10m; fo=1; x-new=1",
+      problem);
   REQUIRE(r);
   CHECK(problem.empty());
   CHECK(r->policy == "reject");

@@ -22,7 +22,8 @@ void add_name(bytes& m, const std::string& dotted) {
     auto dot = dotted.find('.', start);
     if (dot == std::string::npos) dot = dotted.size();
     m.push_back(static_cast<unsigned char>(dot - start));
-    m.insert(m.end(), dotted.begin() + static_cast<long>(start), dotted.begin() + static_cast<long>(dot));
+    m.insert(m.end(), dotted.begin() + static_cast<long>(start),
+             dotted.begin() + static_cast<long>(dot));
     start = dot + 1;
   }
   m.push_back(0);
@@ -106,8 +107,9 @@ TEST_CASE("malformed messages are refused, never read past their end", "[dns]") 
 
   bytes loop = message("a.test", 12, 1);
   const int here = static_cast<int>(loop.size()) + 12;  // where the rdata starts
-  add_record(loop, 12, {static_cast<unsigned char>(0xc0 | (here >> 8)),
-                        static_cast<unsigned char>(here & 0xff)});  // a pointer to itself
+  add_record(loop, 12,
+             {static_cast<unsigned char>(0xc0 | (here >> 8)),
+              static_cast<unsigned char>(here & 0xff)});  // a pointer to itself
   CHECK_FALSE(answer_records(loop, rr_type::ptr, out));
 
   bytes label = message("a.test", 12, 1);

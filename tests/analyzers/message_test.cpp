@@ -7,7 +7,8 @@ using namespace mxlens::analyzers;
 
 TEST_CASE("the header block is split into fields, folding kept, body ignored", "[message]") {
   auto fields = message::header_fields(
-      "From: a@example.com\r\nSubject: one\r\n two\r\nContent-Type: text/plain\r\n\r\nFrom: no\r\n");
+      "From: a@example.com\r\nSubject: one\r\n two\r\nContent-Type: text/plain\r\n\r\nFrom: "
+      "no\r\n");
   REQUIRE(fields.size() == 3);
   CHECK(fields[0].name == "From");
   CHECK(fields[1].raw_value == " one\r\n two");
@@ -24,10 +25,12 @@ TEST_CASE("From: one address, several addresses, several fields (RFC 7489 §6.6.
   CHECK(same.addresses.size() == 2);
   CHECK(same.domains == std::vector<std::string>{"example.com"});
 
-  auto two = message::from(message::header_fields("From: a@example.com,\r\n b@example.net\r\n\r\n"));
+  auto two =
+      message::from(message::header_fields("From: a@example.com,\r\n b@example.net\r\n\r\n"));
   CHECK(two.domains == std::vector<std::string>{"example.com", "example.net"});
 
-  auto fields = message::from(message::header_fields("From: a@x.example\r\nFrom: b@y.example\r\n\r\n"));
+  auto fields =
+      message::from(message::header_fields("From: a@x.example\r\nFrom: b@y.example\r\n\r\n"));
   CHECK(fields.fields == 2);
   CHECK(fields.domains.empty());
 

@@ -9,7 +9,10 @@ using namespace mxlens;
 namespace json = boost::json;
 
 namespace {
-const json::object accepted{{"code", 250}, {"enhanced", "2.0.0"}, {"text", "Ok"}, {"profile", "accept"},
+const json::object accepted{{"code", 250},
+                            {"enhanced", "2.0.0"},
+                            {"text", "Ok"},
+                            {"profile", "accept"},
                             {"reason", nullptr}};
 }
 
@@ -29,13 +32,18 @@ TEST_CASE("the listing line comes alike from a whole analysis and from its summa
   json::object facts{{"received_at", "2026-11-23T00:00:00.000Z"},
                      {"connection", {{"client_ip", "192.0.2.7"}}},
                      {"envelope", {{"mail_from", "a@b.example"}}},
-                     {"tls", {{"used", true}, {"version", "TLSv1.2"}, {"cipher", "X"}, {"failed_handshakes", json::array{}}}}};
+                     {"tls",
+                      {{"used", true},
+                       {"version", "TLSv1.2"},
+                       {"cipher", "X"},
+                       {"failed_handshakes", json::array{}}}}};
   json::object analysis{
       {"score", {{"value", 6.5}, {"max", 10}, {"passed", 5}, {"total", 9}}},
-      {"auth", {{"spf", {{"result", "pass"}, {"domain", "b.example"}}},
-                {"dkim", json::array{json::object{{"result", "fail"}, {"domain", "x"}},
-                                     json::object{{"result", "pass"}, {"domain", "b.example"}}}},
-                {"dmarc", {{"result", "fail"}, {"from_domain", "b.example"}}}}},
+      {"auth",
+       {{"spf", {{"result", "pass"}, {"domain", "b.example"}}},
+        {"dkim", json::array{json::object{{"result", "fail"}, {"domain", "x"}},
+                             json::object{{"result", "pass"}, {"domain", "b.example"}}}},
+        {"dmarc", {{"result", "fail"}, {"from_domain", "b.example"}}}}},
       {"checks", json::array{json::object{{"id", "smtp.ehlo"}}}},
       {"analysis", {{"duration_ms", 3}, {"errors", json::array{"dns timed out"}}}},
       {"disposition", accepted}};

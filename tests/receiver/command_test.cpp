@@ -31,7 +31,7 @@ TEST_CASE("MAIL FROM paths and parameters", "[receiver]") {
   CHECK(p.params[0] == std::pair<std::string, std::string>{"SIZE", "123"});
   CHECK(p.params[2].first == "SMTPUTF8");
   CHECK(ok("from:<>").address.empty());
-  CHECK(ok("FROM: <a@b.example>").address == "a@b.example");        // space tolerated
+  CHECK(ok("FROM: <a@b.example>").address == "a@b.example");                // space tolerated
   CHECK(ok("FROM:<@relay.example:a@b.example>").address == "a@b.example");  // source route
   CHECK(ok("FROM:<\"x>y\"@b.example>").address == "\"x>y\"@b.example");
   CHECK_FALSE(ok("FROM:a@b.example").bracketed);

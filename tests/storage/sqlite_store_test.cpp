@@ -37,13 +37,17 @@ storage::analysis_update analysed(const std::string& id, std::int64_t n, const s
   json::object facts{{"received_at", "2026-11-23T00:00:00.000Z"},
                      {"connection", {{"client_ip", ip}}},
                      {"envelope", {{"mail_from", "a@b.example"}}},
-                     {"tls", {{"used", tls}, {"version", "TLSv1.3"}, {"cipher", "TLS_AES_256_GCM_SHA384"},
-                              {"failed_handshakes", json::array{json::object{}}}}}};
-  json::object analysis{
-      {"score", {{"value", 7.5}, {"max", 10}, {"passed", 3}, {"total", 4}}},
-      {"auth", {{"spf", {{"result", spf ? "pass" : "fail"}}},
-                {"dkim", json::array{json::object{{"result", "fail"}}, json::object{{"result", dkim ? "pass" : "none"}}}},
-                {"dmarc", {{"result", "none"}}}}}};
+                     {"tls",
+                      {{"used", tls},
+                       {"version", "TLSv1.3"},
+                       {"cipher", "TLS_AES_256_GCM_SHA384"},
+                       {"failed_handshakes", json::array{json::object{}}}}}};
+  json::object analysis{{"score", {{"value", 7.5}, {"max", 10}, {"passed", 3}, {"total", 4}}},
+                        {"auth",
+                         {{"spf", {{"result", spf ? "pass" : "fail"}}},
+                          {"dkim", json::array{json::object{{"result", "fail"}},
+                                               json::object{{"result", dkim ? "pass" : "none"}}}},
+                          {"dmarc", {{"result", "none"}}}}}};
   storage::analysis_update u{id, n, json::serialize(analysis), core::line_of(facts, analysis)};
   u.line.number = n;
   return u;
@@ -230,7 +234,8 @@ TEST_CASE("the commit queue groups submissions and calls back after the commit",
     CHECK(timing.seconds > 0);
     CHECK(timing.seconds < 1);
     CHECK(timing.at_most.back() == 1);
-    for (std::size_t i = 1; i < timing.at_most.size(); ++i) CHECK(timing.at_most[i - 1] <= timing.at_most[i]);
+    for (std::size_t i = 1; i < timing.at_most.size(); ++i)
+      CHECK(timing.at_most[i - 1] <= timing.at_most[i]);
   }
   std::set<std::int64_t> numbers;
   for (auto& r : results) {
@@ -261,12 +266,15 @@ TEST_CASE("each report keeps its listing line and adds to its source's totals, o
 
   auto numbers = [](const std::vector<core::report_line>& lines) {
     std::vector<std::int64_t> out;
+    out.reserve(lines.size());
     for (const auto& l : lines) out.push_back(l.number);
     return out;
   };
   CHECK(numbers(s.report_lines("aaaaaaaa", {})) == std::vector<std::int64_t>{1, 2, 3, 5});
-  CHECK(numbers(s.report_lines("aaaaaaaa", {1, std::nullopt, false, 2})) == std::vector<std::int64_t>{2, 3});
-  CHECK(numbers(s.report_lines("aaaaaaaa", {0, std::nullopt, true, 2})) == std::vector<std::int64_t>{5, 3});
+  CHECK(numbers(s.report_lines("aaaaaaaa", {1, std::nullopt, false, 2})) ==
+        std::vector<std::int64_t>{2, 3});
+  CHECK(numbers(s.report_lines("aaaaaaaa", {0, std::nullopt, true, 2})) ==
+        std::vector<std::int64_t>{5, 3});
   CHECK(numbers(s.report_lines("aaaaaaaa", {0, 3, true, 10})) == std::vector<std::int64_t>{2, 1});
   auto first = s.report_lines("aaaaaaaa", {}).front();
   CHECK(first.tls_version == std::optional<std::string>("TLSv1.3"));
@@ -275,7 +283,8 @@ TEST_CASE("each report keeps its listing line and adds to its source's totals, o
   CHECK_FALSE(s.report_lines("aaaaaaaa", {}).at(1).tls_version);
 
   std::map<std::pair<std::string, std::string>, storage::source_total> totals;
-  for (const auto& r : s.source_totals("aaaaaaaa")) totals[{r.client_ip, r.tls_version.value_or("-")}] = r;
+  for (const auto& r : s.source_totals("aaaaaaaa"))
+    totals[{r.client_ip, r.tls_version.value_or("-")}] = r;
   REQUIRE(totals.size() == 3);
   const auto& tls3 = totals.at({"127.0.0.3", "TLSv1.3"});
   CHECK(tls3.deliveries == 2);
@@ -285,7 +294,8 @@ TEST_CASE("each report keeps its listing line and adds to its source's totals, o
   CHECK(tls3.dkim_pass == 2);
   CHECK(tls3.failed_handshakes == 2);
   const auto& plain3 = totals.at({"127.0.0.3", "-"});
-  CHECK((plain3.deliveries == 1 && plain3.first_delivery == 5 && !plain3.tls_cipher && plain3.spf_pass == 1));
+  CHECK((plain3.deliveries == 1 && plain3.first_delivery == 5 && !plain3.tls_cipher &&
+         plain3.spf_pass == 1));
   CHECK(totals.at({"127.0.0.2", "-"}).deliveries == 1);
 
   CHECK(s.delete_test("aaaaaaaa"));
@@ -301,7 +311,8 @@ TEST_CASE("a version 3 database moves its reports out of the deliveries, with li
     REQUIRE(v3.schema_version() == 3);
     v3.create_test(test("aaaaaaaa"));
     storage::batch b;
-    b.deliveries = {delivery("aaaaaaaa", "one"), delivery("aaaaaaaa", "two"), delivery("aaaaaaaa", "three")};
+    b.deliveries = {delivery("aaaaaaaa", "one"), delivery("aaaaaaaa", "two"),
+                    delivery("aaaaaaaa", "three")};
     v3.commit(b);
   }
   {
