@@ -43,26 +43,19 @@ std::string format_time(unix_ms t) {
 
 std::string_view to_string(body_type b) {
   switch (b) {
-    case body_type::seven_bit:
-      return "7BIT";
-    case body_type::eight_bit_mime:
-      return "8BITMIME";
-    case body_type::binary_mime:
-      return "BINARYMIME";
-    case body_type::none:
-      break;
+    case body_type::seven_bit: return "7BIT";
+    case body_type::eight_bit_mime: return "8BITMIME";
+    case body_type::binary_mime: return "BINARYMIME";
+    case body_type::none: break;
   }
   return "";
 }
 
 std::string_view to_string(direction d) {
   switch (d) {
-    case direction::client:
-      return "c";
-    case direction::server:
-      return "s";
-    case direction::tls:
-      return "tls";
+    case direction::client: return "c";
+    case direction::server: return "s";
+    case direction::tls: return "tls";
   }
   return "";
 }

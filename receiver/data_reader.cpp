@@ -101,8 +101,7 @@ std::size_t data_reader::feed(std::string_view input) {
           if (c != '\r') in_line(c);  // another CR stays in state cr
         }
         break;
-      case state::end:
-        break;
+      case state::end: break;
     }
   }
   return i;

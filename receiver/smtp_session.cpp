@@ -33,14 +33,10 @@ constexpr std::size_t max_helo_kept = 255;
 
 std::string_view state_name(smtp_state s) {
   switch (s) {
-    case smtp_state::fresh:
-      return "fresh";
-    case smtp_state::greeted:
-      return "greeted";
-    case smtp_state::mail:
-      return "mail";
-    case smtp_state::rcpt:
-      return "rcpt";
+    case smtp_state::fresh: return "fresh";
+    case smtp_state::greeted: return "greeted";
+    case smtp_state::mail: return "mail";
+    case smtp_state::rcpt: return "rcpt";
   }
   return "?";
 }

@@ -131,18 +131,12 @@ std::string name_text(X509_NAME* name) {
 
 std::string version_name(std::uint16_t v) {
   switch (v) {
-    case 0x0304:
-      return "TLSv1.3";
-    case 0x0303:
-      return "TLSv1.2";
-    case 0x0302:
-      return "TLSv1.1";
-    case 0x0301:
-      return "TLSv1";
-    case 0x0300:
-      return "SSLv3";
-    case 0x0002:
-      return "SSLv2";
+    case 0x0304: return "TLSv1.3";
+    case 0x0303: return "TLSv1.2";
+    case 0x0302: return "TLSv1.1";
+    case 0x0301: return "TLSv1";
+    case 0x0300: return "SSLv3";
+    case 0x0002: return "SSLv2";
   }
   return "0x" + hex4(v);
 }
@@ -150,50 +144,28 @@ std::string version_name(std::uint16_t v) {
 std::string group_name(std::uint16_t g) {
   // IANA TLS Supported Groups registry.
   switch (g) {
-    case 0x0015:
-      return "secp224r1";
-    case 0x0016:
-      return "secp256k1";
-    case 0x0017:
-      return "secp256r1";
-    case 0x0018:
-      return "secp384r1";
-    case 0x0019:
-      return "secp521r1";
-    case 0x001a:
-      return "brainpoolP256r1";
-    case 0x001b:
-      return "brainpoolP384r1";
-    case 0x001c:
-      return "brainpoolP512r1";
-    case 0x001d:
-      return "x25519";
-    case 0x001e:
-      return "x448";
-    case 0x001f:
-      return "brainpoolP256r1tls13";
-    case 0x0020:
-      return "brainpoolP384r1tls13";
-    case 0x0021:
-      return "brainpoolP512r1tls13";
-    case 0x0100:
-      return "ffdhe2048";
-    case 0x0101:
-      return "ffdhe3072";
-    case 0x0102:
-      return "ffdhe4096";
-    case 0x0103:
-      return "ffdhe6144";
-    case 0x0104:
-      return "ffdhe8192";
-    case 0x11eb:
-      return "SecP256r1MLKEM768";
-    case 0x11ec:
-      return "X25519MLKEM768";
-    case 0x11ed:
-      return "SecP384r1MLKEM1024";
-    case 0x6399:
-      return "X25519Kyber768Draft00";
+    case 0x0015: return "secp224r1";
+    case 0x0016: return "secp256k1";
+    case 0x0017: return "secp256r1";
+    case 0x0018: return "secp384r1";
+    case 0x0019: return "secp521r1";
+    case 0x001a: return "brainpoolP256r1";
+    case 0x001b: return "brainpoolP384r1";
+    case 0x001c: return "brainpoolP512r1";
+    case 0x001d: return "x25519";
+    case 0x001e: return "x448";
+    case 0x001f: return "brainpoolP256r1tls13";
+    case 0x0020: return "brainpoolP384r1tls13";
+    case 0x0021: return "brainpoolP512r1tls13";
+    case 0x0100: return "ffdhe2048";
+    case 0x0101: return "ffdhe3072";
+    case 0x0102: return "ffdhe4096";
+    case 0x0103: return "ffdhe6144";
+    case 0x0104: return "ffdhe8192";
+    case 0x11eb: return "SecP256r1MLKEM768";
+    case 0x11ec: return "X25519MLKEM768";
+    case 0x11ed: return "SecP384r1MLKEM1024";
+    case 0x6399: return "X25519Kyber768Draft00";
   }
   return "0x" + hex4(g);
 }
@@ -213,26 +185,13 @@ std::string ja4(const raw_client_hello& h) {
   if (!h.versions.empty()) version = *std::max_element(h.versions.begin(), h.versions.end());
   std::string v;
   switch (version) {
-    case 0x0304:
-      v = "13";
-      break;
-    case 0x0303:
-      v = "12";
-      break;
-    case 0x0302:
-      v = "11";
-      break;
-    case 0x0301:
-      v = "10";
-      break;
-    case 0x0300:
-      v = "s3";
-      break;
-    case 0x0002:
-      v = "s2";
-      break;
-    default:
-      v = "00";
+    case 0x0304: v = "13"; break;
+    case 0x0303: v = "12"; break;
+    case 0x0302: v = "11"; break;
+    case 0x0301: v = "10"; break;
+    case 0x0300: v = "s3"; break;
+    case 0x0002: v = "s2"; break;
+    default: v = "00";
   }
   auto count = [](std::size_t n) {
     char b[4];

@@ -149,10 +149,8 @@ std::string classify(int error) {
     case DKIM_SIGERROR_KEYTOOSMALL:  // RFC 8301 §3.2: under 1024 bits is never valid
     case DKIM_SIGERROR_KEYHASHMISMATCH:
     case DKIM_SIGERROR_SUBDOMAIN:
-    case DKIM_SIGERROR_TOOLARGE_L:
-      return "fail";
-    default:
-      return "permerror";  // no key, revoked or malformed key, malformed signature
+    case DKIM_SIGERROR_TOOLARGE_L: return "fail";
+    default: return "permerror";  // no key, revoked or malformed key, malformed signature
   }
 }
 

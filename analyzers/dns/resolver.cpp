@@ -20,30 +20,21 @@ using clock_type = std::chrono::steady_clock;
 
 std::string_view type_name(rr_type t) {
   switch (t) {
-    case rr_type::a:
-      return "A";
-    case rr_type::aaaa:
-      return "AAAA";
-    case rr_type::txt:
-      return "TXT";
-    case rr_type::mx:
-      return "MX";
-    case rr_type::ptr:
-      return "PTR";
+    case rr_type::a: return "A";
+    case rr_type::aaaa: return "AAAA";
+    case rr_type::txt: return "TXT";
+    case rr_type::mx: return "MX";
+    case rr_type::ptr: return "PTR";
   }
   return "?";
 }
 
 std::string_view status_name(status s) {
   switch (s) {
-    case status::ok:
-      return "ok";
-    case status::nxdomain:
-      return "nxdomain";
-    case status::nodata:
-      return "nodata";
-    case status::temperror:
-      return "temperror";
+    case status::ok: return "ok";
+    case status::nxdomain: return "nxdomain";
+    case status::nodata: return "nodata";
+    case status::temperror: return "temperror";
   }
   return "?";
 }

@@ -71,23 +71,12 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
   const std::string name = dns::normalize_name(domain ? domain : "");
   dns::rr_type qtype;
   switch (type) {
-    case ns_t_a:
-      qtype = dns::rr_type::a;
-      break;
-    case ns_t_aaaa:
-      qtype = dns::rr_type::aaaa;
-      break;
-    case ns_t_txt:
-      qtype = dns::rr_type::txt;
-      break;
-    case ns_t_mx:
-      qtype = dns::rr_type::mx;
-      break;
-    case ns_t_ptr:
-      qtype = dns::rr_type::ptr;
-      break;
-    default:
-      return make_rr(layer, domain, type, NO_DATA);  // nothing else is ever asked
+    case ns_t_a: qtype = dns::rr_type::a; break;
+    case ns_t_aaaa: qtype = dns::rr_type::aaaa; break;
+    case ns_t_txt: qtype = dns::rr_type::txt; break;
+    case ns_t_mx: qtype = dns::rr_type::mx; break;
+    case ns_t_ptr: qtype = dns::rr_type::ptr; break;
+    default: return make_rr(layer, domain, type, NO_DATA);  // nothing else is ever asked
   }
   if (!ev.problem.empty()) return make_rr(layer, domain, type, TRY_AGAIN);
 
@@ -116,14 +105,10 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
     return make_rr(layer, domain, type, TRY_AGAIN);
   }
   switch (a.state) {
-    case dns::status::temperror:
-      return make_rr(layer, domain, type, TRY_AGAIN);
-    case dns::status::nxdomain:
-      return make_rr(layer, domain, type, HOST_NOT_FOUND);
-    case dns::status::nodata:
-      return make_rr(layer, domain, type, NO_DATA);
-    case dns::status::ok:
-      break;
+    case dns::status::temperror: return make_rr(layer, domain, type, TRY_AGAIN);
+    case dns::status::nxdomain: return make_rr(layer, domain, type, HOST_NOT_FOUND);
+    case dns::status::nodata: return make_rr(layer, domain, type, NO_DATA);
+    case dns::status::ok: break;
   }
 
   std::vector<std::string> values;
@@ -224,18 +209,12 @@ SPF_errcode_t layer_get_exp(SPF_server_t* server, const char* domain, char** buf
 
 std::string result_name(SPF_result_t r) {
   switch (r) {
-    case SPF_RESULT_PASS:
-      return "pass";
-    case SPF_RESULT_FAIL:
-      return "fail";
-    case SPF_RESULT_SOFTFAIL:
-      return "softfail";
-    case SPF_RESULT_NEUTRAL:
-      return "neutral";
-    case SPF_RESULT_NONE:
-      return "none";
-    case SPF_RESULT_TEMPERROR:
-      return "temperror";
+    case SPF_RESULT_PASS: return "pass";
+    case SPF_RESULT_FAIL: return "fail";
+    case SPF_RESULT_SOFTFAIL: return "softfail";
+    case SPF_RESULT_NEUTRAL: return "neutral";
+    case SPF_RESULT_NONE: return "none";
+    case SPF_RESULT_TEMPERROR: return "temperror";
     case SPF_RESULT_PERMERROR:
     case SPF_RESULT_INVALID:  // a record that does not compile (§4.6)
       return "permerror";
