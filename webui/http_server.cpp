@@ -10,9 +10,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/json.hpp"
@@ -28,6 +30,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
+namespace urls = boost::urls;
 using tcp = asio::ip::tcp;
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
@@ -75,36 +78,25 @@ response error_response(const request& req, const http_error& e) {
   return res;
 }
 
-std::vector<std::string> split_path(std::string_view target) {
-  auto q = target.find('?');
-  auto path = target.substr(0, q);
+// The request target in origin form (RFC 9112 §3.2.1: an absolute path and an optional query),
+// read by Boost.URL: the path's segments percent-decoded (RFC 3986 §2.1), empty ones skipped, so
+// that "/api//v1/" is "/api/v1". nullopt for a target that is not in origin form.
+std::optional<std::vector<std::string>> split_path(std::string_view target) {
+  auto url = urls::parse_origin_form(target);
+  if (!url) return std::nullopt;
   std::vector<std::string> parts;
-  std::size_t pos = 1;
-  while (pos <= path.size()) {
-    auto end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    if (end > pos) parts.emplace_back(path.substr(pos, end - pos));
-    pos = end + 1;
-  }
+  for (auto segment : url->segments())
+    if (!segment.empty()) parts.push_back(std::move(segment));
   return parts;
 }
 
+// The query's parameters, percent-decoded; a parameter given twice keeps its last value, one
+// without "=" has the empty value. Only called on targets split_path accepted.
 std::map<std::string, std::string> query_of(std::string_view target) {
   std::map<std::string, std::string> out;
-  auto q = target.find('?');
-  if (q == std::string_view::npos) return out;
-  auto rest = target.substr(q + 1);
-  std::size_t pos = 0;
-  while (pos <= rest.size()) {
-    auto end = rest.find('&', pos);
-    if (end == std::string_view::npos) end = rest.size();
-    auto item = rest.substr(pos, end - pos);
-    auto eq = item.find('=');
-    if (!item.empty())
-      out[std::string(item.substr(0, eq))] =
-          eq == std::string_view::npos ? "" : std::string(item.substr(eq + 1));
-    pos = end + 1;
-  }
+  auto url = urls::parse_origin_form(target);
+  if (!url) return out;
+  for (auto param : url->params()) out[std::move(param.key)] = std::move(param.value);
   return out;
 }
 
@@ -329,15 +321,18 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
         break;
       }
-      auto parts = split_path(req.target());
-      if (parts.size() == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "tests" &&
-          parts[4] == "events" && req.method() == http::verb::get) {
-        co_await events(stream, req, core::lowercase(parts[3]));
+      const auto parts = split_path(req.target());
+      if (parts && parts->size() == 5 && (*parts)[0] == "api" && (*parts)[1] == "v1" &&
+          (*parts)[2] == "tests" && (*parts)[4] == "events" && req.method() == http::verb::get) {
+        co_await events(stream, req, core::lowercase((*parts)[3]));
         break;
       }
       response res;
       try {
-        res = co_await route(req, parts);
+        if (!parts)
+          throw http_error{http::status::bad_request, "bad_target",
+                           "the request target is not a path with an optional query"};
+        res = co_await route(req, *parts);
       } catch (const http_error& e) {
         res = error_response(req, e);
       } catch (const std::exception& e) {

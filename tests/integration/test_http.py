@@ -78,6 +78,20 @@ class Api(ServerCase):
         self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=lots"), 400, "bad_parameter")
         self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=100000"), 400, "bad_parameter")
 
+    def test_targets_are_percent_decoded_and_others_than_a_path_are_400(self):
+        t = self.new_test()
+        # RFC 3986 §2.1: an encoded octet is that octet, in the path and in the query alike.
+        encoded = "".join(f"%{ord(c):02X}" for c in t["id"])
+        self.assertEqual(t["id"], self.json("GET", f"/api/v1/tests/{encoded}")["id"])
+        self.assertEqual(t["id"], self.json("GET", f"/api/v1/tests/{t['id']}?order=%61sc&limit=%31%30")["id"])
+        self.assert_error(*self.request("GET", f"/api/v1/tests/{t['id']}?order=%78"), 400, "bad_parameter")
+        self.assertEqual(204, self.request("GET", f"/api/v1/tests/{t['id']}/wait?timeout=%30")[0].status)
+        # RFC 9112 §3.2.1: a server's own resources are asked for in origin form.
+        for target in ["/api/v1/tests/%zz", f"/api/v1/tests/{t['id']}?order=%4", "*",
+                       f"http://127.0.0.1:{self.server.http_port}/api/v1/tests/{t['id']}"]:
+            with self.subTest(target=target):
+                self.assert_error(*self.request("GET", target), 400, "bad_target")
+
     def test_a_delivery_its_report_its_raw_message_and_the_per_source_table(self):
         t = self.new_test()
         self.send(t["address"], "127.0.0.2", tls=True)
