@@ -90,27 +90,6 @@ asio::awaitable<receiver::recipient_verdict> store_sink::recipient(const std::st
       reply{451, "4.3.0", "Temporary failure looking up the recipient, try again later"}, {}};
 }
 
-namespace {
-
-// Submits work to the commit queue and resumes the caller once it is committed: the completion
-// runs on the writer thread and is posted back to the caller's executor, never run inline there.
-template <typename Work>
-asio::awaitable<storage::commit_queue::outcome> committed(storage::commit_queue& queue, Work work) {
-  auto initiation = [&queue](auto handler, Work w) {
-    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-    queue.submit(std::move(w), [shared](storage::commit_queue::outcome o) {
-      auto ex = asio::get_associated_executor(*shared);
-      asio::post(ex, [shared, o = std::move(o)]() mutable { (*shared)(std::move(o)); });
-    });
-  };
-  auto outcome = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                               void(storage::commit_queue::outcome)>(
-      initiation, asio::use_awaitable, std::move(work));
-  co_return outcome;
-}
-
-}  // namespace
-
 asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<std::string> keys) {
   analyzers::analysis_input input;
   input.client_ip = message.connection.client_ip;
@@ -140,7 +119,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<s
   // in a worker process. They do not wait for each other: the analysis reads only the message and
   // the session, and the report is stored (3.) once both are done.
   const auto analysis_started = std::chrono::steady_clock::now();
-  auto [stored, analysis] = co_await (committed(queue_, std::move(deliveries)) &&
+  auto [stored, analysis] = co_await (storage::committed(queue_, std::move(deliveries)) &&
                                       analyzed(std::move(input), keys.front(), client));
   if (!stored.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the message, try again later"};
@@ -173,7 +152,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<s
   }
 
   // 3. The analysis, stored before the 250 that acknowledges it.
-  auto saved = co_await committed(queue_, std::move(updates));
+  auto saved = co_await storage::committed(queue_, std::move(updates));
   if (!saved.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the report, try again later"};
   std::size_t errors = 0;
@@ -253,7 +232,7 @@ asio::awaitable<void> store_sink::analyze_pending() {
            core::with_disposition(std::move(analysis.text), disposition),
            core::line_of(facts, analysis.summary)}};
       update.front().line.number = d.summary.number;
-      auto saved = co_await committed(queue_, std::move(update));
+      auto saved = co_await storage::committed(queue_, std::move(update));
       if (!saved.error.empty()) co_return;  // logged by the queue; tried again at the next start
       events_.notify(d.test_id);
       ++done;

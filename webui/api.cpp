@@ -1,0 +1,174 @@
+#include "webui/api.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+
+#include "core/json.hpp"
+#include "core/report.hpp"
+#include "core/test_id.hpp"
+#include "storage/blocking.hpp"
+
+namespace mxlens::webui {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+constexpr std::int64_t ms_per_day = 86'400'000;
+}  // namespace
+
+api::api(http_settings settings, asio::thread_pool& blocking, storage::store& reader,
+         storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock)
+    : settings_(std::move(settings)),
+      blocking_(blocking),
+      reader_(reader),
+      queue_(queue),
+      hub_(events),
+      metrics_(counters),
+      clock_(clock) {}
+
+void api::stop() {
+  stopping_ = true;
+  hub_.notify_all();
+}
+
+template <class F>
+asio::awaitable<std::invoke_result_t<F&, storage::store&>> api::read(F f) {
+  auto work = [this, f = std::move(f)]() mutable {
+    std::lock_guard lock(reader_mutex_);
+    return f(reader_);
+  };
+  auto result = co_await storage::run_blocking(blocking_, std::move(work));
+  co_return result;
+}
+
+asio::awaitable<std::optional<core::test_info>> api::find_test(const std::string& id) {
+  if (!core::is_valid_test_id(id)) co_return std::nullopt;
+  auto find = [id](storage::store& s) { return s.find_test(id); };
+  auto test = co_await read(std::move(find));
+  if (test && test->expires_at <= clock_.now()) test.reset();
+  co_return test;
+}
+
+asio::awaitable<std::optional<core::test_info>> api::create_test(std::string label, bool bulk) {
+  core::test_info t;
+  t.id = core::new_test_id();
+  t.address = t.id + "@" + settings_.domain;
+  t.created_at = clock_.now();
+  t.expires_at = t.created_at + settings_.retention_days * ms_per_day;
+  t.label = std::move(label);
+  t.bulk = bulk;
+  auto insert = [t](storage::store& s) { return s.create_test(t); };
+  const bool created = co_await storage::on_writer(queue_, std::move(insert));
+  if (!created) co_return std::nullopt;
+  co_return t;
+}
+
+asio::awaitable<bool> api::delete_test(const std::string& id) {
+  auto del = [id](storage::store& s) { return s.delete_test(id); };
+  const bool deleted = co_await storage::on_writer(queue_, std::move(del));
+  if (deleted) hub_.notify(id);
+  co_return deleted;
+}
+
+asio::awaitable<listing> api::list(const std::string& id, storage::line_page page) {
+  auto read_page = [id, page](storage::store& s) {
+    auto more = page;
+    ++more.limit;
+    listing l;
+    l.lines = s.report_lines(id, more);
+    l.totals = s.source_totals(id);
+    return l;
+  };
+  auto l = co_await read(std::move(read_page));
+  l.more = l.lines.size() > page.limit;
+  if (l.more) l.lines.pop_back();
+  co_return l;
+}
+
+// The reports of a test numbered above `after` whose analysis is stored, in order, up to the
+// first that is not: it and those after it come later.
+asio::awaitable<std::vector<json::object>> api::reports(const std::string& id, std::int64_t after,
+                                                        std::size_t limit) {
+  auto records = [id, after, limit](storage::store& s) {
+    return s.delivery_records(id, after, limit);
+  };
+  auto rows = co_await read(std::move(records));
+  std::vector<json::object> out;
+  for (auto& row : rows) {
+    if (!row.analysis_json) break;
+    out.push_back(core::merge_report(row.facts_json, json::parse(*row.analysis_json).as_object()));
+  }
+  co_return out;
+}
+
+asio::awaitable<std::optional<json::object>> api::report(const std::string& id, std::int64_t n) {
+  auto found = co_await reports(id, n - 1, 1);
+  if (found.empty() || found.front().at("delivery").to_number<std::int64_t>() != n)
+    co_return std::nullopt;
+  co_return std::move(found.front());
+}
+
+asio::awaitable<std::optional<std::string>> api::raw_message(const std::string& id,
+                                                             std::int64_t n) {
+  auto get = [id, n](storage::store& s) { return s.delivery(id, n); };
+  auto d = co_await read(std::move(get));
+  if (!d) co_return std::nullopt;
+  co_return std::move(d->raw);
+}
+
+asio::awaitable<std::optional<json::object>> api::next_report(const std::string& id,
+                                                              std::int64_t after,
+                                                              time_point deadline) {
+  for (;;) {
+    const auto seen = hub_.generation(id);
+    auto found = co_await reports(id, after, 1);
+    if (!found.empty()) co_return std::move(found.front());
+    const bool news = co_await sleep_until_news(id, seen, deadline);
+    if (!news && (std::chrono::steady_clock::now() >= deadline || stopping_))
+      co_return std::nullopt;
+  }
+}
+
+asio::awaitable<std::vector<core::report_line>> api::lines_after(const std::string& id,
+                                                                 std::int64_t after,
+                                                                 std::size_t limit) {
+  storage::line_page page;
+  page.after = after;
+  page.limit = limit;
+  auto read_lines = [id, page](storage::store& s) { return s.report_lines(id, page); };
+  auto lines = co_await read(std::move(read_lines));
+  std::size_t kept = 0;
+  while (kept < lines.size() && lines[kept].number == after + static_cast<std::int64_t>(kept) + 1)
+    ++kept;
+  lines.resize(kept);
+  co_return lines;
+}
+
+asio::awaitable<bool> api::sleep_until_news(const std::string& id, std::uint64_t seen,
+                                            time_point deadline) {
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+  timer->expires_at(deadline);
+  hub_.subscribe(id, timer);
+  bool news = hub_.generation(id) != seen;
+  if (!news && !stopping_) {
+    boost::system::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    news = ec == asio::error::operation_aborted;
+  }
+  hub_.unsubscribe(id, timer);
+  co_return news && !stopping_;
+}
+
+std::string api::metrics_text() const { return metrics_.render() + render(queue_.timing()); }
+
+json::object api::test_json(const core::test_info& t) const {
+  auto o = core::to_json(t).as_object();
+  o["url"] = settings_.public_url + "/t/" + t.id;
+  return o;
+}
+
+}  // namespace mxlens::webui

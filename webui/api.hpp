@@ -1,0 +1,117 @@
+// The service behind the HTTP API and the pages: typed methods over the store, the hub that says
+// when a test has news, and the server's state. It knows nothing of HTTP: route.cpp turns a
+// request into calls of these methods, and their results into a response.
+//
+// Reads run on the blocking pool against the reader store (under its own mutex); writes (create,
+// delete) run on the store's writer thread, between commits.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+#include "storage/commit_queue.hpp"
+#include "storage/store.hpp"
+#include "webui/hub.hpp"
+#include "webui/metrics.hpp"
+
+namespace mxlens::webui {
+
+struct http_settings {
+  std::vector<boost::asio::ip::tcp::endpoint> listen;
+  std::string public_url;  // where people reach this server, for the tests' "url"
+  std::string domain;      // of the test addresses
+  int retention_days = 30;
+  std::size_t max_connections = 256;
+  std::size_t max_body = std::size_t{64} * 1024;
+  std::size_t max_header = std::size_t{16} * 1024;
+  std::size_t max_header_fields = 100;
+  std::chrono::seconds request_timeout{30};  // to read one request, and keep-alive idle time
+  std::chrono::seconds max_wait{300};        // longest long poll
+  std::string static_dir;  // serve the pages' files from here instead of the embedded ones
+};
+
+// A page of a test's listing, and the test's per-source totals.
+struct listing {
+  std::vector<core::report_line> lines;
+  bool more = false;  // lines beyond this page
+  std::vector<storage::source_total> totals;
+};
+
+class api {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  // `reader` is used under this object's mutex on `blocking`; writes go through `queue`.
+  api(http_settings settings, boost::asio::thread_pool& blocking, storage::store& reader,
+      storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock);
+
+  const http_settings& settings() const { return settings_; }
+  // Before the first request: where people reach the pages.
+  void set_public_url(std::string url) { settings_.public_url = std::move(url); }
+  bool stopping() const { return stopping_; }
+  // Every wait ends, and new ones end at once.
+  void stop();
+
+  // The test, unless it does not exist or has expired (an id of the wrong form is neither).
+  boost::asio::awaitable<std::optional<core::test_info>> find_test(const std::string& id);
+  // A new test with a fresh id; nullopt if the id was taken meanwhile.
+  boost::asio::awaitable<std::optional<core::test_info>> create_test(std::string label, bool bulk);
+  // False if the test was gone already. Its waiters are woken.
+  boost::asio::awaitable<bool> delete_test(const std::string& id);
+  // A page of the test's listing (one past the page read to say whether there is more).
+  boost::asio::awaitable<listing> list(const std::string& id, storage::line_page page);
+  // Delivery n's report, once its analysis is stored.
+  boost::asio::awaitable<std::optional<boost::json::object>> report(const std::string& id,
+                                                                    std::int64_t n);
+  // Delivery n as received.
+  boost::asio::awaitable<std::optional<std::string>> raw_message(const std::string& id,
+                                                                 std::int64_t n);
+  // The report of delivery after+1, waiting for it until `deadline`; nullopt then, or on stop.
+  boost::asio::awaitable<std::optional<boost::json::object>> next_report(const std::string& id,
+                                                                         std::int64_t after,
+                                                                         time_point deadline);
+  // The listing lines numbered after+1, after+2, … up to the first delivery whose report is not
+  // stored yet (a test's deliveries are numbered without gaps), at most `limit`.
+  boost::asio::awaitable<std::vector<core::report_line>> lines_after(const std::string& id,
+                                                                     std::int64_t after,
+                                                                     std::size_t limit);
+  // How often the test has moved (a report stored, the test deleted): read before a look at the
+  // store, then passed to sleep_until_news, so that nothing stored in between is slept through.
+  std::uint64_t generation(const std::string& id) { return hub_.generation(id); }
+  // Sleeps until the test moves past `seen`, or the deadline; false at the deadline or on stop.
+  boost::asio::awaitable<bool> sleep_until_news(const std::string& id, std::uint64_t seen,
+                                                time_point deadline);
+  // The Prometheus text of /metrics.
+  std::string metrics_text() const;
+  // The test as the API shows it, with the address of its page.
+  boost::json::object test_json(const core::test_info& t) const;
+
+ private:
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, storage::store&>> read(F f);
+  boost::asio::awaitable<std::vector<boost::json::object>> reports(const std::string& id,
+                                                                   std::int64_t after,
+                                                                   std::size_t limit);
+
+  http_settings settings_;
+  boost::asio::thread_pool& blocking_;
+  storage::store& reader_;
+  std::mutex reader_mutex_;
+  storage::commit_queue& queue_;
+  hub& hub_;
+  metrics& metrics_;
+  const core::clock& clock_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace mxlens::webui
