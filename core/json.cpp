@@ -1,7 +1,9 @@
 #include "core/json.hpp"
 
 #include <boost/json.hpp>
+#include <cstdio>
 #include <ctime>
+#include <stdexcept>
 
 namespace mxlens::core {
 
@@ -13,17 +15,6 @@ json::array string_array(const std::vector<std::string>& v) {
   for (const auto& s : v) a.emplace_back(s);
   return a;
 }
-
-namespace {
-
-template <class T>
-json::value opt(const std::optional<T>& v) {
-  return optional_json(v);
-}
-
-json::array strings(const std::vector<std::string>& v) { return string_array(v); }
-
-}  // namespace
 
 unix_ms now_ms() {
   using namespace std::chrono;
@@ -41,6 +32,35 @@ std::string format_time(unix_ms t) {
   return buf;
 }
 
+unix_ms parse_time(std::string_view text) {
+  // Digits at these offsets of "YYYY-MM-DDTHH:MM:SS.mmmZ", separators at the others.
+  constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  auto bad = [&] { return std::invalid_argument("not a time: '" + std::string(text) + "'"); };
+  if (text.size() != shape.size()) throw bad();
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (shape[i] == 'd' ? !digit : text[i] != shape[i]) throw bad();
+  }
+  auto number = [&](std::size_t at, std::size_t len) {
+    int n = 0;
+    for (std::size_t i = at; i < at + len; ++i) n = n * 10 + (text[i] - '0');
+    return n;
+  };
+  std::tm tm{};
+  tm.tm_year = number(0, 4) - 1900;
+  tm.tm_mon = number(5, 2) - 1;
+  tm.tm_mday = number(8, 2);
+  tm.tm_hour = number(11, 2);
+  tm.tm_min = number(14, 2);
+  tm.tm_sec = number(17, 2);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 59)
+    throw bad();
+  const unix_ms t = static_cast<unix_ms>(timegm(&tm)) * 1000 + number(20, 3);
+  if (format_time(t) != text) throw bad();  // 31 February and its like
+  return t;
+}
+
 std::string_view to_string(body_type b) {
   switch (b) {
     case body_type::seven_bit: return "7BIT";
@@ -49,6 +69,12 @@ std::string_view to_string(body_type b) {
     case body_type::none: break;
   }
   return "";
+}
+
+body_type body_type_of(std::string_view token) {
+  for (auto b : {body_type::seven_bit, body_type::eight_bit_mime, body_type::binary_mime})
+    if (to_string(b) == token) return b;
+  throw std::invalid_argument("not a BODY= value: '" + std::string(token) + "'");
 }
 
 std::string_view to_string(direction d) {
@@ -60,8 +86,119 @@ std::string_view to_string(direction d) {
   return "";
 }
 
-json::value to_json(const connection_facts& c) {
-  return json::object{
+direction direction_of(std::string_view token) {
+  for (auto d : {direction::client, direction::server, direction::tls})
+    if (to_string(d) == token) return d;
+  throw std::invalid_argument("not a transcript direction: '" + std::string(token) + "'");
+}
+
+namespace {
+
+// Readers of one field of an object; a missing field or one of another type throws.
+const json::object& object_of(const json::value& v) { return v.as_object(); }
+
+template <class T>
+T field(const json::object& o, std::string_view key) {
+  return json::value_to<T>(o.at(key));
+}
+
+std::string text(const json::object& o, std::string_view key) {
+  return std::string(o.at(key).as_string());
+}
+
+template <class T>
+std::optional<T> optional_field(const json::object& o, std::string_view key) {
+  const auto& v = o.at(key);
+  if (v.is_null()) return std::nullopt;
+  return json::value_to<T>(v);
+}
+
+unix_ms time_field(const json::object& o, std::string_view key) {
+  return parse_time(o.at(key).as_string());
+}
+
+}  // namespace
+
+void tag_invoke(json::value_from_tag, json::value& v, const client_certificate& c) {
+  v = json::object{{"subject", c.subject},
+                   {"issuer", c.issuer},
+                   {"not_after", c.not_after},
+                   {"sha256", c.sha256}};
+}
+
+client_certificate tag_invoke(json::value_to_tag<client_certificate>, const json::value& v) {
+  const auto& o = object_of(v);
+  return {text(o, "subject"), text(o, "issuer"), text(o, "not_after"), text(o, "sha256")};
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const client_hello& h) {
+  v = json::object{
+      {"versions", string_array(h.versions)}, {"ciphers", string_array(h.ciphers)},
+      {"groups", string_array(h.groups)},     {"alpn", string_array(h.alpn)},
+      {"sni", optional_json(h.sni)},          {"fingerprint", h.fingerprint},
+  };
+}
+
+client_hello tag_invoke(json::value_to_tag<client_hello>, const json::value& v) {
+  const auto& o = object_of(v);
+  client_hello h;
+  h.versions = field<std::vector<std::string>>(o, "versions");
+  h.ciphers = field<std::vector<std::string>>(o, "ciphers");
+  h.groups = field<std::vector<std::string>>(o, "groups");
+  h.alpn = field<std::vector<std::string>>(o, "alpn");
+  h.sni = optional_field<std::string>(o, "sni");
+  h.fingerprint = text(o, "fingerprint");
+  return h;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const failed_handshake& f) {
+  v = json::object{{"at", format_time(f.at)},
+                   {"client_ip", f.client_ip},
+                   {"reason", f.reason},
+                   {"client_hello", optional_json(f.client_hello)}};
+}
+
+failed_handshake tag_invoke(json::value_to_tag<failed_handshake>, const json::value& v) {
+  const auto& o = object_of(v);
+  return {time_field(o, "at"), text(o, "client_ip"), text(o, "reason"),
+          optional_field<client_hello>(o, "client_hello")};
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const tls_facts& t) {
+  v = json::object{
+      {"offered", t.offered},
+      {"used", t.used},
+      {"version", optional_json(t.version)},
+      {"cipher", optional_json(t.cipher)},
+      {"bits", optional_json(t.bits)},
+      {"group", optional_json(t.group)},
+      {"sni", optional_json(t.sni)},
+      {"alpn", optional_json(t.alpn)},
+      {"client_certificate", optional_json(t.client_certificate)},
+      {"client_hello", optional_json(t.client_hello)},
+      {"failed_handshakes", json::value_from(t.failed_handshakes)},
+  };
+}
+
+tls_facts tag_invoke(json::value_to_tag<tls_facts>, const json::value& v) {
+  const auto& o = object_of(v);
+  tls_facts t;
+  t.offered = field<bool>(o, "offered");
+  t.used = field<bool>(o, "used");
+  t.version = optional_field<std::string>(o, "version");
+  t.cipher = optional_field<std::string>(o, "cipher");
+  t.bits = optional_field<int>(o, "bits");
+  t.group = optional_field<std::string>(o, "group");
+  t.sni = optional_field<std::string>(o, "sni");
+  t.alpn = optional_field<std::string>(o, "alpn");
+  t.client_certificate = optional_field<client_certificate>(o, "client_certificate");
+  t.client_hello = optional_field<client_hello>(o, "client_hello");
+  t.failed_handshakes = field<std::vector<failed_handshake>>(o, "failed_handshakes");
+  return t;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const connection_facts& c) {
+  v = json::object{
       {"client_ip", c.client_ip},
       {"client_port", c.client_port},
       {"family", c.ipv6 ? "ipv6" : "ipv4"},
@@ -74,111 +211,168 @@ json::value to_json(const connection_facts& c) {
   };
 }
 
-json::value to_json(const client_hello& h) {
-  return json::object{
-      {"versions", strings(h.versions)},
-      {"ciphers", strings(h.ciphers)},
-      {"groups", strings(h.groups)},
-      {"alpn", strings(h.alpn)},
-      {"sni", opt(h.sni)},
-      {"fingerprint", h.fingerprint},
-  };
+connection_facts tag_invoke(json::value_to_tag<connection_facts>, const json::value& v) {
+  const auto& o = object_of(v);
+  connection_facts c;
+  c.client_ip = text(o, "client_ip");
+  c.client_port = field<std::uint16_t>(o, "client_port");
+  c.local_ip = text(o, "local_ip");
+  c.local_port = field<std::uint16_t>(o, "local_port");
+  c.ipv6 = text(o, "family") == "ipv6";
+  c.helo = text(o, "helo");
+  c.esmtp = field<bool>(o, "esmtp");
+  c.early_talker = field<bool>(o, "early_talker");
+  c.started_at = time_field(o, "started_at");
+  return c;
 }
 
-json::value to_json(const failed_handshake& f) {
-  json::object o{{"at", format_time(f.at)}, {"client_ip", f.client_ip}, {"reason", f.reason}};
-  o["client_hello"] = f.client_hello ? to_json(*f.client_hello) : json::value(nullptr);
-  return o;
+void tag_invoke(json::value_from_tag, json::value& v, const transcript_line& l) {
+  v = json::object{{"t_ms", l.t_ms}, {"dir", to_string(l.dir)}, {"line", l.line}};
 }
 
-json::value to_json(const tls_facts& t) {
-  json::object o{
-      {"offered", t.offered},    {"used", t.used},      {"version", opt(t.version)},
-      {"cipher", opt(t.cipher)}, {"bits", opt(t.bits)}, {"group", opt(t.group)},
-      {"sni", opt(t.sni)},       {"alpn", opt(t.alpn)},
-  };
-  if (t.client_certificate) {
-    const auto& c = *t.client_certificate;
-    o["client_certificate"] = json::object{{"subject", c.subject},
-                                           {"issuer", c.issuer},
-                                           {"not_after", c.not_after},
-                                           {"sha256", c.sha256}};
-  } else {
-    o["client_certificate"] = nullptr;
-  }
-  o["client_hello"] = t.client_hello ? to_json(*t.client_hello) : json::value(nullptr);
-  json::array failed;
-  for (const auto& f : t.failed_handshakes) failed.push_back(to_json(f));
-  o["failed_handshakes"] = std::move(failed);
-  return o;
+transcript_line tag_invoke(json::value_to_tag<transcript_line>, const json::value& v) {
+  const auto& o = object_of(v);
+  return {o.at("t_ms").to_number<double>(), direction_of(o.at("dir").as_string()), text(o, "line")};
 }
 
-json::value to_json(const envelope& e, std::uint64_t size) {
-  json::object o{{"mail_from", e.mail_from},
-                 {"rcpt_to", strings(e.rcpt_to)},
-                 {"smtputf8", e.smtputf8},
-                 {"size", size}};
-  o["body"] = e.body == body_type::none ? json::value(nullptr) : json::value(to_string(e.body));
-  o["declared_size"] = opt(e.declared_size);
-  return o;
-}
-
-json::value to_json(const data_facts& d) {
-  return json::object{
+void tag_invoke(json::value_from_tag, json::value& v, const data_facts& d) {
+  v = json::object{
       {"bare_lf", d.bare_lf},   {"bare_cr", d.bare_cr},     {"long_lines", d.long_lines},
       {"max_line", d.max_line}, {"eight_bit", d.eight_bit}, {"nul", d.nul},
       {"lines", d.lines}};
 }
 
-json::value to_json(const std::vector<transcript_line>& lines) {
-  json::array a;
-  a.reserve(lines.size());
-  for (const auto& l : lines)
-    a.push_back(json::object{{"t_ms", l.t_ms}, {"dir", to_string(l.dir)}, {"line", l.line}});
-  return a;
+data_facts tag_invoke(json::value_to_tag<data_facts>, const json::value& v) {
+  const auto& o = object_of(v);
+  data_facts d;
+  d.bare_lf = field<std::uint64_t>(o, "bare_lf");
+  d.bare_cr = field<std::uint64_t>(o, "bare_cr");
+  d.long_lines = field<std::uint64_t>(o, "long_lines");
+  d.max_line = field<std::uint64_t>(o, "max_line");
+  d.eight_bit = field<std::uint64_t>(o, "eight_bit");
+  d.nul = field<std::uint64_t>(o, "nul");
+  d.lines = field<std::uint64_t>(o, "lines");
+  return d;
 }
 
-json::value to_json(const session_record& s) {
-  double duration = static_cast<double>(s.ended_at - s.connection.started_at);
-  auto conn = to_json(s.connection);
-  conn.as_object()["duration_ms"] = duration;
-  return json::object{{"id", s.id},
-                      {"connection", std::move(conn)},
-                      {"tls", to_json(s.tls)},
-                      {"ended_at", format_time(s.ended_at)},
-                      {"messages", s.messages},
-                      {"outcome", s.outcome},
-                      {"transcript", to_json(s.transcript)}};
+void tag_invoke(json::value_from_tag, json::value& v, const envelope& e) {
+  v = json::object{
+      {"mail_from", e.mail_from},
+      {"rcpt_to", string_array(e.rcpt_to)},
+      {"smtputf8", e.smtputf8},
+      {"body", e.body == body_type::none ? json::value(nullptr) : json::value(to_string(e.body))},
+      {"declared_size", optional_json(e.declared_size)},
+  };
 }
 
-json::value to_json(const test_info& t) {
-  return json::object{{"id", t.id},
-                      {"address", t.address},
-                      {"created_at", format_time(t.created_at)},
-                      {"expires_at", format_time(t.expires_at)},
-                      {"label", t.label},
-                      {"profile", t.profile},
-                      {"bulk", t.bulk}};
+envelope tag_invoke(json::value_to_tag<envelope>, const json::value& v) {
+  const auto& o = object_of(v);
+  envelope e;
+  e.mail_from = text(o, "mail_from");
+  e.rcpt_to = field<std::vector<std::string>>(o, "rcpt_to");
+  e.smtputf8 = field<bool>(o, "smtputf8");
+  const auto& body = o.at("body");
+  e.body = body.is_null() ? body_type::none : body_type_of(body.as_string());
+  e.declared_size = optional_field<std::uint64_t>(o, "declared_size");
+  return e;
 }
 
-json::value to_json(const delivery_summary& d) {
-  return json::object{{"delivery", d.number},     {"received_at", format_time(d.received_at)},
-                      {"client_ip", d.client_ip}, {"mail_from", d.mail_from},
-                      {"size", d.size},           {"tls_version", opt(d.tls_version)}};
+void tag_invoke(json::value_from_tag, json::value& v, const session_record& s) {
+  auto connection = json::value_from(s.connection);
+  connection.as_object()["duration_ms"] = static_cast<double>(s.ended_at - s.connection.started_at);
+  v = json::object{{"id", s.id},
+                   {"connection", std::move(connection)},
+                   {"tls", json::value_from(s.tls)},
+                   {"ended_at", format_time(s.ended_at)},
+                   {"messages", s.messages},
+                   {"outcome", s.outcome},
+                   {"transcript", json::value_from(s.transcript)}};
 }
 
-json::value delivery_facts_json(const delivery& d) {
-  auto conn = to_json(d.connection);
-  conn.as_object()["duration_ms"] = static_cast<double>(d.received_at - d.connection.started_at);
-  return json::object{{"test_id", d.test_id},
-                      {"delivery", d.number},
-                      {"received_at", format_time(d.received_at)},
-                      {"session_id", d.session_id},
-                      {"connection", std::move(conn)},
-                      {"tls", to_json(d.tls)},
-                      {"envelope", to_json(d.envelope, d.raw.size())},
-                      {"data", to_json(d.data)},
-                      {"transcript", to_json(d.transcript)}};
+session_record tag_invoke(json::value_to_tag<session_record>, const json::value& v) {
+  const auto& o = object_of(v);
+  session_record s;
+  s.id = text(o, "id");
+  s.connection = field<connection_facts>(o, "connection");
+  s.tls = field<tls_facts>(o, "tls");
+  s.ended_at = time_field(o, "ended_at");
+  s.messages = field<std::uint32_t>(o, "messages");
+  s.outcome = text(o, "outcome");
+  s.transcript = field<std::vector<transcript_line>>(o, "transcript");
+  return s;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const test_info& t) {
+  v = json::object{{"id", t.id},
+                   {"address", t.address},
+                   {"created_at", format_time(t.created_at)},
+                   {"expires_at", format_time(t.expires_at)},
+                   {"label", t.label},
+                   {"profile", t.profile},
+                   {"bulk", t.bulk}};
+}
+
+test_info tag_invoke(json::value_to_tag<test_info>, const json::value& v) {
+  const auto& o = object_of(v);
+  test_info t;
+  t.id = text(o, "id");
+  t.address = text(o, "address");
+  t.created_at = time_field(o, "created_at");
+  t.expires_at = time_field(o, "expires_at");
+  t.label = text(o, "label");
+  t.profile = text(o, "profile");
+  t.bulk = field<bool>(o, "bulk");
+  return t;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const delivery_summary& d) {
+  v = json::object{{"delivery", d.number},     {"received_at", format_time(d.received_at)},
+                   {"client_ip", d.client_ip}, {"mail_from", d.mail_from},
+                   {"size", d.size},           {"tls_version", optional_json(d.tls_version)}};
+}
+
+delivery_summary tag_invoke(json::value_to_tag<delivery_summary>, const json::value& v) {
+  const auto& o = object_of(v);
+  delivery_summary d;
+  d.number = field<std::int64_t>(o, "delivery");
+  d.received_at = time_field(o, "received_at");
+  d.client_ip = text(o, "client_ip");
+  d.mail_from = text(o, "mail_from");
+  d.size = field<std::uint64_t>(o, "size");
+  d.tls_version = optional_field<std::string>(o, "tls_version");
+  return d;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const delivery& d) {
+  auto connection = json::value_from(d.connection);
+  connection.as_object()["duration_ms"] =
+      static_cast<double>(d.received_at - d.connection.started_at);
+  auto envelope = json::value_from(d.envelope);
+  envelope.as_object()["size"] = d.raw.size();
+  v = json::object{{"test_id", d.test_id},
+                   {"delivery", d.number},
+                   {"received_at", format_time(d.received_at)},
+                   {"session_id", d.session_id},
+                   {"connection", std::move(connection)},
+                   {"tls", json::value_from(d.tls)},
+                   {"envelope", std::move(envelope)},
+                   {"data", json::value_from(d.data)},
+                   {"transcript", json::value_from(d.transcript)}};
+}
+
+delivery tag_invoke(json::value_to_tag<delivery>, const json::value& v) {
+  const auto& o = object_of(v);
+  delivery d;
+  d.test_id = text(o, "test_id");
+  d.number = field<std::int64_t>(o, "delivery");
+  d.received_at = time_field(o, "received_at");
+  d.session_id = text(o, "session_id");
+  d.connection = field<connection_facts>(o, "connection");
+  d.tls = field<tls_facts>(o, "tls");
+  d.envelope = field<core::envelope>(o, "envelope");
+  d.data = field<data_facts>(o, "data");
+  d.transcript = field<std::vector<transcript_line>>(o, "transcript");
+  return d;
 }
 
 }  // namespace mxlens::core

@@ -1,13 +1,23 @@
-// The JSON form of the core types. Field names are those of schema/report.schema.json
-// (connection, tls, envelope, transcript); what the schema does not name yet (data facts, session
-// records) follows the same style.
+// The JSON form of the core types: one serializer per type (Boost.JSON's tag_invoke for
+// value_from) and its inverse (tag_invoke for value_to), so that what is written can be read
+// back as the same value (tests/core/json_test.cpp round-trips every type). Field names are those
+// of schema/report.schema.json (connection, tls, envelope, transcript); what the schema does not
+// name yet (data facts, session records) follows the same style.
+//
+// The inverses are strict: a missing field, a field of the wrong type or a malformed time throws
+// std::system_error or std::invalid_argument, which a reader at an edge turns into its own error.
+// Fields derived from others (a connection's "family" and "duration_ms", an envelope's "size")
+// are written for readers and ignored when read back.
 #pragma once
 
 #include <boost/json/array.hpp>
+#include <boost/json/conversion.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.hpp"
@@ -23,21 +33,60 @@ boost::json::value optional_json(const std::optional<T>& v) {
 
 boost::json::array string_array(const std::vector<std::string>& v);
 
-boost::json::value to_json(const connection_facts& c);
-boost::json::value to_json(const tls_facts& t);
-boost::json::value to_json(const client_hello& h);
-boost::json::value to_json(const failed_handshake& f);
-boost::json::value to_json(const envelope& e, std::uint64_t size);
-boost::json::value to_json(const data_facts& d);
-boost::json::value to_json(const std::vector<transcript_line>& lines);
-boost::json::value to_json(const session_record& s);
-boost::json::value to_json(const test_info& t);
-boost::json::value to_json(const delivery_summary& d);
-
-// The facts of a delivery, without its raw bytes: what storage keeps beside the message.
-boost::json::value delivery_facts_json(const delivery& d);
+// The inverse of format_time: exactly "YYYY-MM-DDTHH:MM:SS.mmmZ" (RFC 3339 in UTC, as written);
+// anything else throws std::invalid_argument.
+unix_ms parse_time(std::string_view text);
 
 std::string_view to_string(body_type b);
 std::string_view to_string(direction d);
+// The inverses; an unknown token throws std::invalid_argument.
+body_type body_type_of(std::string_view token);
+direction direction_of(std::string_view token);
+
+// Each type's serializer and its inverse.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const client_certificate& x);
+client_certificate tag_invoke(boost::json::value_to_tag<client_certificate>,
+                              const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const client_hello& x);
+client_hello tag_invoke(boost::json::value_to_tag<client_hello>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const failed_handshake& x);
+failed_handshake tag_invoke(boost::json::value_to_tag<failed_handshake>,
+                            const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const tls_facts& x);
+tls_facts tag_invoke(boost::json::value_to_tag<tls_facts>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const connection_facts& x);
+connection_facts tag_invoke(boost::json::value_to_tag<connection_facts>,
+                            const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const transcript_line& x);
+transcript_line tag_invoke(boost::json::value_to_tag<transcript_line>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const data_facts& x);
+data_facts tag_invoke(boost::json::value_to_tag<data_facts>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const envelope& x);
+envelope tag_invoke(boost::json::value_to_tag<envelope>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const session_record& x);
+session_record tag_invoke(boost::json::value_to_tag<session_record>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const test_info& x);
+test_info tag_invoke(boost::json::value_to_tag<test_info>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const delivery_summary& x);
+delivery_summary tag_invoke(boost::json::value_to_tag<delivery_summary>,
+                            const boost::json::value& v);
+// A delivery's facts, without its raw bytes: what storage keeps beside the message, and what the
+// analysis reads. Read back, `raw` is empty.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const delivery& x);
+delivery tag_invoke(boost::json::value_to_tag<delivery>, const boost::json::value& v);
+
+// The JSON form of any of the types above.
+template <class T>
+boost::json::value to_json(const T& x) {
+  return boost::json::value_from(x);
+}
+
+// A value of one of the types above, from its JSON form (see the inverses' contract above).
+template <class T>
+T from_json(const boost::json::value& v) {
+  return boost::json::value_to<T>(v);
+}
+
+inline boost::json::value delivery_facts_json(const delivery& d) { return to_json(d); }
 
 }  // namespace mxlens::core

@@ -35,6 +35,8 @@ struct client_certificate {
   std::string issuer;
   std::string not_after;  // RFC 3339
   std::string sha256;     // hex of the DER encoding
+
+  bool operator==(const client_certificate&) const = default;
 };
 
 // What the client offered in its ClientHello, whether or not the handshake then succeeded.
@@ -45,6 +47,8 @@ struct client_hello {
   std::vector<std::string> alpn;
   std::optional<std::string> sni;
   std::string fingerprint;  // JA4
+
+  bool operator==(const client_hello&) const = default;
 };
 
 struct failed_handshake {
@@ -52,6 +56,8 @@ struct failed_handshake {
   std::string client_ip;
   std::string reason;  // OpenSSL's reason text
   std::optional<core::client_hello> client_hello;
+
+  bool operator==(const failed_handshake&) const = default;
 };
 
 struct tls_facts {
@@ -66,6 +72,8 @@ struct tls_facts {
   std::optional<core::client_certificate> client_certificate;
   std::optional<core::client_hello> client_hello;
   std::vector<failed_handshake> failed_handshakes;
+
+  bool operator==(const tls_facts&) const = default;
 };
 
 struct connection_facts {
@@ -79,6 +87,8 @@ struct connection_facts {
   // Spoke before the greeting, or sent ahead where PIPELINING does not allow it (RFC 2920 §3.1).
   bool early_talker = false;
   unix_ms started_at = 0;
+
+  bool operator==(const connection_facts&) const = default;
 };
 
 enum class direction { client, server, tls };
@@ -87,6 +97,8 @@ struct transcript_line {
   double t_ms = 0;  // since the connection was accepted
   direction dir = direction::client;
   std::string line;
+
+  bool operator==(const transcript_line&) const = default;
 };
 
 // Facts about the DATA bytes that a later check grades; the message is accepted regardless.
@@ -98,6 +110,8 @@ struct data_facts {
   std::uint64_t eight_bit = 0;   // octets >= 0x80
   std::uint64_t nul = 0;         // NUL octets
   std::uint64_t lines = 0;
+
+  bool operator==(const data_facts&) const = default;
 };
 
 enum class body_type { none, seven_bit, eight_bit_mime, binary_mime };
@@ -108,6 +122,8 @@ struct envelope {
   body_type body = body_type::none;  // as declared with BODY=
   bool smtputf8 = false;
   std::optional<std::uint64_t> declared_size;  // SIZE= (RFC 1870)
+
+  bool operator==(const envelope&) const = default;
 };
 
 // One accepted message for one test, with everything the session knew when the data ended.
@@ -122,6 +138,8 @@ struct delivery {
   core::data_facts data;
   std::vector<transcript_line> transcript;
   std::string raw;  // the message as received, dot-unstuffing undone, nothing added
+
+  bool operator==(const delivery&) const = default;
 };
 
 // One connection, recorded when it ends, whether or not it delivered anything.
@@ -133,6 +151,8 @@ struct session_record {
   std::uint32_t messages = 0;
   std::string outcome;  // quit, dropped, timeout, tls_failed, limit, shutdown, refused
   std::vector<transcript_line> transcript;
+
+  bool operator==(const session_record&) const = default;
 };
 
 struct test_info {
@@ -143,6 +163,8 @@ struct test_info {
   std::string label;
   std::string profile = "accept";
   bool bulk = false;  // judge its deliveries as a bulk sender's
+
+  bool operator==(const test_info&) const = default;
 };
 
 // A one-line summary of a delivery, for listings.
@@ -153,6 +175,8 @@ struct delivery_summary {
   std::string mail_from;
   std::uint64_t size = 0;
   std::optional<std::string> tls_version;
+
+  bool operator==(const delivery_summary&) const = default;
 };
 
 // What a test's listing and its per-source totals need of one analyzed delivery, stored beside
@@ -170,6 +194,8 @@ struct report_line {
   bool spf_pass = false;
   bool dkim_pass = false;  // at least one signature passed
   bool dmarc_pass = false;
+
+  bool operator==(const report_line&) const = default;
 };
 
 }  // namespace mxlens::core
