@@ -3,12 +3,14 @@
 // on_writer (the writer thread, between commits) and committed (a commit of the writer's).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cassert>
 #include <exception>
 #include <memory>
 #include <type_traits>
@@ -34,7 +36,11 @@ boost::asio::awaitable<T> resumed_with(Start start) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     auto ex = asio::prefer(asio::get_associated_executor(*shared),
                            asio::execution::outstanding_work.tracked);
-    auto done = [shared, ex](T value) {
+    // Copyable, because commit_queue keeps its callbacks in std::function; called once only.
+    auto called = std::make_shared<std::atomic<bool>>(false);
+    auto done = [shared, ex, called](T value) {
+      [[maybe_unused]] const bool again = called->exchange(true);
+      assert(!again && "a bridge's completion was called twice");
       asio::post(ex, [shared, value = std::move(value)]() mutable {
         std::move (*shared)(std::move(value));
       });
@@ -85,6 +91,8 @@ auto run_blocking(boost::asio::thread_pool& pool, F fn)
 template <class F>
 auto on_writer(commit_queue& queue, F fn)
     -> boost::asio::awaitable<std::invoke_result_t<F&, store&>> {
+  static_assert(std::is_copy_constructible_v<F>,
+                "commit_queue keeps its tasks in std::function: the work must be copyable");
   using result = attempt<std::invoke_result_t<F&, store&>>;
   auto start = [&queue, fn = std::move(fn)](auto done) mutable {
     queue.run([fn = std::move(fn), done = std::move(done)](store& s) mutable {

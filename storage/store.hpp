@@ -89,7 +89,8 @@ class store {
   virtual bool delete_test(const std::string& id) = 0;
 
   // Commits the batch in one transaction and sets each delivery's number (0 for a delivery whose
-  // test no longer exists, which is skipped).
+  // test no longer exists, which is skipped). A test's deliveries are numbered 1, 2, … without
+  // gaps: the event streams rely on it (webui::api::lines_after).
   virtual void commit(batch& b) = 0;
 
   virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;

@@ -108,6 +108,14 @@ asio::awaitable<core::test_info> existing_test(api& service, const std::string& 
   co_return *test;
 }
 
+// For handlers that need the test to exist but not the test itself. g++ 12 miscompiled a
+// coroutine that discarded the test_info of `co_await existing_test(...)` and then awaited inside
+// an `if` condition: the resumption reached a trap instruction (docs/libraries.md §5).
+asio::awaitable<void> require_test(api& service, const std::string& id) {
+  const auto test = co_await existing_test(service, id);
+  (void)test;
+}
+
 // The pages: three HTML files and their scripts and styles, from the embedded set only (a name
 // outside it is a 404, so no path reaches anything else).
 response asset(const api& service, const request& req, const std::string& name) {
@@ -212,7 +220,7 @@ asio::awaitable<response> show(api& service, const request& req, const target& t
 // GET /api/v1/tests/{id}/deliveries/{n}: the report (report.schema.json).
 asio::awaitable<response> one(api& service, const request& req, const std::string& id,
                               std::int64_t n) {
-  co_await existing_test(service, id);
+  co_await require_test(service, id);
   auto found = co_await service.report(id, n);
   if (!found)
     throw http_error{http::status::not_found, "not_found",
@@ -223,7 +231,7 @@ asio::awaitable<response> one(api& service, const request& req, const std::strin
 // GET /api/v1/tests/{id}/deliveries/{n}/raw: the message as received, as an attachment.
 asio::awaitable<response> raw(api& service, const request& req, const std::string& id,
                               std::int64_t n) {
-  co_await existing_test(service, id);
+  co_await require_test(service, id);
   auto bytes = co_await service.raw_message(id, n);
   if (!bytes) throw http_error{http::status::not_found, "not_found", "no such delivery"};
   response res{http::status::ok, req.version()};
@@ -239,9 +247,7 @@ asio::awaitable<response> raw(api& service, const request& req, const std::strin
 
 // DELETE /api/v1/tests/{id}.
 asio::awaitable<response> remove(api& service, const request& req, const std::string& id) {
-  co_await existing_test(service, id);
-  // Named, not awaited inside the condition: g++ 12 resumed a freed frame for
-  // `if (!co_await service.delete_test(id))` (docs/libraries.md §5).
+  co_await require_test(service, id);
   const bool deleted = co_await service.delete_test(id);
   if (!deleted) throw http_error{http::status::not_found, "not_found", "no such test"};
   co_return empty_response(req, http::status::no_content);
@@ -252,7 +258,7 @@ asio::awaitable<response> wait(api& service, const request& req, const target& t
                                const std::string& id) {
   const auto after = int_param(t.query, "after", 0, 0, max_number);
   const auto timeout = int_param(t.query, "timeout", 30, 0, service.settings().max_wait.count());
-  co_await existing_test(service, id);
+  co_await require_test(service, id);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
   auto found = co_await service.next_report(id, after, deadline);
   if (found) co_return json_response(req, http::status::ok, *found);
@@ -264,7 +270,7 @@ asio::awaitable<response> wait(api& service, const request& req, const target& t
 // GET /api/v1/tests/{id}/events: from ?after=N, or the Last-Event-ID a client resumes with.
 asio::awaitable<event_stream> events(api& service, const request& req, const target& t,
                                      const std::string& id) {
-  co_await existing_test(service, id);
+  co_await require_test(service, id);
   event_stream stream{id, int_param(t.query, "after", 0, 0, max_number)};
   if (auto last = req.find("Last-Event-ID"); last != req.end()) {
     const std::map<std::string, std::string> h{{"Last-Event-ID", std::string(last->value())}};
@@ -356,7 +362,8 @@ response error_response(unsigned version, bool keep_alive, http::status status,
 asio::awaitable<routed> route(api& service, const request& req) {
   std::optional<http_error> failure;
   try {
-    co_return co_await dispatch(service, req);
+    auto answer = co_await dispatch(service, req);
+    co_return answer;
   } catch (const http_error& e) {
     failure = e;
   } catch (const std::exception& e) {

@@ -35,6 +35,7 @@ struct event_stream {
 using routed = std::variant<response, event_stream>;
 
 // The answer to one request. Never throws: a failure of the service is a 500 with a JSON body.
+// `req` must outlive the awaitable.
 boost::asio::awaitable<routed> route(api& service, const request& req);
 
 // An error response, for what the connection refuses before routing (limits, bad HTTP).

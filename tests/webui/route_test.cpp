@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <future>
+#include <thread>
 
 #include "core/report.hpp"
 #include "core/test_id.hpp"
@@ -142,6 +143,12 @@ struct harness {
   }
 
   void analyse(const std::string& id, const std::vector<std::int64_t>& numbers) {
+    REQUIRE(store_analyses(id, numbers).empty());
+  }
+
+  // The analyses' commit, as store_sink makes it; the commit's error text (empty on success).
+  // Safe from any thread (no assertions here).
+  std::string store_analyses(const std::string& id, const std::vector<std::int64_t>& numbers) {
     std::vector<storage::analysis_update> updates;
     for (auto n : numbers) {
       json::object facts{{"received_at", "2026-12-01T00:00:00.000Z"},
@@ -160,7 +167,7 @@ struct harness {
     std::promise<storage::commit_queue::outcome> stored;
     queue.submit(std::move(updates),
                  [&](const storage::commit_queue::outcome& o) { stored.set_value(o); });
-    REQUIRE(stored.get_future().get().error.empty());
+    return stored.get_future().get().error;
   }
 };
 
@@ -343,6 +350,48 @@ TEST_CASE("route: a long poll answers with the next report, or 204 at its time-o
   check_error(h.get(base + "/wait?after=x"), http::status::bad_request, "bad_parameter");
   auto post = std::get<webui::response>(h.call(http::verb::post, base + "/wait"));
   check_error(post, http::status::method_not_allowed, "method_not_allowed");
+}
+
+TEST_CASE("route: a long poll sleeps until the report is stored and the hub says so", "[webui]") {
+  harness h;
+  const auto id = h.new_test();
+  h.deliver(id, 1, {});
+  // The report arrives 300 ms into the wait, from another thread, as store_sink stores it.
+  std::string stored = "not yet";
+  std::thread analysis([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stored = h.store_analyses(id, {1});
+    h.hub.notify(id);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto res = h.get("/api/v1/tests/" + id + "/wait?timeout=10");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  analysis.join();
+  CHECK(stored.empty());
+  CHECK(res.result() == http::status::ok);
+  CHECK(body_of(res).at("delivery").as_int64() == 1);
+  CHECK(waited >= std::chrono::milliseconds(250));
+  CHECK(waited < std::chrono::seconds(5));  // woken, not timed out
+}
+
+TEST_CASE("route: responses keep the connection only when the client and the server both may",
+          "[webui]") {
+  harness h;
+  const auto id = h.new_test();
+  auto closing = [&](const std::string& target) {
+    webui::request req{http::verb::get, target, 11};
+    req.keep_alive(false);
+    return std::get<webui::response>(h.run(webui::route(h.service, req)));
+  };
+  CHECK(h.get("/healthz").keep_alive());
+  CHECK_FALSE(closing("/healthz").keep_alive());
+  CHECK_FALSE(closing("/api/v1/tests/aaaaaaaaaaaaaaaa").keep_alive());           // an error
+  CHECK_FALSE(closing("/api/v1/tests/" + id + "/wait?timeout=0").keep_alive());  // a 204
+  CHECK(h.get("/api/v1/tests/" + id + "/wait?timeout=0").keep_alive());
+  h.service.stop();
+  auto stopping = h.get("/api/v1/tests/" + id + "/wait?timeout=5");
+  CHECK(stopping.result() == http::status::no_content);  // at once, not after 5 s
+  CHECK_FALSE(stopping.keep_alive());
 }
 
 TEST_CASE("route: an event stream starts after ?after or Last-Event-ID", "[webui]") {
