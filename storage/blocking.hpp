@@ -33,16 +33,22 @@ template <class T, class Start>
 boost::asio::awaitable<T> resumed_with(Start start) {
   namespace asio = boost::asio;
   auto initiation = [](auto handler, Start s) {
-    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-    auto ex = asio::prefer(asio::get_associated_executor(*shared),
+    // The handler and its called-once flag in one allocation: `done` is copyable, because
+    // commit_queue keeps its callbacks in std::function, and is called once only.
+    using handler_type = decltype(handler);
+    struct state {
+      explicit state(handler_type h) : resume(std::move(h)) {}
+      handler_type resume;
+      std::atomic<bool> called{false};
+    };
+    auto shared = std::make_shared<state>(std::move(handler));
+    auto ex = asio::prefer(asio::get_associated_executor(shared->resume),
                            asio::execution::outstanding_work.tracked);
-    // Copyable, because commit_queue keeps its callbacks in std::function; called once only.
-    auto called = std::make_shared<std::atomic<bool>>(false);
-    auto done = [shared, ex, called](T value) {
-      [[maybe_unused]] const bool again = called->exchange(true);
+    auto done = [shared, ex](T value) {
+      [[maybe_unused]] const bool again = shared->called.exchange(true);
       assert(!again && "a bridge's completion was called twice");
       asio::post(ex, [shared, value = std::move(value)]() mutable {
-        std::move (*shared)(std::move(value));
+        std::move(shared->resume)(std::move(value));
       });
     };
     s(std::move(done));
