@@ -12,7 +12,6 @@
 #include <map>
 #include <optional>
 
-#include "core/json.hpp"
 #include "core/report.hpp"
 #include "webui/route.hpp"
 

@@ -41,22 +41,30 @@ constexpr const char* page_policy =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-response json_response(const request& req, http::status status, const json::value& body) {
-  response res{status, req.version()};
-  res.set(http::field::content_type, "application/json");
+// Every response is made here: the headers every response carries, the body sized, and the
+// connection kept as the client asked (empty content_type: no body, no Content-Type).
+response make_response(unsigned version, bool keep_alive, http::status status,
+                       std::string_view content_type, std::string body) {
+  response res{status, version};
+  if (!content_type.empty()) res.set(http::field::content_type, content_type);
   secure_headers(res);
-  res.body() = json::serialize(body);
-  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
   res.prepare_payload();
   return res;
 }
 
+response make_response(const request& req, http::status status, std::string_view content_type,
+                       std::string body) {
+  return make_response(req.version(), req.keep_alive(), status, content_type, std::move(body));
+}
+
+response json_response(const request& req, http::status status, const json::value& body) {
+  return make_response(req, status, "application/json", json::serialize(body));
+}
+
 response empty_response(const request& req, http::status status) {
-  response res{status, req.version()};
-  secure_headers(res);
-  res.keep_alive(req.keep_alive());
-  res.prepare_payload();
-  return res;
+  return make_response(req, status, {}, {});
 }
 
 // The request target in origin form (RFC 9112 §3.2.1: an absolute path and an optional query),
@@ -128,17 +136,14 @@ response asset(const api& service, const request& req, const std::string& name) 
     std::ifstream in(dir + "/" + name, std::ios::binary);
     if (in) bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
-  response res{http::status::ok, req.version()};
   const auto dot = name.rfind('.');
   const auto ext = dot == std::string::npos ? "" : name.substr(dot + 1);
-  res.set(http::field::content_type, ext == "html"  ? "text/html; charset=utf-8"
-                                     : ext == "css" ? "text/css; charset=utf-8"
-                                                    : "text/javascript; charset=utf-8");
-  secure_headers(res);
+  auto res = make_response(req, http::status::ok,
+                           ext == "html"  ? "text/html; charset=utf-8"
+                           : ext == "css" ? "text/css; charset=utf-8"
+                                          : "text/javascript; charset=utf-8",
+                           std::move(bytes));
   res.set(http::field::cache_control, "no-cache");
-  res.body() = std::move(bytes);
-  res.keep_alive(req.keep_alive());
-  res.prepare_payload();
   return res;
 }
 
@@ -234,14 +239,9 @@ asio::awaitable<response> raw(api& service, const request& req, const std::strin
   co_await require_test(service, id);
   auto bytes = co_await service.raw_message(id, n);
   if (!bytes) throw http_error{http::status::not_found, "not_found", "no such delivery"};
-  response res{http::status::ok, req.version()};
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  auto res = make_response(req, http::status::ok, "text/plain; charset=utf-8", std::move(*bytes));
   res.set(http::field::content_disposition,
           "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
-  secure_headers(res);
-  res.body() = std::move(*bytes);
-  res.keep_alive(req.keep_alive());
-  res.prepare_payload();
   co_return res;
 }
 
@@ -297,13 +297,8 @@ asio::awaitable<routed> dispatch(api& service, const request& req) {
   }
   if (p.size() == 1 && p[0] == "metrics") {
     require_method(req, http::verb::get, "GET");
-    response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "text/plain; version=0.0.4");
-    secure_headers(res);
-    res.body() = service.metrics_text();
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
-    co_return res;
+    co_return make_response(req, http::status::ok, "text/plain; version=0.0.4",
+                            service.metrics_text());
   }
   if (p.size() < 3 || p[0] != "api" || p[1] != "v1" || p[2] != "tests")
     throw http_error{http::status::not_found, "not_found", "no such resource"};
@@ -349,11 +344,9 @@ void secure_headers(http::response_header<>& res) {
 
 response error_response(unsigned version, bool keep_alive, http::status status,
                         const std::string& code, const std::string& message) {
-  request req;
-  req.version(version);
-  req.keep_alive(keep_alive);
-  auto res = json_response(
-      req, status, json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+  auto res = make_response(
+      version, keep_alive, status, "application/json",
+      json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}}));
   if (status == http::status::method_not_allowed)
     res.set(http::field::allow, message.substr(message.rfind(' ') + 1));
   return res;
