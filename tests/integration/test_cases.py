@@ -2,8 +2,7 @@
 
 A case folder holds
   message.eml  the message; "{date}" becomes the arrival time, "{date-3d}" three days before
-  case.json    {"client_ip", "helo", "mail_from", "bulk", "session": {connection, tls, envelope,
-               data} (optional: without it the message is analyzed as a file),
+  case.json    {"client_ip", "helo", "mail_from", "bulk",
                "dkim": [{"selector", "domain", "key", "algorithm", "canonicalization",
                          "headers", "length", "publish"}],   signed by dkimpy, in order
                "after_signing": [[old, new], ...],            edits made after signing
@@ -11,6 +10,27 @@ A case folder holds
                "expect": {"check.id": "status", ...},
                "providers": {"gmail": {"verdict": ..., "reply_starts": ..., "bulk_verdict": ...}}}
   zone.conf    the DNS data it needs, for dnsmasq (key records for "dkim" entries are added)
+  session.json (optional) a RECORDED SMTP session: the "connection", "tls", "envelope" and "data"
+               objects of the report `mxlens serve` stored when a real client delivered this case's
+               message to it on loopback, written by tests/cases/record exactly as the server
+               wrote them, except that the keys the analysis adds to "connection" (ptr,
+               ptr_confirmed, fcrdns, iprev, helo_dns, helo_addresses) are left out. It is passed
+               to `mxlens analyze --session`; without it the message is analyzed as a file and the
+               transport and TLS checks say "skip". Its client_ip, helo and mail_from must be the
+               case's (the runner checks). A session is never written by hand: case.json has no
+               "session" member (the runner refuses one).
+  earlier_sessions.json (optional) session records as `mxlens sessions` printed them, of earlier
+               sessions from the same client that failed their TLS handshake, recorded by
+               tests/cases/record before the delivery. At run time the runner appends each
+               record's tls.failed_handshakes, in the file's order (newest first), to
+               session.json's tls.failed_handshakes, as the server does for a delivery (at most 10).
+
+To (re-)record the sessions, with the mxlens binary of this tree (MXLENS_BIN, or build/app/mxlens):
+  /usr/bin/python3 tests/cases/record            every case the recorder has a client for
+  /usr/bin/python3 tests/cases/record <case>     one case
+then commit the changed session.json (and earlier_sessions.json) files. The test run itself never
+records: it reads the committed files. tests/cases/record says which client, settings and source
+address each case is recorded with.
 
 Expected statuses are written from the RFCs and the providers' published rules.
 """
@@ -19,6 +39,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -26,11 +47,16 @@ from email.utils import formatdate
 
 import dkim
 
-import dnsd
-from harness import MXLENS, schema_errors
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # dnsd and harness, from anywhere
+import dnsd  # noqa: E402
+from harness import MXLENS, schema_errors  # noqa: E402
 
 CASES = os.path.join(os.path.dirname(__file__), "..", "cases")
 CHECKS_MD = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "CHECKS.md")
+# What the server does with earlier sessions' failed handshakes (app/store_sink.cpp, context_of).
+MOST_EARLIER_FAILURES = 10
+# Keys the analysis adds to the report's "connection"; a recorded session.json leaves them out.
+ANALYSIS_CONNECTION_KEYS = ("ptr", "ptr_confirmed", "fcrdns", "iprev", "helo_dns", "helo_addresses")
 
 
 def catalog_ids():
@@ -77,10 +103,18 @@ def sign(msg, entry):
     return sig + msg
 
 
-def run_case(name):
+def load_case(name):
     folder = os.path.join(CASES, name)
     with open(os.path.join(folder, "case.json")) as f:
         case = json.load(f)
+    if "session" in case:
+        raise AssertionError(f"{name}: case.json has a hand-written \"session\"; record one "
+                             f"instead: /usr/bin/python3 tests/cases/record {name}")
+    return folder, case
+
+
+def prepared_message(folder, case):
+    """The case's message as it is analyzed (and as tests/cases/record delivers it)."""
     with open(os.path.join(folder, "message.eml"), "rb") as f:
         msg = f.read()
     now = time.time()
@@ -92,19 +126,60 @@ def run_case(name):
     for old, new in case.get("after_signing", []):
         msg = msg.replace(old.encode(), new.encode())
     msg += case.get("append_after_signing", "").encode()
+    return msg
+
+
+def write_zone(folder, case, path):
+    """The dnsmasq configuration of the case: its zone.conf and its DKIM keys."""
+    with open(path, "w") as out:
+        out.write("local=/example/\nlocal=/127.in-addr.arpa/\n")
+        zone_file = os.path.join(folder, "zone.conf")
+        if os.path.exists(zone_file):
+            with open(zone_file) as f:
+                out.write(f.read() + "\n")
+        for entry in case.get("dkim", []):
+            if entry.get("publish", True):
+                out.write(txt_line(f"{entry['selector']}._domainkey.{entry['domain']}",
+                                   key_record(entry.get("key", "rsa2048.pem"))) + "\n")
+
+
+def recorded_session(name, folder, case, tmp):
+    """The path of the session file to pass to --session, or None without session.json."""
+    path = os.path.join(folder, "session.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        session = json.load(f)
+    connection, envelope = session["connection"], session["envelope"]
+    recorded = (connection["client_ip"], connection["helo"], envelope["mail_from"])
+    wanted = (case["client_ip"], case.get("helo", ""), case.get("mail_from", ""))
+    if recorded != wanted:
+        raise AssertionError(f"{name}: session.json was recorded with client_ip, helo, mail_from "
+                             f"{recorded}, case.json says {wanted}; re-record: "
+                             f"/usr/bin/python3 tests/cases/record {name}")
+    added = sorted(set(connection) & set(ANALYSIS_CONNECTION_KEYS))
+    if added:
+        raise AssertionError(f"{name}: session.json has the analysis' connection keys {added}")
+    earlier_path = os.path.join(folder, "earlier_sessions.json")
+    if not os.path.exists(earlier_path):
+        return path
+    with open(earlier_path) as f:
+        earlier = json.load(f)
+    failures = [f for record in earlier for f in record["tls"]["failed_handshakes"]]
+    session["tls"]["failed_handshakes"] += failures[:MOST_EARLIER_FAILURES]
+    merged = os.path.join(tmp, "session.json")
+    with open(merged, "w") as f:
+        json.dump(session, f)
+    return merged
+
+
+def run_case(name):
+    folder, case = load_case(name)
+    msg = prepared_message(folder, case)
 
     with tempfile.TemporaryDirectory(prefix="mxlens-case-") as tmp:
         zone = os.path.join(tmp, "zone.conf")
-        with open(zone, "w") as out:
-            out.write("local=/example/\nlocal=/127.in-addr.arpa/\n")
-            zone_file = os.path.join(folder, "zone.conf")
-            if os.path.exists(zone_file):
-                with open(zone_file) as f:
-                    out.write(f.read() + "\n")
-            for entry in case.get("dkim", []):
-                if entry.get("publish", True):
-                    out.write(txt_line(f"{entry['selector']}._domainkey.{entry['domain']}",
-                                       key_record(entry.get("key", "rsa2048.pem"))) + "\n")
+        write_zone(folder, case, zone)
         server = dnsd.DnsServer([zone]).start()
         try:
             message_path = os.path.join(tmp, "message.eml")
@@ -113,10 +188,8 @@ def run_case(name):
             args = [MXLENS, "analyze", message_path, "--client-ip", case["client_ip"],
                     "--helo", case.get("helo", ""), "--mail-from", case.get("mail_from", ""),
                     "--dns", server.address, "--dns-timeout", "2", "--hostname", "mx.test.example"]
-            if "session" in case:
-                session_path = os.path.join(tmp, "session.json")
-                with open(session_path, "w") as f:
-                    json.dump(case["session"], f)
+            session_path = recorded_session(name, folder, case, tmp)
+            if session_path:
                 args += ["--session", session_path]
             if case.get("bulk"):
                 args.append("--bulk")
