@@ -15,6 +15,7 @@
 #include "app/cli.hpp"
 #include "app/commands.hpp"
 #include "app/report.hpp"
+#include "core/json.hpp"
 #include "core/types.hpp"
 
 namespace mxlens::app {
@@ -34,8 +35,9 @@ std::string to_crlf(const std::string& in) {
   return out;
 }
 
-// The recorded session a report can carry: its connection, tls, envelope and data objects.
-boost::json::object read_session(const std::string& file) {
+// The recorded session of a report ('tests show', the API) or of a session file: its connection,
+// tls, envelope and data, read strictly (a missing, mistyped or unknown-valued field is refused).
+core::delivery read_session(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw usage_error("--session: cannot read '" + file + "'");
   std::ostringstream text;
@@ -43,43 +45,22 @@ boost::json::object read_session(const std::string& file) {
   boost::system::error_code ec;
   auto v = boost::json::parse(text.str(), ec);
   if (ec || !v.is_object()) throw usage_error("--session: '" + file + "' is not a JSON object");
-  boost::json::object session;
-  for (const char* key : {"connection", "tls", "envelope", "data"})
-    if (auto* part = v.as_object().if_contains(key); part && part->is_object())
-      session[key] = *part;
-  return session;
-}
-
-// The facts of a message analyzed from a file: what the session file gave, and for the rest what
-// the command line says (a port of 0 and no transcript: nothing was recorded).
-boost::json::object file_facts(const analyzers::analysis_input& in) {
-  namespace json = boost::json;
-  json::object connection{{"client_ip", in.client_ip},
-                          {"client_port", 0},
-                          {"family", in.client_ip.find(':') == std::string::npos ? "ipv4" : "ipv6"},
-                          {"helo", in.helo},
-                          {"esmtp", true}};
-  json::object tls{{"offered", false}, {"used", false}};
-  json::object envelope{{"mail_from", in.mail_from},
-                        {"rcpt_to", json::array{json::value("analyzed@" + in.receiver)}},
-                        {"size", in.raw.size()}};
-  auto take = [&](const char* key, json::object& into) {
-    if (auto* v = in.session.if_contains(key); v && v->is_object())
-      for (const auto& [k, value] : v->as_object()) into[k] = value;
-  };
-  take("connection", connection);
-  take("tls", tls);
-  take("envelope", envelope);
-  json::object facts{{"test_id", "analyzed"},
-                     {"delivery", 1},
-                     {"received_at", core::format_time(in.received_at)},
-                     {"session_recorded", !in.session.empty()},
-                     {"connection", std::move(connection)},
-                     {"tls", std::move(tls)},
-                     {"envelope", std::move(envelope)},
-                     {"transcript", json::array{}}};
-  if (auto* d = in.session.if_contains("data")) facts["data"] = *d;
-  return facts;
+  const auto& o = v.as_object();
+  core::delivery d;
+  const char* part = "connection";
+  try {
+    d.connection = core::from_json<core::connection_facts>(o.at(part));
+    part = "tls";
+    d.tls = core::from_json<core::tls_facts>(o.at(part));
+    part = "envelope";
+    d.envelope = core::from_json<core::envelope>(o.at(part));
+    part = "data";
+    d.data = core::from_json<core::data_facts>(o.at(part));
+  } catch (const std::exception& e) {
+    throw usage_error("--session: '" + file + "': its " + part +
+                      " is not a recorded session's: " + e.what());
+  }
+  return d;
 }
 
 }  // namespace
@@ -128,18 +109,34 @@ int analyze_command(const std::vector<std::string>& args) {
       content << in.rdbuf();
     }
     analyzers::analysis_input input;
-    input.client_ip = client_ip;
-    input.helo = vm["helo"].as<std::string>();
-    input.mail_from = vm["mail-from"].as<std::string>();
     input.receiver = vm["hostname"].as<std::string>();
-    input.raw = to_crlf(content.str());
-    input.received_at = core::now_ms();
     input.bulk = vm["bulk"].as<bool>();
-    if (vm.count("session")) input.session = read_session(vm["session"].as<std::string>());
+    auto& d = input.delivery;
+    input.have_session = vm.count("session") > 0;
+    if (input.have_session) {
+      d = read_session(vm["session"].as<std::string>());
+    } else {
+      // Nothing was recorded: a port of 0, EHLO assumed, no TLS, no transcript.
+      d.connection.esmtp = true;
+      d.envelope.rcpt_to = {"analyzed@" + input.receiver};
+    }
+    // What the command line says explicitly wins over the session.
+    auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+    if (!input.have_session || given("client-ip")) d.connection.client_ip = client_ip;
+    if (!input.have_session || given("helo")) d.connection.helo = vm["helo"].as<std::string>();
+    if (!input.have_session || given("mail-from"))
+      d.envelope.mail_from = vm["mail-from"].as<std::string>();
+    d.connection.ipv6 = d.connection.client_ip.find(':') != std::string::npos;
+    d.test_id = "analyzed";
+    d.number = 1;
+    d.received_at = core::now_ms();
+    d.raw = to_crlf(content.str());
     analyzers::dns::resolver resolver(resolver_settings);
-    auto analysis = analyzers::analyze(input, resolver);
-    auto report = delivery_report(boost::json::serialize(file_facts(input)),
-                                  boost::json::serialize(analysis));
+    const auto analysis = analyzers::analyze(input, resolver);
+    auto facts = core::to_json(d);
+    facts.as_object()["session_recorded"] = input.have_session;
+    auto report = delivery_report(boost::json::serialize(facts),
+                                  boost::json::serialize(core::to_json(analysis)));
     if (format == "text") {
       std::cout << report_text(report, ::isatty(STDOUT_FILENO) == 1);
     } else {

@@ -2,7 +2,8 @@
 
 #include <boost/json/parse.hpp>
 
-#include "analyzers/worker/worker.hpp"
+#include "analyzers/analysis/analysis.hpp"
+#include "core/json.hpp"
 #include "core/report.hpp"
 
 namespace mxlens::app {
@@ -11,9 +12,9 @@ namespace json = boost::json;
 
 json::object delivery_report(const std::string& facts_json,
                              const std::optional<std::string>& analysis_json) {
-  return core::merge_report(facts_json, analysis_json ? json::parse(*analysis_json).as_object()
-                                                      : analyzers::worker::failed_analysis(
-                                                            "the delivery has not been analyzed"));
+  if (analysis_json) return core::merge_report(facts_json, json::parse(*analysis_json).as_object());
+  const auto none = analyzers::failed_analysis("the delivery has not been analyzed");
+  return core::merge_report(facts_json, core::to_json(none).as_object());
 }
 
 }  // namespace mxlens::app

@@ -91,16 +91,14 @@ asio::awaitable<receiver::recipient_verdict> store_sink::recipient(const std::st
 }
 
 asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<std::string> keys) {
-  analyzers::analysis_input input;
-  input.client_ip = message.connection.client_ip;
-  input.helo = message.connection.helo;
-  input.mail_from = message.envelope.mail_from;
-  input.receiver = settings_.hostname;
-  input.raw = message.raw;
-  input.session = core::delivery_facts_json(message).as_object();
-  input.session.erase("transcript");  // the analysis does not read it
-  const auto facts = input.session;   // before earlier sessions' failed handshakes join it
-  input.received_at = message.received_at;
+  analyzers::analysis_input input{message, true, settings_.hostname, false};
+  input.delivery.transcript.clear();  // the analysis does not read it
+  // The facts of the listing line, as recorded (before earlier sessions' failed handshakes join).
+  core::delivery facts;
+  facts.received_at = message.received_at;
+  facts.connection = message.connection;
+  facts.tls = message.tls;
+  facts.envelope = message.envelope;
   const auto client = message.connection.client_ip;
   const auto size = message.raw.size();
   const auto tls = message.tls.version.value_or("none");
@@ -133,16 +131,12 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<s
   }
   if (updates.empty()) co_return reply{550, "5.1.1", "The test address no longer exists"};
   const reply accepted{250, "2.0.0", "Ok: delivered as " + names};
-  const boost::json::object disposition{{"code", accepted.code},
-                                        {"enhanced", accepted.enhanced},
-                                        {"text", accepted.lines.front()},
-                                        {"profile", "accept"},
-                                        {"reason", nullptr}};
+  const core::disposition disposition{accepted.code, accepted.enhanced, accepted.lines.front(),
+                                      "accept", std::nullopt};
   // The report is stored as the worker wrote it, with its disposition added: the server reads
   // only the analysis's summary.
   const auto text = core::with_disposition(std::move(analysis.text), disposition);
-  analysis.summary["disposition"] = disposition;
-  const auto line = core::line_of(facts, analysis.summary);
+  const auto line = core::line_of(facts, analysis.summary, disposition);
   std::vector<std::string> analyzed;
   for (auto& u : updates) {
     u.json = text;
@@ -155,10 +149,7 @@ asio::awaitable<reply> store_sink::deliver(core::delivery message, std::vector<s
   auto saved = co_await storage::committed(queue_, std::move(updates));
   if (!saved.error.empty())
     co_return reply{451, "4.3.0", "Temporary failure storing the report, try again later"};
-  std::size_t errors = 0;
-  if (auto* a = analysis.summary.if_contains("analysis"); a && a->is_object())
-    if (auto* e = a->as_object().if_contains("errors"); e && e->is_array())
-      errors = e->as_array().size();
+  const std::size_t errors = analysis.summary.errors.size();
   for (const auto& id : analyzed) events_.notify(id);
   metrics_.delivery(
       tls,
@@ -178,11 +169,9 @@ asio::awaitable<analyzers::worker::analysis_result> store_sink::analyzed(
     };
     auto context = co_await storage::run_blocking(blocking_, std::move(find));
     input.bulk = context.bulk;
-    if (!context.failed_handshakes.empty()) {
-      auto& tls_facts = input.session["tls"].as_object();
-      auto& failed = tls_facts["failed_handshakes"].as_array();
-      for (auto& f : context.failed_handshakes) failed.push_back(std::move(f));
-    }
+    auto& failed = input.delivery.tls.failed_handshakes;
+    failed.insert(failed.end(), std::make_move_iterator(context.failed_handshakes.begin()),
+                  std::make_move_iterator(context.failed_handshakes.end()));
   } catch (const std::exception& e) {
     core::log_warn(std::string("looking up the test's context: ") + e.what());
   }
@@ -205,32 +194,27 @@ asio::awaitable<void> store_sink::analyze_pending() {
     if (pending.empty()) break;
     for (auto& d : pending) {
       if (!seen.emplace(d.test_id, d.summary.number).second) co_return;
-      auto facts = boost::json::parse(d.facts_json).as_object();
       analyzers::analysis_input input;
-      input.client_ip = d.summary.client_ip;
-      input.mail_from = d.summary.mail_from;
-      if (auto* c = facts.if_contains("connection"); c && c->is_object())
-        if (auto* h = c->as_object().if_contains("helo"); h && h->is_string())
-          input.helo = std::string(h->as_string());
+      try {
+        input.delivery = core::from_json<core::delivery>(boost::json::parse(d.facts_json));
+      } catch (const std::exception& e) {
+        core::log_error("delivery " + d.test_id + "/" + std::to_string(d.summary.number) +
+                        ": its stored facts cannot be read (" + e.what() + "); not analyzed");
+        continue;
+      }
+      input.delivery.transcript.clear();
+      const core::delivery facts = input.delivery;
+      input.delivery.raw = std::move(d.raw);
       input.receiver = settings_.hostname;
-      input.raw = std::move(d.raw);
-      facts.erase("transcript");
-      input.session = facts;
-      input.received_at = d.summary.received_at;
       auto analysis = co_await analysis_.analyze(std::move(input));
-      const boost::json::object disposition{
-          {"code", 421},
-          {"enhanced", "4.3.2"},
-          {"text", "The server stopped before answering the end of data"},
-          {"profile", "accept"},
-          {"reason",
-           "this report was made when the server started again; the sender got no reply "
-           "and may send the message again"}};
-      analysis.summary["disposition"] = disposition;
+      const core::disposition disposition{
+          421, "4.3.2", "The server stopped before answering the end of data", "accept",
+          "this report was made when the server started again; the sender got no reply "
+          "and may send the message again"};
       std::vector<storage::analysis_update> update{
           {d.test_id, d.summary.number,
            core::with_disposition(std::move(analysis.text), disposition),
-           core::line_of(facts, analysis.summary)}};
+           core::line_of(facts, analysis.summary, disposition)}};
       update.front().line.number = d.summary.number;
       auto saved = co_await storage::committed(queue_, std::move(update));
       if (!saved.error.empty()) co_return;  // logged by the queue; tried again at the next start
@@ -254,13 +238,17 @@ store_sink::test_context store_sink::context_of(const std::string& test_id,
   // Only sessions that had a failed handshake are read: a busy sender has many others.
   for (const auto& text :
        reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
-    auto session = boost::json::parse(text).as_object();
-    auto* tls = session.if_contains("tls");
-    auto* failed =
-        tls && tls->is_object() ? tls->as_object().if_contains("failed_handshakes") : nullptr;
-    if (!failed || !failed->is_array()) continue;
-    for (const auto& f : failed->as_array())
-      if (context.failed_handshakes.size() < most) context.failed_handshakes.push_back(f);
+    core::session_record session;
+    try {
+      session = core::from_json<core::session_record>(boost::json::parse(text));
+    } catch (const std::exception& e) {
+      core::log_warn(std::string("a stored session of ") + client_ip +
+                     " cannot be read: " + e.what());
+      continue;
+    }
+    for (auto& f : session.tls.failed_handshakes)
+      if (context.failed_handshakes.size() < most)
+        context.failed_handshakes.push_back(std::move(f));
   }
   return context;
 }

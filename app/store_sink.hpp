@@ -5,9 +5,9 @@
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
-#include <boost/json/array.hpp>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "analyzers/worker/worker.hpp"
 #include "receiver/delivery_sink.hpp"
@@ -50,7 +50,7 @@ class store_sink final : public receiver::delivery_sink {
   // (a sender that falls back to plaintext after a failed handshake connects anew).
   struct test_context {
     bool bulk = false;
-    boost::json::array failed_handshakes;
+    std::vector<core::failed_handshake> failed_handshakes;
   };
   test_context context_of(const std::string& test_id, const std::string& client_ip);
   // The analysis of a delivery to `test_id`, with the test's context.

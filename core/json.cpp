@@ -1,5 +1,7 @@
 #include "core/json.hpp"
 
+#include "core/tokens.hpp"
+
 #include <boost/json.hpp>
 #include <cstdio>
 #include <ctime>
@@ -61,63 +63,49 @@ unix_ms parse_time(std::string_view text) {
   return t;
 }
 
-std::string_view to_string(body_type b) {
-  switch (b) {
-    case body_type::seven_bit: return "7BIT";
-    case body_type::eight_bit_mime: return "8BITMIME";
-    case body_type::binary_mime: return "BINARYMIME";
-    case body_type::none: break;
-  }
-  return "";
-}
-
-body_type body_type_of(std::string_view token) {
-  for (auto b : {body_type::seven_bit, body_type::eight_bit_mime, body_type::binary_mime})
-    if (to_string(b) == token) return b;
-  throw std::invalid_argument("not a BODY= value: '" + std::string(token) + "'");
-}
-
-std::string_view to_string(direction d) {
-  switch (d) {
-    case direction::client: return "c";
-    case direction::server: return "s";
-    case direction::tls: return "tls";
-  }
-  return "";
-}
-
-direction direction_of(std::string_view token) {
-  for (auto d : {direction::client, direction::server, direction::tls})
-    if (to_string(d) == token) return d;
-  throw std::invalid_argument("not a transcript direction: '" + std::string(token) + "'");
-}
-
 namespace {
 
-// Readers of one field of an object; a missing field or one of another type throws.
-const json::object& object_of(const json::value& v) { return v.as_object(); }
+constexpr token_table<body_type, 3> body_tokens{{{{body_type::seven_bit, "7BIT"},
+                                                  {body_type::eight_bit_mime, "8BITMIME"},
+                                                  {body_type::binary_mime, "BINARYMIME"}}},
+                                                "a BODY= value"};
+constexpr token_table<direction, 3> direction_tokens{
+    {{{direction::client, "c"}, {direction::server, "s"}, {direction::tls, "tls"}}},
+    "a transcript direction"};
+constexpr token_table<auth_result, 8> auth_result_tokens{{{{auth_result::none, "none"},
+                                                           {auth_result::pass, "pass"},
+                                                           {auth_result::fail, "fail"},
+                                                           {auth_result::softfail, "softfail"},
+                                                           {auth_result::neutral, "neutral"},
+                                                           {auth_result::temperror, "temperror"},
+                                                           {auth_result::permerror, "permerror"},
+                                                           {auth_result::policy, "policy"}}},
+                                                         "an authentication result"};
 
-template <class T>
-T field(const json::object& o, std::string_view key) {
-  return json::value_to<T>(o.at(key));
-}
+}  // namespace
+
+std::string_view to_string(body_type b) { return body_tokens.token(b); }  // "" for none
+body_type body_type_of(std::string_view token) { return body_tokens.value(token); }
+std::string_view to_string(direction d) { return direction_tokens.token(d); }
+direction direction_of(std::string_view token) { return direction_tokens.value(token); }
+std::string_view to_string(auth_result r) { return auth_result_tokens.token(r); }
+auth_result auth_result_of(std::string_view token) { return auth_result_tokens.value(token); }
+
+namespace read {
+
+const json::object& object_of(const json::value& v) { return v.as_object(); }
 
 std::string text(const json::object& o, std::string_view key) {
   return std::string(o.at(key).as_string());
-}
-
-template <class T>
-std::optional<T> optional_field(const json::object& o, std::string_view key) {
-  const auto& v = o.at(key);
-  if (v.is_null()) return std::nullopt;
-  return json::value_to<T>(v);
 }
 
 unix_ms time_field(const json::object& o, std::string_view key) {
   return parse_time(o.at(key).as_string());
 }
 
-}  // namespace
+}  // namespace read
+
+using namespace read;
 
 void tag_invoke(json::value_from_tag, json::value& v, const client_certificate& c) {
   v = json::object{{"subject", c.subject},
@@ -373,6 +361,58 @@ delivery tag_invoke(json::value_to_tag<delivery>, const json::value& v) {
   d.data = field<data_facts>(o, "data");
   d.transcript = field<std::vector<transcript_line>>(o, "transcript");
   return d;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const score& x) {
+  v = json::object{{"value", x.value}, {"max", 10}, {"passed", x.passed}, {"total", x.total}};
+}
+
+score tag_invoke(json::value_to_tag<score>, const json::value& v) {
+  const auto& o = object_of(v);
+  return {o.at("value").to_number<double>(), field<int>(o, "passed"), field<int>(o, "total")};
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const disposition& x) {
+  v = json::object{{"code", x.code},
+                   {"enhanced", x.enhanced},
+                   {"text", x.text},
+                   {"profile", x.profile},
+                   {"reason", optional_json(x.reason)}};
+}
+
+disposition tag_invoke(json::value_to_tag<disposition>, const json::value& v) {
+  const auto& o = object_of(v);
+  return {field<int>(o, "code"), text(o, "enhanced"), text(o, "text"), text(o, "profile"),
+          optional_field<std::string>(o, "reason")};
+}
+
+namespace {
+json::object result_object(auth_result r) { return {{"result", to_string(r)}}; }
+auth_result result_in(const json::value& v) {
+  return auth_result_of(object_of(v).at("result").as_string());
+}
+}  // namespace
+
+void tag_invoke(json::value_from_tag, json::value& v, const analysis_summary& x) {
+  json::array dkim;
+  for (auto r : x.dkim) dkim.push_back(result_object(r));
+  v = json::object{{"score", json::value_from(x.score)},
+                   {"auth", json::object{{"spf", result_object(x.spf)},
+                                         {"dkim", std::move(dkim)},
+                                         {"dmarc", result_object(x.dmarc)}}},
+                   {"analysis", json::object{{"errors", string_array(x.errors)}}}};
+}
+
+analysis_summary tag_invoke(json::value_to_tag<analysis_summary>, const json::value& v) {
+  const auto& o = object_of(v);
+  const auto& auth = object_of(o.at("auth"));
+  analysis_summary s;
+  s.score = field<score>(o, "score");
+  s.spf = result_in(auth.at("spf"));
+  for (const auto& d : auth.at("dkim").as_array()) s.dkim.push_back(result_in(d));
+  s.dmarc = result_in(auth.at("dmarc"));
+  s.errors = field<std::vector<std::string>>(object_of(o.at("analysis")), "errors");
+  return s;
 }
 
 }  // namespace mxlens::core

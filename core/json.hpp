@@ -39,9 +39,30 @@ unix_ms parse_time(std::string_view text);
 
 std::string_view to_string(body_type b);
 std::string_view to_string(direction d);
+std::string_view to_string(auth_result r);
 // The inverses; an unknown token throws std::invalid_argument.
 body_type body_type_of(std::string_view token);
 direction direction_of(std::string_view token);
+auth_result auth_result_of(std::string_view token);
+
+// What every inverse reads one field of an object with: a missing field, or one of another type,
+// throws (std::system_error from Boost.JSON, std::invalid_argument for a bad token or time).
+namespace read {
+const boost::json::object& object_of(const boost::json::value& v);
+std::string text(const boost::json::object& o, std::string_view key);
+unix_ms time_field(const boost::json::object& o, std::string_view key);
+template <class T>
+T field(const boost::json::object& o, std::string_view key) {
+  return boost::json::value_to<T>(o.at(key));
+}
+// null reads as nullopt.
+template <class T>
+std::optional<T> optional_field(const boost::json::object& o, std::string_view key) {
+  const auto& v = o.at(key);
+  if (v.is_null()) return std::nullopt;
+  return boost::json::value_to<T>(v);
+}
+}  // namespace read
 
 // Each type's serializer and its inverse.
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const client_certificate& x);
@@ -69,6 +90,15 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const test_i
 test_info tag_invoke(boost::json::value_to_tag<test_info>, const boost::json::value& v);
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const delivery_summary& x);
 delivery_summary tag_invoke(boost::json::value_to_tag<delivery_summary>,
+                            const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const score& x);
+score tag_invoke(boost::json::value_to_tag<score>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const disposition& x);
+disposition tag_invoke(boost::json::value_to_tag<disposition>, const boost::json::value& v);
+// {"score", "auth": {"spf": {"result"}, "dkim": [{"result"}...], "dmarc": {"result"}},
+//  "analysis": {"errors"}}: the shape of the same members of the whole analysis.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const analysis_summary& x);
+analysis_summary tag_invoke(boost::json::value_to_tag<analysis_summary>,
                             const boost::json::value& v);
 // A delivery's facts, without its raw bytes: what storage keeps beside the message, and what the
 // analysis reads. Read back, `raw` is empty.

@@ -12,20 +12,6 @@ namespace json = boost::json;
 
 namespace {
 
-const json::object& member(const json::object& o, std::string_view key) {
-  static const json::object empty;
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? v->as_object() : empty;
-}
-
-std::optional<std::string> text(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  if (!v || !v->is_string()) return std::nullopt;
-  return std::string(v->as_string());
-}
-
-bool passed(const json::object& o) { return text(o, "result") == "pass"; }
-
 // Before replies were recorded with the report, a stored report was an accepted delivery.
 json::object accepted_disposition() {
   return json::object{{"code", 250},
@@ -37,7 +23,7 @@ json::object accepted_disposition() {
 
 }  // namespace
 
-std::string with_disposition(std::string analysis_json, const json::object& disposition) {
+std::string with_disposition(std::string analysis_json, const disposition& d) {
   const auto close = analysis_json.find_last_not_of(" \t\r\n");
   if (close == std::string::npos || analysis_json[close] != '}' ||
       analysis_json.find('{') == std::string::npos)
@@ -45,33 +31,28 @@ std::string with_disposition(std::string analysis_json, const json::object& disp
   const auto before = analysis_json.find_last_not_of(" \t\r\n", close - 1);
   const bool empty = before != std::string::npos && analysis_json[before] == '{';
   analysis_json.insert(
-      close, (empty ? "" : ",") + std::string("\"disposition\":") + json::serialize(disposition));
+      close, (empty ? "" : ",") + std::string("\"disposition\":") + json::serialize(to_json(d)));
   return analysis_json;
 }
 
-report_line line_of(const json::object& facts, const json::object& analysis) {
+report_line line_of(const delivery& d, const analysis_summary& analysis,
+                    const disposition& answer) {
   report_line line;
-  line.received_at = text(facts, "received_at").value_or("");
-  line.client_ip = text(member(facts, "connection"), "client_ip").value_or("");
-  line.mail_from = text(member(facts, "envelope"), "mail_from").value_or("");
-  const auto& tls = member(facts, "tls");
-  if (auto* used = tls.if_contains("used"); used && used->is_bool() && used->as_bool()) {
-    line.tls_version = text(tls, "version").value_or("");
-    line.tls_cipher = text(tls, "cipher");
+  line.number = d.number;
+  line.received_at = format_time(d.received_at);
+  line.client_ip = d.connection.client_ip;
+  line.mail_from = d.envelope.mail_from;
+  if (d.tls.used) {
+    line.tls_version = d.tls.version.value_or("");
+    line.tls_cipher = d.tls.cipher;
   }
-  if (auto* f = tls.if_contains("failed_handshakes"); f && f->is_array())
-    line.failed_handshakes = static_cast<std::int64_t>(f->as_array().size());
-  auto* score = analysis.if_contains("score");
-  line.score_json = score ? json::serialize(*score) : "null";
-  auto* disposition = analysis.if_contains("disposition");
-  line.disposition_json =
-      json::serialize(disposition ? *disposition : json::value(accepted_disposition()));
-  const auto& auth = member(analysis, "auth");
-  line.spf_pass = passed(member(auth, "spf"));
-  line.dmarc_pass = passed(member(auth, "dmarc"));
-  if (auto* d = auth.if_contains("dkim"); d && d->is_array())
-    for (const auto& s : d->as_array())
-      if (s.is_object() && passed(s.as_object())) line.dkim_pass = true;
+  line.failed_handshakes = static_cast<std::int64_t>(d.tls.failed_handshakes.size());
+  line.score_json = json::serialize(to_json(analysis.score));
+  line.disposition_json = json::serialize(to_json(answer));
+  line.spf_pass = analysis.spf == auth_result::pass;
+  line.dmarc_pass = analysis.dmarc == auth_result::pass;
+  for (auto r : analysis.dkim)
+    if (r == auth_result::pass) line.dkim_pass = true;
   return line;
 }
 

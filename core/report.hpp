@@ -13,11 +13,11 @@ boost::json::object merge_report(const std::string& facts_json, boost::json::obj
 
 // The JSON text of an analysis (an object without a disposition) with `disposition` added as its
 // last member, without parsing the rest.
-std::string with_disposition(std::string analysis_json, const boost::json::object& disposition);
+std::string with_disposition(std::string analysis_json, const disposition& d);
 
-// The listing line of a delivery, from its facts (delivery_facts_json) and its analysis (with
-// its disposition); the delivery number is left for the caller.
-report_line line_of(const boost::json::object& facts, const boost::json::object& analysis);
+// The listing line of a delivery (its number included), from its recorded facts, what the server
+// read of its analysis, and what it answered.
+report_line line_of(const delivery& d, const analysis_summary& analysis, const disposition& answer);
 
 // The line as the API lists it: delivery, received_at, client_ip, mail_from, tls, score,
 // disposition.

@@ -114,6 +114,10 @@ struct data_facts {
   bool operator==(const data_facts&) const = default;
 };
 
+// The result of an authentication method (RFC 8601 §2.7): spf, dkim, dmarc and iprev each use
+// some of these; the tokens are the wire spelling.
+enum class auth_result { none, pass, fail, softfail, neutral, temperror, permerror, policy };
+
 enum class body_type { none, seven_bit, eight_bit_mime, binary_mime };
 
 struct envelope {
@@ -165,6 +169,38 @@ struct test_info {
   bool bulk = false;  // judge its deliveries as a bulk sender's
 
   bool operator==(const test_info&) const = default;
+};
+
+// A report's score out of 10 (CHECKS.md "Score"): passed = passes, total = passes, warns and fails.
+struct score {
+  double value = 10;
+  int passed = 0;
+  int total = 0;
+
+  bool operator==(const score&) const = default;
+};
+
+// What the receiver answered at the end of DATA, and under which reply profile.
+struct disposition {
+  int code = 250;
+  std::string enhanced;  // "2.0.0"
+  std::string text;      // the reply's first line without the codes
+  std::string profile = "accept";
+  std::optional<std::string> reason;  // why this reply, when it is not the profile's plain accept
+
+  bool operator==(const disposition&) const = default;
+};
+
+// The little of an analysis the server reads (the worker's first answer frame): the score, the
+// results of the three authentication methods, and what went wrong while analyzing.
+struct analysis_summary {
+  core::score score;
+  auth_result spf = auth_result::none;
+  std::vector<auth_result> dkim;  // one per signature
+  auth_result dmarc = auth_result::none;
+  std::vector<std::string> errors;
+
+  bool operator==(const analysis_summary&) const = default;
 };
 
 // A one-line summary of a delivery, for listings.

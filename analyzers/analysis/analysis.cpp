@@ -7,6 +7,8 @@
 #include <functional>
 #include <stdexcept>
 
+#include <boost/json.hpp>
+
 #include "analyzers/analysis/auth_results.hpp"
 #include "analyzers/checks/checks.hpp"
 #include "analyzers/dkim/dkim.hpp"
@@ -15,6 +17,7 @@
 #include "analyzers/providers/providers.hpp"
 #include "analyzers/rdns/rdns.hpp"
 #include "analyzers/spf/spf.hpp"
+#include "core/json.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers {
@@ -23,17 +26,14 @@ namespace json = boost::json;
 
 namespace {
 
-std::string str(const json::object& o, const char* key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
-}
-
-// Runs one analyzer; a failure becomes an entry of analysis.errors.
-void guarded(json::array& errors, const char* name, const std::function<void()>& f) {
+// Runs one analyzer; a failure becomes an entry of the analysis's errors, and false.
+bool guarded(std::vector<std::string>& errors, const char* name, const std::function<void()>& f) {
   try {
     f();
+    return true;
   } catch (const std::exception& e) {
-    errors.emplace_back(std::string(name) + ": " + e.what());
+    errors.push_back(std::string(name) + ": " + e.what());
+    return false;
   }
 }
 
@@ -45,136 +45,159 @@ std::string hex_hash(std::string_view data) {
   return buf;
 }
 
-const json::object& member(const json::object& o, const char* key) {
-  static const json::object empty;
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? v->as_object() : empty;
-}
-
-std::string status_of(const json::array& checks, std::string_view id) {
-  for (const auto& c : checks)
-    if (c.as_object().at("id").as_string() == id)
-      return std::string(c.as_object().at("status").as_string());
-  return "";
-}
-
-// The checks of the catalog, the score, and the providers' verdicts (with their checks).
-void grade(const analysis_input& in, const message::content_facts& content,
-           const json::object& analysis_connection, const json::object& auth,
-           json::array& checks_out, json::object& score_out, json::object& providers_out) {
-  const auto& envelope = member(in.session, "envelope");
-  json::object connection = member(in.session, "connection");
-  if (connection.empty()) {
-    connection["client_ip"] = in.client_ip;
-    connection["helo"] = in.helo;
-  }
-  for (const auto& [k, v] : analysis_connection) connection[k] = v;
-  const bool have_session = !in.session.empty();
-  const json::object envelope_or_flags =
-      envelope.empty() ? json::object{{"mail_from", in.mail_from}} : envelope;
-  checks::inputs ci{connection,
-                    member(in.session, "tls"),
-                    envelope_or_flags,
-                    member(in.session, "data"),
-                    auth,
-                    content,
-                    in.received_at,
-                    in.bulk,
-                    have_session};
-  auto found = checks::evaluate(ci);
-  for (const auto& c : found) checks_out.push_back(checks::to_json(c));
-
-  providers::facts pf;
-  pf.client_ip = in.client_ip;
-  pf.ipv6 = in.client_ip.find(':') != std::string::npos;
-  auto tls_used = member(in.session, "tls").if_contains("used");
-  pf.tls = !have_session || (tls_used && tls_used->is_bool() && tls_used->as_bool());
-  auto fcrdns = connection.if_contains("fcrdns");
-  pf.fcrdns =
-      !fcrdns || !fcrdns->is_bool() || fcrdns->as_bool();  // unknown (DNS error): not judged
-  const auto& spf = member(auth, "spf");
-  pf.spf_pass = spf.contains("result") && spf.at("result") == "pass";
-  pf.spf_domain = spf.contains("domain") && spf.at("domain").is_string()
-                      ? std::string(spf.at("domain").as_string())
-                      : "";
-  if (auto* sigs = auth.if_contains("dkim"); sigs && sigs->is_array())
-    for (const auto& s : sigs->as_array())
-      if (s.as_object().at("result") == "pass") pf.dkim_pass = true;
-  const auto& dm = member(auth, "dmarc");
-  auto text = [](const json::object& o, const char* k) {
-    auto* v = o.if_contains(k);
-    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+// The provider rules' facts, from the session, the analyzers' results and the checks.
+providers::facts provider_facts(const analysis_input& in, const analysis& a,
+                                const message::content_facts& content) {
+  auto status_of = [&](std::string_view id) {
+    for (const auto& c : a.checks)
+      if (c.id == id) return c.status;
+    return checks::status::skip;
   };
-  pf.dmarc_result = text(dm, "result");
-  pf.dmarc_record = dm.contains("record") && dm.at("record").is_string();
-  pf.dmarc_policy = text(dm, "applied_policy");
-  pf.from_domain = text(dm, "from_domain");
-  if (pf.from_domain.empty() && !content.from.domains.empty())
-    pf.from_domain = content.from.domains.front();
-  pf.from_fields = content.from.fields;
-  pf.from_addresses = static_cast<int>(content.from.addresses.size());
-  for (const auto& c : found)
-    if (c.id == "hdr.duplicates" && c.status == "fail")
-      pf.duplicate_header =
-          std::string(c.evidence.as_object().at("duplicated").as_array().at(0).as_string());
-  pf.message_id_valid = status_of(checks_out, "hdr.message_id") == "pass";
-  pf.gmail_spoof = status_of(checks_out, "dmarc.gmail_from") == "fail";
+  const auto& d = in.delivery;
+  providers::facts f;
+  f.client_ip = d.connection.client_ip;
+  f.ipv6 = d.connection.ipv6;
+  f.tls = !in.have_session || d.tls.used;
+  f.fcrdns = a.rdns.fcrdns.value_or(true);  // unknown (DNS error): not judged
+  f.spf_pass = a.spf.value == core::auth_result::pass;
+  f.spf_domain = a.spf.domain.value_or("");
+  for (const auto& s : a.dkim)
+    if (s.result == core::auth_result::pass) f.dkim_pass = true;
+  f.dmarc_result = a.dmarc.value;
+  f.dmarc_record = a.dmarc.rec.has_value();
+  f.dmarc_policy = a.dmarc.applied_policy.value_or("");
+  f.from_domain = a.dmarc.from_domain.value_or("");
+  if (f.from_domain.empty() && !content.from.domains.empty())
+    f.from_domain = content.from.domains.front();
+  f.from_fields = content.from.fields;
+  f.from_addresses = static_cast<int>(content.from.addresses.size());
+  if (auto dups = checks::duplicated_singletons(content.fields); !dups.empty())
+    f.duplicate_header = dups.front();
+  f.message_id_valid = status_of("hdr.message_id") == checks::status::pass;
+  f.gmail_spoof = status_of("dmarc.gmail_from") == checks::status::fail;
+  return f;
+}
 
-  const std::string session_id = hex_hash(in.raw) + "." + std::to_string(in.raw.size() % 1000);
-  providers_out = providers::to_json(pf, session_id, in.received_at / 1000);
-  for (const char* p : {"gmail", "yahoo", "outlook"}) {
-    const auto& v = providers_out.at(p).as_object();
-    const bool accepted = v.at("verdict") == "accept" && v.at("bulk_verdict") == "accept";
-    std::string name = p == std::string("gmail")   ? "Gmail"
-                       : p == std::string("yahoo") ? "Yahoo"
-                                                   : "Outlook.com";
-    auto first_line = [](const json::value& r) {
-      std::string s(r.as_string());
-      return s.substr(0, s.find("\r\n"));
-    };
-    std::string summary =
-        name + ": " + std::string(v.at("verdict").as_string()) +
-        (v.at("verdict") == "accept" ? "" : " (" + first_line(v.at("reply")).substr(0, 60) + ")") +
-        "; as a bulk sender: " + std::string(v.at("bulk_verdict").as_string()) +
-        (v.at("bulk_verdict") == "accept"
-             ? ""
-             : " (" + first_line(v.at("bulk_reply")).substr(0, 60) + ")");
-    checks::check c{
-        std::string("provider.") + p, accepted ? "info" : "warn", summary, v,
-        accepted ? std::nullopt
-                 : std::optional<std::string>(
-                       "Fix the rule the reply names (" +
-                       std::string(
-                           v.at(v.at("verdict") == "accept" ? "bulk_rule" : "rule").as_string()) +
-                       "): its check above says how.")};
-    found.push_back(c);
-    checks_out.push_back(checks::to_json(c));
-  }
-  score_out = checks::to_json(checks::score(found));
+// The info (accepted) or warn check of one provider's verdicts.
+checks::check provider_check(std::string_view provider, std::string_view name,
+                             const providers::verdicts& v) {
+  using providers::verdict;
+  const bool accepted = v.ordinary.verdict == verdict::accept && v.bulk.verdict == verdict::accept;
+  auto part = [](const providers::answer& x) {
+    const std::string line = x.reply.substr(0, x.reply.find("\r\n"));
+    return std::string(providers::to_string(x.verdict)) +
+           (x.verdict == verdict::accept ? "" : " (" + line.substr(0, 60) + ")");
+  };
+  std::string summary =
+      std::string(name) + ": " + part(v.ordinary) + "; as a bulk sender: " + part(v.bulk);
+  std::optional<std::string> fix;
+  if (!accepted)
+    fix = "Fix the rule the reply names (" +
+          (v.ordinary.verdict == verdict::accept ? v.bulk.rule : v.ordinary.rule) +
+          "): its check above says how.";
+  return {"provider." + std::string(provider),
+          accepted ? checks::status::info : checks::status::warn, std::move(summary),
+          json::value_from(v), std::move(fix)};
+}
+
+// The checks of the catalog, the providers' verdicts (with their checks) and the score.
+void grade(const analysis_input& in, const message::content_facts& content, analysis& a) {
+  a.checks = checks::evaluate(
+      {in.delivery, in.have_session, a.rdns, a.spf, a.spf_helo, a.dkim, a.dmarc, content, in.bulk});
+  const auto& raw = in.delivery.raw;
+  const std::string session_id = hex_hash(raw) + "." + std::to_string(raw.size() % 1000);
+  a.providers = providers::judge_all(provider_facts(in, a, content), session_id,
+                                     in.delivery.received_at / 1000);
+  a.checks.push_back(provider_check("gmail", "Gmail", a.providers.gmail));
+  a.checks.push_back(provider_check("yahoo", "Yahoo", a.providers.yahoo));
+  a.checks.push_back(provider_check("outlook", "Outlook.com", a.providers.outlook));
+  a.score = checks::score(a.checks);
 }
 
 }  // namespace
 
-json::object analysis_input_json(const analysis_input& in) {
-  return {{"client_ip", in.client_ip},
-          {"helo", in.helo},
-          {"mail_from", in.mail_from},
-          {"receiver", in.receiver},
-          {"session", in.session},
-          {"received_at", in.received_at},
-          {"bulk", in.bulk}};
+void tag_invoke(json::value_from_tag, json::value& v, const analysis_input& in) {
+  auto delivery = json::value_from(in.delivery);
+  delivery.as_object()["transcript"] = json::array{};
+  v = json::object{{"delivery", std::move(delivery)},
+                   {"have_session", in.have_session},
+                   {"receiver", in.receiver},
+                   {"bulk", in.bulk}};
 }
 
-analysis_input analysis_input_from_json(const json::object& o) {
+analysis_input tag_invoke(json::value_to_tag<analysis_input>, const json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
   analysis_input in;
-  in.client_ip = str(o, "client_ip");
-  in.helo = str(o, "helo");
-  in.mail_from = str(o, "mail_from");
-  in.receiver = str(o, "receiver");
-  if (auto* s = o.if_contains("session"); s && s->is_object()) in.session = s->as_object();
-  if (auto* t = o.if_contains("received_at"); t && t->is_int64()) in.received_at = t->as_int64();
-  if (auto* b = o.if_contains("bulk"); b && b->is_bool()) in.bulk = b->as_bool();
+  in.delivery = field<core::delivery>(o, "delivery");
+  in.have_session = field<bool>(o, "have_session");
+  in.receiver = text(o, "receiver");
+  in.bulk = field<bool>(o, "bulk");
   return in;
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const analysis& a) {
+  v = json::object{{"connection", json::value_from(a.rdns)},
+                   {"auth", json::object{{"spf", json::value_from(a.spf)},
+                                         {"spf_helo", core::optional_json(a.spf_helo)},
+                                         {"dkim", json::value_from(a.dkim)},
+                                         {"dmarc", json::value_from(a.dmarc)},
+                                         {"authentication_results", a.authentication_results}}},
+                   {"checks", json::value_from(a.checks)},
+                   {"score", json::value_from(a.score)},
+                   {"providers", json::value_from(a.providers)},
+                   {"dns", a.dns},
+                   {"analysis", json::object{{"duration_ms", a.duration_ms},
+                                             {"errors", core::string_array(a.errors)}}}};
+}
+
+analysis tag_invoke(json::value_to_tag<analysis>, const json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  const auto& auth = object_of(o.at("auth"));
+  const auto& about = object_of(o.at("analysis"));
+  analysis a;
+  a.rdns = field<rdns::result>(o, "connection");
+  a.spf = field<spf::result>(auth, "spf");
+  a.spf_helo = optional_field<spf::result>(auth, "spf_helo");
+  a.dkim = field<std::vector<dkim::signature>>(auth, "dkim");
+  a.dmarc = field<dmarc::result>(auth, "dmarc");
+  a.authentication_results = text(auth, "authentication_results");
+  a.checks = field<std::vector<checks::check>>(o, "checks");
+  a.score = field<core::score>(o, "score");
+  a.providers = field<providers::judgement>(o, "providers");
+  a.dns = o.at("dns").as_array();
+  a.duration_ms = field<std::int64_t>(about, "duration_ms");
+  a.errors = field<std::vector<std::string>>(about, "errors");
+  return a;
+}
+
+core::analysis_summary summary_of(const analysis& a) {
+  core::analysis_summary s;
+  s.score = a.score;
+  s.spf = a.spf.value;
+  for (const auto& d : a.dkim) s.dkim.push_back(d.result);
+  s.dmarc = a.dmarc.value;
+  s.errors = a.errors;
+  return s;
+}
+
+analysis failed_analysis(const std::string& error) {
+  analysis a;
+  a.rdns.helo_dns = rdns::helo_match::temperror;
+  a.spf.value = core::auth_result::temperror;
+  a.dmarc.value = core::auth_result::temperror;
+  for (const auto& e : checks::catalog())
+    a.checks.push_back(
+        {std::string(e.id), checks::status::error, "Not evaluated: " + error, nullptr, {}});
+  a.score = checks::score(a.checks);
+  // What a provider does when it cannot evaluate a message: a temporary failure.
+  const providers::answer defer{
+      providers::verdict::defer,
+      "451 4.3.0 Temporary failure evaluating the message, try again later", "evaluation"};
+  a.providers = {{defer, defer}, {defer, defer}, {defer, defer}};
+  a.errors = {error};
+  return a;
 }
 
 namespace {
@@ -183,19 +206,18 @@ namespace {
 // name, the EHLO name, the SPF records of the two identities, the signatures' keys and the From
 // domains' DMARC records. They are asked together, before the analyzers ask them one by one.
 std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis_input& in) {
+  const auto& c = in.delivery.connection;
+  const auto& mail_from = in.delivery.envelope.mail_from;
   std::vector<std::pair<std::string, dns::rr_type>> q;
-  if (auto rev = dns::reverse_name(in.client_ip); !rev.empty())
+  if (auto rev = dns::reverse_name(c.client_ip); !rev.empty())
     q.emplace_back(rev, dns::rr_type::ptr);
-  const auto helo = dns::normalize_name(in.helo);
+  const auto helo = dns::normalize_name(c.helo);
   const bool literal = helo.empty() || helo.front() == '[';
-  if (!literal) {
-    const bool v6 = in.client_ip.find(':') != std::string::npos;
-    q.emplace_back(helo, v6 ? dns::rr_type::aaaa : dns::rr_type::a);
-  }
-  if (auto at = in.mail_from.rfind('@'); at != std::string::npos)
-    q.emplace_back(in.mail_from.substr(at + 1), dns::rr_type::txt);
+  if (!literal) q.emplace_back(helo, c.ipv6 ? dns::rr_type::aaaa : dns::rr_type::a);
+  if (auto at = mail_from.rfind('@'); at != std::string::npos)
+    q.emplace_back(mail_from.substr(at + 1), dns::rr_type::txt);
   if (!literal) q.emplace_back(helo, dns::rr_type::txt);
-  const auto fields = message::header_fields(in.raw);
+  const auto fields = message::header_fields(in.delivery.raw);
   int signatures = 0;
   for (const auto& f : fields) {
     if (core::lowercase(f.name) != "dkim-signature" || ++signatures > dkim::max_verified_signatures)
@@ -210,76 +232,71 @@ std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis
 
 }  // namespace
 
-json::object analyze(const analysis_input& in, dns::resolver& resolver) {
+analysis analyze(const analysis_input& in, dns::resolver& resolver) {
   const auto start = std::chrono::steady_clock::now();
+  const auto& d = in.delivery;
+  const auto& client_ip = d.connection.client_ip;
+  const auto& helo = d.connection.helo;
+  const auto& mail_from = d.envelope.mail_from;
   dns::lookups dns(resolver);
   try {
     resolver.prefetch(first_questions(in));
   } catch (const std::exception&) {
     // Only a head start: the analyzers ask again for whatever was not prefetched.
   }
-  json::array errors;
-  json::object connection;
-  json::object auth;
+  analysis a;
   std::vector<method_result> ar;
 
-  guarded(errors, "rdns", [&] {
-    auto r = rdns::check(dns, in.client_ip, in.helo);
-    rdns::add_to_connection(r, connection);
-    method_result m{"iprev", r.iprev, "", {{"policy.iprev", in.client_ip}}, ""};
-    if (!r.confirmed.empty()) m.comment = r.confirmed.front();
+  // Stand-ins while an analyzer has not run, and if it fails: temporary errors.
+  a.rdns.helo_dns = rdns::helo_match::temperror;
+  a.spf.value = a.dmarc.value = core::auth_result::temperror;
+
+  guarded(a.errors, "rdns", [&] {
+    a.rdns = rdns::check(dns, client_ip, helo);
+    method_result m{"iprev", a.rdns.iprev, "", {{"policy.iprev", client_ip}}, ""};
+    if (!a.rdns.confirmed.empty()) m.comment = a.rdns.confirmed.front();
     ar.push_back(std::move(m));
   });
 
-  spf::request sreq{in.client_ip, in.helo, in.mail_from, in.receiver};
-  std::optional<spf::result> spf_mailfrom;
-  guarded(errors, "spf", [&] {
-    spf_mailfrom = spf::check(dns, sreq, spf::identity::mailfrom);
-    auth["spf"] = spf::to_json(*spf_mailfrom);
-    std::string who = in.mail_from.empty() ? spf_mailfrom->domain.value_or("") : in.mail_from;
-    method_result m{"spf", spf_mailfrom->value, "", {}, ""};
+  spf::request sreq{client_ip, helo, mail_from, in.receiver};
+  bool spf_ok = false;
+  guarded(a.errors, "spf", [&] {
+    a.spf = spf::check(dns, sreq, spf::identity::mailfrom);
+    spf_ok = true;
+    std::string who = mail_from.empty() ? a.spf.domain.value_or("") : mail_from;
+    method_result m{"spf", a.spf.value, "", {}, ""};
     if (!who.empty()) m.properties.push_back({"smtp.mailfrom", who});
     ar.push_back(std::move(m));
   });
-  if (!spf_mailfrom) auth["spf"] = json::object{{"result", "temperror"}, {"domain", nullptr}};
-  guarded(errors, "spf_helo", [&] {
+  guarded(a.errors, "spf_helo", [&] {
     auto r = spf::check(dns, sreq, spf::identity::helo);
-    auth["spf_helo"] = spf::to_json(r);
     if (r.domain) ar.push_back({"spf", r.value, "", {{"smtp.helo", *r.domain}}, ""});
+    a.spf_helo = std::move(r);
   });
-  if (!auth.contains("spf_helo")) auth["spf_helo"] = nullptr;
 
-  std::vector<dkim::signature> signatures;
   bool dkim_ok = false;
-  guarded(errors, "dkim", [&] {
-    signatures = dkim::verify(dns, in.raw);
+  guarded(a.errors, "dkim", [&] {
+    a.dkim = dkim::verify(dns, d.raw);
     dkim_ok = true;
   });
 
   // The message as the checks and DMARC read it (GMime, bounded), parsed once.
   std::optional<message::content_facts> content;
-  guarded(errors, "message", [&] {
-    const auto& envelope = member(in.session, "envelope");
-    auto* utf8 = envelope.if_contains("smtputf8");
-    content = message::inspect(in.raw, utf8 && utf8->is_bool() && utf8->as_bool());
-  });
+  guarded(a.errors, "message", [&] { content = message::inspect(d.raw, d.envelope.smtputf8); });
 
-  std::optional<dmarc::result> dm;
-  guarded(errors, "dmarc", [&] {
-    const auto from = content ? content->from : message::from(message::header_fields(in.raw));
+  bool dmarc_ok = false;
+  guarded(a.errors, "dmarc", [&] {
+    const auto from = content ? content->from : message::from(message::header_fields(d.raw));
     dmarc::inputs di;
     di.from_fields = from.fields;
     di.from_domains = from.domains;
-    di.spf = spf_mailfrom ? &*spf_mailfrom : nullptr;
-    di.dkim = &signatures;
-    dm = dmarc::evaluate(dns, di);
-    auth["dmarc"] = dmarc::to_json(*dm);
+    di.spf = spf_ok ? &a.spf : nullptr;
+    di.dkim = &a.dkim;
+    a.dmarc = dmarc::evaluate(dns, di);
+    dmarc_ok = true;
   });
-  if (!dm) auth["dmarc"] = json::object{{"result", "temperror"}, {"from_domain", nullptr}};
 
-  json::array sigs;
-  for (const auto& s : signatures) {
-    sigs.push_back(dkim::to_json(s));
+  for (const auto& s : a.dkim) {
     method_result m{"dkim", s.result, s.reason.value_or(""), {}, ""};
     m.properties = {{"header.d", s.domain},
                     {"header.i", s.identity},
@@ -288,37 +305,36 @@ json::object analyze(const analysis_input& in, dns::resolver& resolver) {
     if (!s.b_prefix.empty()) m.properties.push_back({"header.b", s.b_prefix.substr(0, 8)});
     ar.push_back(std::move(m));
   }
-  if (signatures.empty()) {
-    ar.push_back({"dkim", dkim_ok ? "none" : "temperror", "", {}, ""});
-  }
-  auth["dkim"] = std::move(sigs);
-  if (dm) {
-    method_result m{"dmarc", dm->value, "", {}, ""};
-    if (dm->from_domain) m.properties.push_back({"header.from", *dm->from_domain});
-    if (dm->applied_policy) m.comment = "p=" + *dm->applied_policy;
-    if (!dm->problem.empty()) m.reason = dm->problem;
+  if (a.dkim.empty())
+    ar.push_back(
+        {"dkim", dkim_ok ? core::auth_result::none : core::auth_result::temperror, "", {}, ""});
+  if (dmarc_ok) {
+    method_result m{"dmarc", a.dmarc.value, "", {}, ""};
+    if (a.dmarc.from_domain) m.properties.push_back({"header.from", *a.dmarc.from_domain});
+    if (a.dmarc.applied_policy) m.comment = "p=" + *a.dmarc.applied_policy;
+    if (!a.dmarc.problem.empty()) m.reason = a.dmarc.problem;
     ar.push_back(std::move(m));
   }
-  auth["authentication_results"] =
+  a.authentication_results =
       authentication_results(in.receiver.empty() ? "mxlens" : in.receiver, ar);
 
-  json::array checks;
-  json::object score, providers_json;
-  guarded(errors, "checks", [&] {
+  const bool graded = guarded(a.errors, "checks", [&] {
     if (!content) throw std::runtime_error("the message could not be read");
-    grade(in, *content, connection, auth, checks, score, providers_json);
+    grade(in, *content, a);
   });
+  if (!graded) {
+    // Nothing half-judged is shown: every check an error, every provider deferring.
+    auto none = failed_analysis(a.errors.back());
+    a.checks = std::move(none.checks);
+    a.score = none.score;
+    a.providers = std::move(none.providers);
+  }
 
+  a.dns = dns.evidence();
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return {
-      {"connection", std::move(connection)},
-      {"auth", std::move(auth)},
-      {"checks", std::move(checks)},
-      {"score", std::move(score)},
-      {"providers", std::move(providers_json)},
-      {"dns", dns.evidence()},
-      {"analysis", json::object{{"duration_ms", std::llround(ms)}, {"errors", std::move(errors)}}}};
+  a.duration_ms = std::llround(ms);
+  return a;
 }
 
 }  // namespace mxlens::analyzers

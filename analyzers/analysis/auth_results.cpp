@@ -1,5 +1,7 @@
 #include "analyzers/analysis/auth_results.hpp"
 
+#include "core/json.hpp"
+
 namespace mxlens::analyzers {
 
 namespace {
@@ -56,7 +58,7 @@ std::string authentication_results(const std::string& authserv_id,
   for (const auto& r : results) {
     out += first ? " " : ";\r\n\t";
     first = false;
-    out += r.method + "=" + r.result;
+    out += r.method + "=" + std::string(core::to_string(r.result));
     if (!r.reason.empty()) out += " reason=" + (is_token(r.reason) ? r.reason : quoted(r.reason));
     for (const auto& [name, value] : r.properties) out += " " + name + "=" + pvalue(value);
     if (!r.comment.empty()) out += " " + comment(r.comment);

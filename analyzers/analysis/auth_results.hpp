@@ -6,11 +6,13 @@
 #include <utility>
 #include <vector>
 
+#include "core/types.hpp"
+
 namespace mxlens::analyzers {
 
 struct method_result {
   std::string method;  // iprev spf dkim dmarc
-  std::string result;
+  core::auth_result result = core::auth_result::none;
   std::string reason;                                           // optional
   std::vector<std::pair<std::string, std::string>> properties;  // "smtp.mailfrom" -> value
   std::string comment;                                          // optional

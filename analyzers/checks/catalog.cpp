@@ -2,7 +2,11 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "analyzers/checks/json_view.hpp"
+#include <boost/json.hpp>
+
+#include "analyzers/checks/make.hpp"
+#include "core/json.hpp"
+#include "core/tokens.hpp"
 
 namespace mxlens::analyzers::checks {
 
@@ -94,43 +98,64 @@ std::vector<check> evaluate(const inputs& in) {
   return ordered;
 }
 
-json::object to_json(const check& c) {
+namespace {
+constexpr core::token_table<status, 6> status_tokens{{{{status::pass, "pass"},
+                                                       {status::warn, "warn"},
+                                                       {status::fail, "fail"},
+                                                       {status::info, "info"},
+                                                       {status::skip, "skip"},
+                                                       {status::error, "error"}}},
+                                                     "a check status"};
+}  // namespace
+
+std::string_view to_string(status s) { return status_tokens.token(s); }
+status status_of(std::string_view token) { return status_tokens.value(token); }
+
+void tag_invoke(json::value_from_tag, json::value& v, const check& c) {
   const auto& e = entry(c.id);
   json::array refs;
   for (auto r : e.refs) refs.emplace_back(r);
-  json::object o{{"id", c.id},
-                 {"category", e.category},
-                 {"status", c.status},
-                 {"summary", c.summary},
-                 {"evidence", c.evidence},
-                 {"fix", c.fix ? json::value(*c.fix) : nullptr},
-                 {"refs", std::move(refs)},
-                 {"weight", e.weight}};
-  return o;
+  v = json::object{{"id", c.id},
+                   {"category", e.category},
+                   {"status", to_string(c.status)},
+                   {"summary", c.summary},
+                   {"evidence", c.evidence},
+                   {"fix", core::optional_json(c.fix)},
+                   {"refs", std::move(refs)},
+                   {"weight", e.weight}};
 }
 
-score_result score(const std::vector<check>& checks) {
-  score_result s;
+check tag_invoke(json::value_to_tag<check>, const json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  check c;
+  c.id = text(o, "id");
+  entry(c.id);  // an id of the catalog
+  c.status = status_of(o.at("status").as_string());
+  c.summary = text(o, "summary");
+  c.evidence = o.at("evidence");
+  c.fix = optional_field<std::string>(o, "fix");
+  return c;
+}
+
+core::score score(const std::vector<check>& checks) {
+  core::score s;
   double cost = 0;
   for (const auto& c : checks) {
     const double w = entry(c.id).weight;
-    if (c.status == "pass") {
+    if (c.status == status::pass) {
       ++s.passed;
       ++s.total;
-    } else if (c.status == "warn") {
+    } else if (c.status == status::warn) {
       cost += w / 2;
       ++s.total;
-    } else if (c.status == "fail") {
+    } else if (c.status == status::fail) {
       cost += w;
       ++s.total;
     }
   }
   s.value = std::max(0.0, std::round((10.0 - cost) * 10.0) / 10.0);
   return s;
-}
-
-json::object to_json(const score_result& s) {
-  return {{"value", s.value}, {"max", 10}, {"passed", s.passed}, {"total", s.total}};
 }
 
 }  // namespace mxlens::analyzers::checks

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "analyzers/checks/json_view.hpp"
+#include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
@@ -131,24 +131,24 @@ std::vector<check> headers(const inputs& in) {
   json::object fev{{"fields", c.from.fields}, {"addresses", core::string_array(c.from.addresses)}};
   if (auto v = first(f, "From")) fev["value"] = v->substr(0, 200);
   if (c.from.fields == 0) {
-    out.push_back(make("hdr.from", "fail", "The message has no From header", fev,
+    out.push_back(make("hdr.from", status::fail, "The message has no From header", fev,
                        "Add exactly one From header with one address (Gmail: 550 5.7.1)."));
   } else if (c.from.fields > 1) {
-    out.push_back(make("hdr.from", "fail",
+    out.push_back(make("hdr.from", status::fail,
                        "The message has " + std::to_string(c.from.fields) + " From headers", fev,
                        "Send exactly one From header (Gmail: 550 5.7.1)."));
   } else if (c.from.addresses.size() != 1) {
     out.push_back(
-        make("hdr.from", "fail",
+        make("hdr.from", status::fail,
              c.from.addresses.empty()
                  ? "The From header has no valid address"
                  : "The From header has " + std::to_string(c.from.addresses.size()) + " addresses",
              fev, "Put exactly one address in From; use Sender or Reply-To for others."));
   } else if (c.from.domains.empty() || !valid_domain(c.from.domains.front())) {
-    out.push_back(make("hdr.from", "fail", "The From address has no valid domain", fev,
+    out.push_back(make("hdr.from", status::fail, "The From address has no valid domain", fev,
                        "Use an address with a fully qualified domain in From."));
   } else {
-    out.push_back(make("hdr.from", "pass", "From: " + c.from.addresses.front(), fev));
+    out.push_back(make("hdr.from", status::pass, "From: " + c.from.addresses.front(), fev));
   }
 
   // Date
@@ -157,22 +157,23 @@ std::vector<check> headers(const inputs& in) {
   json::object dev{{"value", date ? json::value(*date) : nullptr}, {"count", dates}};
   if (!date) {
     out.push_back(make(
-        "hdr.date", "fail", "The message has no Date header", dev,
+        "hdr.date", status::fail, "The message has no Date header", dev,
         "Add a Date header (RFC 5322 requires it), e.g. \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
   } else if (auto t = parse_date(*date); !t || dates > 1) {
     out.push_back(
-        make("hdr.date", "fail",
+        make("hdr.date", status::fail,
              dates > 1 ? "The message has several Date headers"
                        : "The Date is not valid RFC 5322 syntax",
              dev, "Write the date as RFC 5322 §3.3 does: \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
   } else {
-    const auto skew = *t - in.received_at / 1000;
+    const auto skew = *t - in.session.received_at / 1000;
     dev["skew_seconds"] = skew;
     if (skew > 86400 || skew < -86400) {
-      out.push_back(make("hdr.date", "warn", "The Date is more than 24 hours from the arrival time",
-                         dev, "Check the sending host's clock and time zone."));
+      out.push_back(make("hdr.date", status::warn,
+                         "The Date is more than 24 hours from the arrival time", dev,
+                         "Check the sending host's clock and time zone."));
     } else {
-      out.push_back(make("hdr.date", "pass", "Date: " + *date, dev));
+      out.push_back(make("hdr.date", status::pass, "Date: " + *date, dev));
     }
   }
 
@@ -181,7 +182,7 @@ std::vector<check> headers(const inputs& in) {
   json::object mev{{"value", mid ? json::value(mid->substr(0, 200)) : nullptr},
                    {"count", count(f, "Message-ID")}};
   if (!mid) {
-    out.push_back(make("hdr.message_id", "fail", "The message has no Message-ID", mev,
+    out.push_back(make("hdr.message_id", status::fail, "The message has no Message-ID", mev,
                        "Add a Message-ID such as <unique@your.host.example> (Gmail: 550 5.7.1)."));
   } else {
     std::string id = core::trim(*mid);
@@ -190,9 +191,9 @@ std::vector<check> headers(const inputs& in) {
               id.find_first_of(" \t<>", 1) == id.size() - 1 && at > 1;
     std::string right = ok ? id.substr(at + 1, id.size() - at - 2) : "";
     if (ok && right.find('.') != std::string::npos && right.find('@') == std::string::npos) {
-      out.push_back(make("hdr.message_id", "pass", "Message-ID: " + id.substr(0, 100), mev));
+      out.push_back(make("hdr.message_id", status::pass, "Message-ID: " + id.substr(0, 100), mev));
     } else {
-      out.push_back(make("hdr.message_id", "warn", "The Message-ID is malformed", mev,
+      out.push_back(make("hdr.message_id", status::warn, "The Message-ID is malformed", mev,
                          "Use <unique-left-part@fully.qualified.host>."));
     }
   }
@@ -201,34 +202,31 @@ std::vector<check> headers(const inputs& in) {
   auto subject = first(f, "Subject");
   json::object sev{{"value", subject ? json::value(subject->substr(0, 200)) : nullptr}};
   if (!subject || subject->empty()) {
-    out.push_back(make("hdr.subject", "warn",
+    out.push_back(make("hdr.subject", status::warn,
                        subject ? "The Subject is empty" : "The message has no Subject", sev,
                        "Give the message a Subject."));
   } else {
-    out.push_back(make("hdr.subject", "pass", "Subject present", sev));
+    out.push_back(make("hdr.subject", status::pass, "Subject present", sev));
   }
 
   const int to = count(f, "To"), cc = count(f, "Cc");
   out.push_back(
       to + cc > 0
-          ? make("hdr.to", "pass", "To or Cc present", json::object{{"to", to}, {"cc", cc}})
-          : make("hdr.to", "warn", "Neither To nor Cc is present",
+          ? make("hdr.to", status::pass, "To or Cc present", json::object{{"to", to}, {"cc", cc}})
+          : make("hdr.to", status::warn, "Neither To nor Cc is present",
                  json::object{{"to", 0}, {"cc", 0}}, "Address the message with a To header."));
 
-  std::vector<std::string> dups;
-  for (const char* name : {"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date",
-                           "Message-ID", "In-Reply-To", "References"})
-    if (count(f, name) > 1) dups.push_back(name);
+  const auto dups = duplicated_singletons(f);
   out.push_back(
-      dups.empty() ? make("hdr.duplicates", "pass", "No singleton header appears twice")
-                   : make("hdr.duplicates", "fail", "Repeated header: " + dups.front(),
+      dups.empty() ? make("hdr.duplicates", status::pass, "No singleton header appears twice")
+                   : make("hdr.duplicates", status::fail, "Repeated header: " + dups.front(),
                           json::object{{"duplicated", core::string_array(dups)}},
                           "Send each of From, Sender, Reply-To, To, Cc, Subject, Date, Message-ID, "
                           "In-Reply-To and References at most once (Gmail: 550 5.7.1)."));
 
   out.push_back(c.header_problems.empty()
-                    ? make("hdr.syntax", "pass", "Every header line is well formed")
-                    : make("hdr.syntax", "fail", c.header_problems.front(),
+                    ? make("hdr.syntax", status::pass, "Every header line is well formed")
+                    : make("hdr.syntax", status::fail, c.header_problems.front(),
                            json::object{{"problems", core::string_array(c.header_problems)}},
                            "Fold header lines under 998 octets, encode non-ASCII text as RFC 2047 "
                            "encoded words (or send with SMTPUTF8), and use valid field names."));
@@ -238,15 +236,15 @@ std::vector<check> headers(const inputs& in) {
                     {"problems", core::string_array(c.mime_problems)}};
   out.push_back(
       !c.mime_problems.empty()
-          ? make("hdr.mime", "fail", c.mime_problems.front(), miev,
+          ? make("hdr.mime", status::fail, c.mime_problems.front(), miev,
                  "Add MIME-Version: 1.0 with Content-Type, close every multipart boundary, and "
                  "use 7bit, 8bit, quoted-printable or base64.")
-          : make("hdr.mime", "pass",
+          : make("hdr.mime", status::pass,
                  c.mime_used ? "The MIME structure is valid" : "Plain RFC 5322 message", miev));
 
   auto reply_to = first(f, "Reply-To");
   if (!reply_to) {
-    out.push_back(make("hdr.reply_to", "skip", "No Reply-To"));
+    out.push_back(make("hdr.reply_to", status::skip, "No Reply-To"));
   } else {
     auto addrs = message::parse_addresses(*reply_to);
     bool valid =
@@ -255,16 +253,17 @@ std::vector<check> headers(const inputs& in) {
           return at != std::string::npos && at > 0 && valid_domain(a.substr(at + 1));
         });
     json::object rev{{"value", reply_to->substr(0, 200)}, {"addresses", core::string_array(addrs)}};
-    out.push_back(valid ? make("hdr.reply_to", "pass", "Reply-To holds valid addresses", rev)
-                        : make("hdr.reply_to", "warn", "Reply-To does not hold valid addresses",
-                               rev, "Put valid addresses in Reply-To, or leave it out."));
+    out.push_back(valid
+                      ? make("hdr.reply_to", status::pass, "Reply-To holds valid addresses", rev)
+                      : make("hdr.reply_to", status::warn, "Reply-To does not hold valid addresses",
+                             rev, "Put valid addresses in Reply-To, or leave it out."));
   }
 
-  const std::string mail_from = str(in.envelope, "mail_from");
+  const std::string& mail_from = in.session.envelope.mail_from;
   const std::string bounce =
       mail_from.empty() ? "" : core::lowercase(mail_from.substr(mail_from.rfind('@') + 1));
   const std::string from_domain = c.from.domains.empty() ? "" : c.from.domains.front();
-  out.push_back(make("hdr.return_path", "info",
+  out.push_back(make("hdr.return_path", status::info,
                      mail_from.empty() ? "Null sender (MAIL FROM:<>)"
                                        : "Bounces go to " + bounce +
                                              (bounce == from_domain ? ", the From domain"
@@ -278,7 +277,7 @@ std::vector<check> headers(const inputs& in) {
 std::vector<check> unsubscribe(const inputs& in) {
   std::vector<check> out;
   const auto& f = in.content.fields;
-  const char* bad = in.bulk ? "fail" : "warn";
+  const auto bad = in.bulk ? status::fail : status::warn;
   auto lu = first(f, "List-Unsubscribe");
   auto post = first(f, "List-Unsubscribe-Post");
   std::vector<std::string> uris = lu ? bracketed(*lu) : std::vector<std::string>{};
@@ -294,21 +293,20 @@ std::vector<check> unsubscribe(const inputs& in) {
                        "Add List-Unsubscribe: <https://...>, <mailto:...> (required by Gmail and "
                        "Yahoo for bulk mail)."));
   } else if (https) {
-    out.push_back(make("unsub.header", "pass", "List-Unsubscribe with an https URI", ev));
+    out.push_back(make("unsub.header", status::pass, "List-Unsubscribe with an https URI", ev));
   } else {
     out.push_back(make(
-        "unsub.header", "warn",
+        "unsub.header", status::warn,
         mailto ? "List-Unsubscribe has only a mailto URI" : "List-Unsubscribe has no https URI", ev,
         "Add an https URI to List-Unsubscribe (Gmail does not accept mailto alone)."));
   }
 
   // RFC 8058 §3.1: the Post header, an https URI, and both headers under a valid DKIM signature.
   bool both_signed = false;
-  for (const auto& v : arr(in.auth, "dkim")) {
-    const auto& s = v.as_object();
-    if (str(s, "result") != "pass") continue;
+  for (const auto& s : in.dkim) {
+    if (s.result != core::auth_result::pass) continue;
     bool lu_signed = false, post_signed = false;
-    for (const auto& h : strings(s, "signed_headers")) {
+    for (const auto& h : s.signed_headers) {
       if (core::lowercase(h) == "list-unsubscribe") lu_signed = true;
       if (core::lowercase(h) == "list-unsubscribe-post") post_signed = true;
     }
@@ -321,7 +319,8 @@ std::vector<check> unsubscribe(const inputs& in) {
                    {"dkim_signed", both_signed},
                    {"bulk", in.bulk}};
   if (post_ok && https && both_signed) {
-    out.push_back(make("unsub.one_click", "pass", "One-click unsubscribe (RFC 8058), signed", oev));
+    out.push_back(
+        make("unsub.one_click", status::pass, "One-click unsubscribe (RFC 8058), signed", oev));
   } else {
     std::string why = !post      ? "No List-Unsubscribe-Post header"
                       : !post_ok ? "List-Unsubscribe-Post is not exactly List-Unsubscribe=One-Click"
@@ -340,9 +339,10 @@ std::vector<check> content(const inputs& in) {
   const auto& c = in.content;
   json::object tev{{"text_plain", c.has_text_plain}, {"html", c.has_html}};
   out.push_back(c.has_html && !c.has_text_plain
-                    ? make("body.text_part", "warn", "HTML only: no text/plain alternative", tev,
+                    ? make("body.text_part", status::warn, "HTML only: no text/plain alternative",
+                           tev,
                            "Send multipart/alternative with a text/plain part beside the HTML.")
-                    : make("body.text_part", "pass",
+                    : make("body.text_part", status::pass,
                            c.has_html ? "text/plain alongside HTML" : "Plain text", tev));
 
   constexpr std::size_t clip = std::size_t{102} * 1024;  // Gmail clips HTML above about 102 KB
@@ -350,18 +350,19 @@ std::vector<check> content(const inputs& in) {
       {"html_octets", c.html_size}, {"message_octets", c.body_size}, {"clip_at", clip}};
   out.push_back(
       c.html_size > clip
-          ? make("body.size", "warn",
+          ? make("body.size", status::warn,
                  "The HTML is " + std::to_string(c.html_size / 1024) + " KB: Gmail clips it", sev,
                  "Keep the HTML under 102 KB (inline CSS and tracking markup count).")
-          : make("body.size", "pass", "The HTML fits under Gmail's clipping size", sev));
+          : make("body.size", status::pass, "The HTML fits under Gmail's clipping size", sev));
 
   json::object iev{{"images", c.images}, {"text_characters", c.text_chars}};
   const bool image_heavy = c.images > 0 &&
                            c.text_chars < 200u * static_cast<std::size_t>(c.images) &&
                            c.text_chars < 500;
-  out.push_back(image_heavy ? make("body.images", "warn", "The message is mostly images", iev,
-                                   "Carry the message in text; use images for illustration only.")
-                            : make("body.images", "pass", "The text carries the message", iev));
+  out.push_back(image_heavy
+                    ? make("body.images", status::warn, "The message is mostly images", iev,
+                           "Carry the message in text; use images for illustration only.")
+                    : make("body.images", status::pass, "The text carries the message", iev));
 
   std::vector<std::string> http, shorteners;
   static const char* short_hosts[] = {"bit.ly",  "tinyurl.com", "goo.gl",  "t.co",
@@ -380,25 +381,33 @@ std::vector<check> content(const inputs& in) {
                    {"http", core::string_array(http)},
                    {"shorteners", core::string_array(shorteners)}};
   if (!http.empty() || !shorteners.empty()) {
-    out.push_back(make("body.links", "warn",
+    out.push_back(make("body.links", status::warn,
                        !shorteners.empty() ? "A URL shortener is used: " + shorteners.front()
                                            : "Plain http link: " + http.front(),
                        lev, "Link with https to your own domain; shorteners are a spam signal."));
   } else {
-    out.push_back(
-        make("body.links", "pass", c.links.empty() ? "No links" : "Every link uses https", lev));
+    out.push_back(make("body.links", status::pass,
+                       c.links.empty() ? "No links" : "Every link uses https", lev));
   }
 
   out.push_back(
       c.charset_problems.empty()
-          ? make("body.charset", "pass", "Every text part declares its charset and decodes")
-          : make("body.charset", "warn", c.charset_problems.front(),
+          ? make("body.charset", status::pass, "Every text part declares its charset and decodes")
+          : make("body.charset", status::warn, c.charset_problems.front(),
                  json::object{{"problems", core::string_array(c.charset_problems)}},
                  "Declare charset=utf-8 on every text part and send valid UTF-8."));
   return out;
 }
 
 }  // namespace
+
+std::vector<std::string> duplicated_singletons(const std::vector<message::header_field>& fields) {
+  std::vector<std::string> dups;
+  for (const char* name : {"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date",
+                           "Message-ID", "In-Reply-To", "References"})
+    if (count(fields, name) > 1) dups.push_back(name);
+  return dups;
+}
 
 std::vector<check> message_checks(const inputs& in) {
   auto out = headers(in);

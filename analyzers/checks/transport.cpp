@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "analyzers/checks/json_view.hpp"
+#include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
@@ -42,7 +42,8 @@ bool is_fqdn(std::string name) {
 }
 
 check no_session(const char* id) {
-  return make(id, "skip", "No SMTP session was recorded (the message was analyzed from a file)");
+  return make(id, status::skip,
+              "No SMTP session was recorded (the message was analyzed from a file)");
 }
 
 bool weak_suite(const std::string& upper) {
@@ -80,59 +81,60 @@ suite_facts classify_suite(const std::string& name, const std::string& version) 
 
 std::vector<check> transport(const inputs& in) {
   std::vector<check> out;
-  const auto& c = in.connection;
-  const std::string helo = str(c, "helo");
+  const auto& c = in.session.connection;
+  const std::string& helo = c.helo;
   if (!in.have_session) {
     for (auto id : {"smtp.ehlo", "smtp.early_talker", "smtp.8bit", "smtp.bare_lf"})
       out.push_back(no_session(id));
   } else {
-    const bool esmtp = opt_bool(c, "esmtp").value_or(false);
-    out.push_back(esmtp
-                      ? make("smtp.ehlo", "pass", "The client greeted with EHLO",
+    out.push_back(c.esmtp
+                      ? make("smtp.ehlo", status::pass, "The client greeted with EHLO",
                              json::object{{"helo", helo}})
-                      : make("smtp.ehlo", "warn", "The client greeted with HELO, not EHLO",
+                      : make("smtp.ehlo", status::warn, "The client greeted with HELO, not EHLO",
                              json::object{{"helo", helo}},
                              "Use EHLO: extensions such as STARTTLS, SIZE and 8BITMIME are offered "
                              "only to EHLO."));
-    const bool early = opt_bool(c, "early_talker").value_or(false);
-    out.push_back(early ? make("smtp.early_talker", "warn",
-                               "The client sent commands before the server's reply allowed it",
-                               json::object{{"early_talker", true}},
-                               "Wait for the 220 greeting and for each reply where PIPELINING does "
-                               "not allow sending ahead (after EHLO, DATA, STARTTLS).")
-                        : make("smtp.early_talker", "pass",
-                               "The client waited for the greeting and for its replies",
-                               json::object{{"early_talker", false}}));
-    const std::string body = str(in.envelope, "body");
-    const bool utf8 = opt_bool(in.envelope, "smtputf8").value_or(false);
-    const auto eight = num(in.data, "eight_bit");
+    out.push_back(c.early_talker
+                      ? make("smtp.early_talker", status::warn,
+                             "The client sent commands before the server's reply allowed it",
+                             json::object{{"early_talker", true}},
+                             "Wait for the 220 greeting and for each reply where PIPELINING does "
+                             "not allow sending ahead (after EHLO, DATA, STARTTLS).")
+                      : make("smtp.early_talker", status::pass,
+                             "The client waited for the greeting and for its replies",
+                             json::object{{"early_talker", false}}));
+    const auto body = in.session.envelope.body;
+    const bool utf8 = in.session.envelope.smtputf8;
+    const auto eight = in.session.data.eight_bit;
     json::object ev{{"eight_bit_octets", eight},
-                    {"body", body.empty() ? json::value(nullptr) : json::value(body)},
+                    {"body", body == core::body_type::none ? json::value(nullptr)
+                                                           : json::value(core::to_string(body))},
                     {"smtputf8", utf8}};
-    if (eight > 0 && body != "8BITMIME" && body != "BINARYMIME" && !utf8) {
+    if (eight > 0 && body != core::body_type::eight_bit_mime &&
+        body != core::body_type::binary_mime && !utf8) {
       out.push_back(
-          make("smtp.8bit", "fail",
+          make("smtp.8bit", status::fail,
                std::to_string(eight) +
                    " octets with the high bit set, without BODY=8BITMIME or SMTPUTF8",
                std::move(ev),
                "Declare MAIL FROM:<...> BODY=8BITMIME (or SMTPUTF8), or encode the content "
                "as quoted-printable or base64."));
     } else {
-      out.push_back(make("smtp.8bit", "pass",
+      out.push_back(make("smtp.8bit", status::pass,
                          eight > 0 ? "8-bit content was declared" : "The message is 7-bit",
                          std::move(ev)));
     }
-    const auto lf = num(in.data, "bare_lf"), cr = num(in.data, "bare_cr");
+    const auto lf = in.session.data.bare_lf, cr = in.session.data.bare_cr;
     json::object lev{{"bare_lf", lf}, {"bare_cr", cr}};
     out.push_back(
-        lf + cr > 0
-            ? make("smtp.bare_lf", "fail",
-                   "The DATA had " + std::to_string(lf) + " bare LF and " + std::to_string(cr) +
-                       " bare CR line ends",
-                   std::move(lev),
-                   "End every line with CRLF; bare LF or CR in DATA is how SMTP smuggling "
-                   "works (RFC 5321 §2.3.8).")
-            : make("smtp.bare_lf", "pass", "Every line of the DATA ended in CRLF", std::move(lev)));
+        lf + cr > 0 ? make("smtp.bare_lf", status::fail,
+                           "The DATA had " + std::to_string(lf) + " bare LF and " +
+                               std::to_string(cr) + " bare CR line ends",
+                           std::move(lev),
+                           "End every line with CRLF; bare LF or CR in DATA is how SMTP smuggling "
+                           "works (RFC 5321 §2.3.8).")
+                    : make("smtp.bare_lf", status::pass, "Every line of the DATA ended in CRLF",
+                           std::move(lev)));
   }
 
   // The EHLO name.
@@ -142,87 +144,88 @@ std::vector<check> transport(const inputs& in) {
     out.push_back(no_session("smtp.helo_name"));
   } else if (is_ip_literal(helo)) {
     out.push_back(
-        make("smtp.helo_name", "fail", "The EHLO name is an address literal", hev,
+        make("smtp.helo_name", status::fail, "The EHLO name is an address literal", hev,
              "Greet with the host's fully qualified domain name, the one its PTR record names."));
   } else if (lname == "localhost" || lname == "localhost.localdomain" || !is_fqdn(helo)) {
     out.push_back(
-        make("smtp.helo_name", "fail",
+        make("smtp.helo_name", status::fail,
              "The EHLO name '" + helo + "' is not a fully qualified domain name", hev,
              "Greet with the host's fully qualified domain name, the one its PTR record names."));
   } else {
-    out.push_back(
-        make("smtp.helo_name", "pass", "The EHLO name is a fully qualified domain name", hev));
+    out.push_back(make("smtp.helo_name", status::pass,
+                       "The EHLO name is a fully qualified domain name", hev));
   }
 
-  const std::string helo_dns = str(c, "helo_dns");
-  json::object dev{
-      {"helo", helo}, {"addresses", arr(c, "helo_addresses")}, {"client_ip", str(c, "client_ip")}};
-  if (helo_dns == "match") {
-    out.push_back(
-        make("smtp.helo_dns", "pass", "The EHLO name resolves to the connecting address", dev));
-  } else if (helo_dns == "mismatch") {
-    out.push_back(make("smtp.helo_dns", "warn",
+  const auto helo_dns = in.rdns.helo_dns;
+  json::object dev{{"helo", helo},
+                   {"addresses", core::string_array(in.rdns.helo_addresses)},
+                   {"client_ip", c.client_ip}};
+  if (helo_dns == rdns::helo_match::match) {
+    out.push_back(make("smtp.helo_dns", status::pass,
+                       "The EHLO name resolves to the connecting address", dev));
+  } else if (helo_dns == rdns::helo_match::mismatch) {
+    out.push_back(make("smtp.helo_dns", status::warn,
                        "The EHLO name resolves, but not to the connecting address", dev,
                        "Give the EHLO name an A/AAAA record with the sending address."));
-  } else if (helo_dns == "temperror") {
-    out.push_back(
-        make("smtp.helo_dns", "error", "The EHLO name could not be resolved (DNS error)", dev));
-  } else if (helo_dns == "literal") {
-    out.push_back(
-        make("smtp.helo_dns", "skip", "The EHLO argument is an address literal, not a name", dev));
+  } else if (helo_dns == rdns::helo_match::temperror) {
+    out.push_back(make("smtp.helo_dns", status::error,
+                       "The EHLO name could not be resolved (DNS error)", dev));
+  } else if (helo_dns == rdns::helo_match::literal) {
+    out.push_back(make("smtp.helo_dns", status::skip,
+                       "The EHLO argument is an address literal, not a name", dev));
   } else {
-    out.push_back(make("smtp.helo_dns", "fail", "The EHLO name does not resolve", dev,
+    out.push_back(make("smtp.helo_dns", status::fail, "The EHLO name does not resolve", dev,
                        "Greet with a name that has an A/AAAA record with the sending address."));
   }
 
-  const std::string family = str(c, "family");
-  out.push_back(make("net.ipv6", "info",
-                     family == "ipv6"
-                         ? "The client connected over IPv6: Gmail requires PTR and authentication"
-                         : "The client connected over IPv4",
-                     json::object{{"family", family}, {"client_ip", str(c, "client_ip")}}));
+  out.push_back(
+      make("net.ipv6", status::info,
+           c.ipv6 ? "The client connected over IPv6: Gmail requires PTR and authentication"
+                  : "The client connected over IPv4",
+           json::object{{"family", c.ipv6 ? "ipv6" : "ipv4"}, {"client_ip", c.client_ip}}));
   return out;
 }
 
 std::vector<check> tls(const inputs& in) {
   std::vector<check> out;
-  const auto& t = in.tls;
+  const auto& t = in.session.tls;
   if (!in.have_session) {
     for (auto id : {"tls.starttls", "tls.version", "tls.cipher", "tls.offer", "tls.handshake",
                     "tls.sni", "tls.client_cert"})
       out.push_back(no_session(id));
     return out;
   }
-  const bool used = opt_bool(t, "used").value_or(false);
-  const bool offered = opt_bool(t, "offered").value_or(false);
-  const std::string version = str(t, "version");
-  const std::string cipher = str(t, "cipher");
+  const bool used = t.used;
+  const bool offered = t.offered;
+  const std::string version = t.version.value_or("");
+  const std::string cipher = t.cipher.value_or("");
   json::object ev{{"offered", offered}, {"used", used}};
   if (used) {
-    out.push_back(
-        make("tls.starttls", "pass", "The message was sent inside TLS (" + version + ")", ev));
+    out.push_back(make("tls.starttls", status::pass,
+                       "The message was sent inside TLS (" + version + ")", ev));
   } else if (offered) {
     out.push_back(
-        make("tls.starttls", "fail",
+        make("tls.starttls", status::fail,
              "The message was sent in plaintext although STARTTLS was offered", ev,
              "Enable opportunistic TLS on the sending MTA (e.g. Postfix "
              "smtp_tls_security_level = may); Gmail defers bulk mail without TLS (421 4.7.29)."));
   } else {
-    out.push_back(make("tls.starttls", "skip", "STARTTLS was not offered to this client", ev));
+    out.push_back(
+        make("tls.starttls", status::skip, "STARTTLS was not offered to this client", ev));
   }
 
   if (!used) {
     for (auto id : {"tls.version", "tls.cipher"})
-      out.push_back(make(id, "skip", "No TLS session: the message was sent in plaintext"));
+      out.push_back(make(id, status::skip, "No TLS session: the message was sent in plaintext"));
   } else {
     json::object vev{{"version", version}};
     if (version == "TLSv1.3") {
-      out.push_back(make("tls.version", "pass", "TLS 1.3, the best version", vev));
+      out.push_back(make("tls.version", status::pass, "TLS 1.3, the best version", vev));
     } else if (version == "TLSv1.2") {
-      out.push_back(make("tls.version", "pass", "TLS 1.2", vev));
+      out.push_back(make("tls.version", status::pass, "TLS 1.2", vev));
     } else {
       out.push_back(
-          make("tls.version", "fail", version + " is obsolete (RFC 8996)", vev,
+          make("tls.version", status::fail, version + " is obsolete (RFC 8996)", vev,
                "Allow TLS 1.2 and 1.3 on the sending MTA and disable older versions (e.g. "
                "Postfix smtp_tls_protocols = >=TLSv1.2)."));
     }
@@ -233,62 +236,62 @@ std::vector<check> tls(const inputs& in) {
                      {"aead", f.aead}};
     if (f.broken || !f.forward_secret) {
       out.push_back(
-          make("tls.cipher", "fail",
+          make("tls.cipher", status::fail,
                cipher + (f.broken ? " is a broken cipher suite" : " has no forward secrecy"), cev,
                "Prefer ECDHE key exchange with AES-GCM or ChaCha20-Poly1305."));
     } else if (!f.aead) {
-      out.push_back(make("tls.cipher", "warn", cipher + " uses CBC mode", cev,
+      out.push_back(make("tls.cipher", status::warn, cipher + " uses CBC mode", cev,
                          "Prefer AEAD suites (AES-GCM, ChaCha20-Poly1305) over CBC."));
     } else {
-      out.push_back(make("tls.cipher", "pass", cipher + ": AEAD with forward secrecy", cev));
+      out.push_back(make("tls.cipher", status::pass, cipher + ": AEAD with forward secrecy", cev));
     }
   }
 
-  const auto& hello = obj(t, "client_hello");
-  if (hello.empty()) {
-    out.push_back(make("tls.offer", "skip", "No ClientHello was recorded"));
+  if (!t.client_hello) {
+    out.push_back(make("tls.offer", status::skip, "No ClientHello was recorded"));
   } else {
     std::vector<std::string> old_versions, weak;
-    for (const auto& v : strings(hello, "versions"))
+    for (const auto& v : t.client_hello->versions)
       if (v == "SSLv3" || v == "TLSv1" || v == "TLSv1.1" || v == "SSLv2") old_versions.push_back(v);
-    for (const auto& s : strings(hello, "ciphers"))
+    for (const auto& s : t.client_hello->ciphers)
       if (weak_suite(upper(s))) weak.push_back(s);
-    json::object oev{{"versions", arr(hello, "versions")},
+    json::object oev{{"versions", core::string_array(t.client_hello->versions)},
                      {"obsolete_versions", core::string_array(old_versions)},
                      {"weak_ciphers", core::string_array(weak)}};
     if (!old_versions.empty() || !weak.empty()) {
       out.push_back(
-          make("tls.offer", "warn", "The client still offers obsolete versions or weak suites", oev,
+          make("tls.offer", status::warn,
+               "The client still offers obsolete versions or weak suites", oev,
                "Remove TLS 1.0/1.1 and RC4, 3DES, NULL, EXPORT and anonymous suites from the "
                "sending MTA's configuration."));
     } else {
-      out.push_back(make("tls.offer", "pass", "The client offered nothing obsolete", oev));
+      out.push_back(make("tls.offer", status::pass, "The client offered nothing obsolete", oev));
     }
   }
 
-  const auto& failed = arr(t, "failed_handshakes");
+  const auto& failed = t.failed_handshakes;
   if (failed.empty()) {
-    out.push_back(make("tls.handshake", "pass", "No failed TLS handshake from this client",
+    out.push_back(make("tls.handshake", status::pass, "No failed TLS handshake from this client",
                        json::object{{"failed_handshakes", 0}}));
   } else {
     out.push_back(
-        make("tls.handshake", "warn",
+        make("tls.handshake", status::warn,
              std::to_string(failed.size()) + " failed TLS handshake(s) before this delivery",
-             json::object{{"failed_handshakes", failed}},
+             json::object{{"failed_handshakes", json::value_from(failed)}},
              "Look at the recorded reason and offer: the client and this server had no "
              "version or suite in common, or the client rejected the certificate."));
   }
-  auto sni = opt_str(t, "sni");
-  out.push_back(make("tls.sni", "info",
+  const auto& sni = t.sni;
+  out.push_back(make("tls.sni", status::info,
                      !used ? "No TLS session"
                      : sni ? "SNI sent: " + *sni
                            : "No SNI was sent",
                      json::object{{"sni", sni ? json::value(*sni) : nullptr}}));
-  const auto& cert = obj(t, "client_certificate");
-  out.push_back(make("tls.client_cert", "info",
-                     cert.empty() ? "No client certificate was presented"
-                                  : "Client certificate: " + str(cert, "subject"),
-                     cert.empty() ? json::value(nullptr) : json::value(cert)));
+  const auto& cert = t.client_certificate;
+  out.push_back(
+      make("tls.client_cert", status::info,
+           !cert ? "No client certificate was presented" : "Client certificate: " + cert->subject,
+           core::optional_json(cert)));
   return out;
 }
 
@@ -316,54 +319,54 @@ bool looks_generic(const std::string& name, const std::string& ip) {
 
 std::vector<check> dns(const inputs& in) {
   std::vector<check> out;
-  const auto& c = in.connection;
-  const auto ptr = strings(c, "ptr");
-  const auto fcrdns = opt_bool(c, "fcrdns");
-  const std::string iprev = str(c, "iprev");
-  const std::string ip = str(c, "client_ip");
-  json::object ev{
-      {"client_ip", ip}, {"ptr", arr(c, "ptr")}, {"confirmed", arr(c, "ptr_confirmed")}};
-  if (iprev == "temperror") {
-    out.push_back(make("dns.ptr", "error", "The PTR lookup failed (DNS error)", ev));
-    out.push_back(
-        make("dns.fcrdns", "error", "The reverse lookup could not be completed (DNS error)", ev));
+  const auto& ptr = in.rdns.ptr;
+  const auto fcrdns = in.rdns.fcrdns;
+  const std::string& ip = in.session.connection.client_ip;
+  json::object ev{{"client_ip", ip},
+                  {"ptr", core::string_array(ptr)},
+                  {"confirmed", core::string_array(in.rdns.confirmed)}};
+  if (in.rdns.iprev == core::auth_result::temperror) {
+    out.push_back(make("dns.ptr", status::error, "The PTR lookup failed (DNS error)", ev));
+    out.push_back(make("dns.fcrdns", status::error,
+                       "The reverse lookup could not be completed (DNS error)", ev));
   } else if (ptr.empty()) {
     const char* fix =
         "Ask whoever controls the address (the ISP or cloud provider) for a PTR record "
         "naming the host, and give that name an A/AAAA record with the address.";
     out.push_back(
-        make("dns.ptr", "fail", "The client address " + ip + " has no PTR record", ev, fix));
-    out.push_back(
-        make("dns.fcrdns", "fail", "No PTR name, so nothing resolves back to " + ip, ev, fix));
+        make("dns.ptr", status::fail, "The client address " + ip + " has no PTR record", ev, fix));
+    out.push_back(make("dns.fcrdns", status::fail, "No PTR name, so nothing resolves back to " + ip,
+                       ev, fix));
   } else {
-    out.push_back(make("dns.ptr", "pass", "PTR: " + ptr.front(), ev));
+    out.push_back(make("dns.ptr", status::pass, "PTR: " + ptr.front(), ev));
     if (fcrdns.value_or(false)) {
-      out.push_back(make("dns.fcrdns", "pass", "The PTR name resolves back to " + ip, ev));
+      out.push_back(make("dns.fcrdns", status::pass, "The PTR name resolves back to " + ip, ev));
     } else {
       out.push_back(
-          make("dns.fcrdns", "fail", "No PTR name resolves back to " + ip, ev,
+          make("dns.fcrdns", status::fail, "No PTR name resolves back to " + ip, ev,
                "Give the PTR name an A/AAAA record with the sending address (Gmail: 550 5.7.25)."));
     }
   }
 
   if (ptr.empty()) {
-    out.push_back(make("dns.ptr_generic", "skip", "No PTR name to judge"));
-    out.push_back(make("dns.helo_ptr", "skip", "No PTR name to compare the EHLO name with"));
+    out.push_back(make("dns.ptr_generic", status::skip, "No PTR name to judge"));
+    out.push_back(make("dns.helo_ptr", status::skip, "No PTR name to compare the EHLO name with"));
     return out;
   }
   std::vector<std::string> generic;
   for (const auto& p : ptr)
     if (looks_generic(p, ip)) generic.push_back(p);
-  json::object gev{{"ptr", arr(c, "ptr")}, {"generic", core::string_array(generic)}};
-  out.push_back(generic.empty()
-                    ? make("dns.ptr_generic", "pass", "The PTR name does not look dynamic", gev)
-                    : make("dns.ptr_generic", "warn",
-                           "The PTR name " + generic.front() + " looks like a dynamic address", gev,
-                           "Use a PTR name of your own domain that names the mail host, e.g. "
-                           "mail.example.com."));
+  json::object gev{{"ptr", core::string_array(ptr)}, {"generic", core::string_array(generic)}};
+  out.push_back(
+      generic.empty()
+          ? make("dns.ptr_generic", status::pass, "The PTR name does not look dynamic", gev)
+          : make("dns.ptr_generic", status::warn,
+                 "The PTR name " + generic.front() + " looks like a dynamic address", gev,
+                 "Use a PTR name of your own domain that names the mail host, e.g. "
+                 "mail.example.com."));
 
-  const std::string helo = core::lowercase(str(c, "helo"));
-  json::object hev{{"helo", str(c, "helo")}, {"ptr", arr(c, "ptr")}};
+  const std::string helo = core::lowercase(in.session.connection.helo);
+  json::object hev{{"helo", in.session.connection.helo}, {"ptr", core::string_array(ptr)}};
   bool same = false;
   for (const auto& p : ptr) {
     if (p == helo ||
@@ -371,8 +374,8 @@ std::vector<check> dns(const inputs& in) {
       same = true;
   }
   out.push_back(
-      same ? make("dns.helo_ptr", "pass", "The EHLO name matches the PTR name's domain", hev)
-           : make("dns.helo_ptr", "warn",
+      same ? make("dns.helo_ptr", status::pass, "The EHLO name matches the PTR name's domain", hev)
+           : make("dns.helo_ptr", status::warn,
                   "The EHLO name and the PTR name belong to different domains", hev,
                   "Greet with the name the PTR record gives."));
   return out;

@@ -140,7 +140,7 @@ std::optional<long long> number(const std::optional<std::string>& s) {
 }
 
 // RFC 8601 §2.7.1 results from the library's per-signature error.
-std::string classify(int error) {
+core::auth_result classify(int error) {
   switch (error) {
     case DKIM_SIGERROR_BADSIG:
     case DKIM_SIGERROR_EXPIRED:
@@ -149,8 +149,9 @@ std::string classify(int error) {
     case DKIM_SIGERROR_KEYTOOSMALL:  // RFC 8301 §3.2: under 1024 bits is never valid
     case DKIM_SIGERROR_KEYHASHMISMATCH:
     case DKIM_SIGERROR_SUBDOMAIN:
-    case DKIM_SIGERROR_TOOLARGE_L: return "fail";
-    default: return "permerror";  // no key, revoked or malformed key, malformed signature
+    case DKIM_SIGERROR_TOOLARGE_L: return core::auth_result::fail;
+    default:
+      return core::auth_result::permerror;  // no key, revoked or malformed key, malformed signature
   }
 }
 
@@ -300,30 +301,30 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     const unsigned flags = dkim_sig_getflags(sig);
     const int error = dkim_sig_geterror(sig);
     if (flags & DKIM_SIGFLAG_IGNORE) {
-      s.result = "policy";
+      s.result = core::auth_result::policy;
       s.reason =
           "not verified: more than " + std::to_string(max_verified_signatures) + " signatures";
     } else if (DKIM_SIG_CHECK(sig)) {
       if (core::lowercase(s.algorithm) == "rsa-sha1") {
-        s.result = "fail";
+        s.result = core::auth_result::fail;
         s.reason = "rsa-sha1 is not a valid algorithm (RFC 8301)";
       } else {
-        s.result = "pass";
+        s.result = core::auth_result::pass;
       }
     } else if (note && note->temporary) {
-      s.result = "temperror";
+      s.result = core::auth_result::temperror;
       s.reason = "key lookup failed temporarily";
     } else if (note && !note->problem.empty()) {
-      s.result = "permerror";  // a key record the library was not given
+      s.result = core::auth_result::permerror;  // a key record the library was not given
       s.reason = note->problem;
     } else if (note && note->found && !note->facts.problem.empty()) {
-      s.result = "permerror";  // revoked or malformed key (RFC 6376 §6.1.2)
+      s.result = core::auth_result::permerror;  // revoked or malformed key (RFC 6376 §6.1.2)
       s.reason = note->facts.problem;
     } else if (bh == DKIM_SIGBH_MISMATCH) {
-      s.result = "fail";
+      s.result = core::auth_result::fail;
       s.reason = "body hash did not verify";
     } else if (error == DKIM_SIGERROR_NOKEY) {
-      s.result = "permerror";
+      s.result = core::auth_result::permerror;
       s.reason = "no key for signature";
     } else {
       s.result = classify(error);
@@ -337,26 +338,47 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
   return out;
 }
 
-boost::json::object to_json(const signature& s) {
-  namespace json = boost::json;
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const signature& s) {
   using core::optional_json;
-  json::object o;
-  o["result"] = s.result;
-  o["reason"] = optional_json(s.reason);
-  o["domain"] = s.domain;
-  o["selector"] = s.selector;
-  o["algorithm"] = s.algorithm;
-  o["identity"] = s.identity;
-  o["key_type"] = optional_json(s.key_type);
-  o["key_bits"] = optional_json(s.key_bits);
-  o["canonicalization"] = optional_json(s.canonicalization);
-  o["signed_headers"] = core::string_array(s.signed_headers);
-  o["body_length"] = optional_json(s.body_length);
-  o["body_hash_ok"] = optional_json(s.body_hash_ok);
-  o["timestamp"] = optional_json(s.timestamp);
-  o["expiration"] = optional_json(s.expiration);
-  o["aligned"] = s.aligned;
-  return o;
+  v = boost::json::object{{"result", core::to_string(s.result)},
+                          {"reason", optional_json(s.reason)},
+                          {"domain", s.domain},
+                          {"selector", s.selector},
+                          {"algorithm", s.algorithm},
+                          {"identity", s.identity},
+                          {"key_type", optional_json(s.key_type)},
+                          {"key_bits", optional_json(s.key_bits)},
+                          {"canonicalization", optional_json(s.canonicalization)},
+                          {"signed_headers", core::string_array(s.signed_headers)},
+                          {"body_length", optional_json(s.body_length)},
+                          {"body_hash_ok", optional_json(s.body_hash_ok)},
+                          {"timestamp", optional_json(s.timestamp)},
+                          {"expiration", optional_json(s.expiration)},
+                          {"b_prefix", s.b_prefix},
+                          {"aligned", s.aligned}};
+}
+
+signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  signature s;
+  s.result = core::auth_result_of(o.at("result").as_string());
+  s.reason = optional_field<std::string>(o, "reason");
+  s.domain = text(o, "domain");
+  s.selector = text(o, "selector");
+  s.algorithm = text(o, "algorithm");
+  s.identity = text(o, "identity");
+  s.key_type = optional_field<std::string>(o, "key_type");
+  s.key_bits = optional_field<int>(o, "key_bits");
+  s.canonicalization = optional_field<std::string>(o, "canonicalization");
+  s.signed_headers = field<std::vector<std::string>>(o, "signed_headers");
+  s.body_length = optional_field<long long>(o, "body_length");
+  s.body_hash_ok = optional_field<bool>(o, "body_hash_ok");
+  s.timestamp = optional_field<long long>(o, "timestamp");
+  s.expiration = optional_field<long long>(o, "expiration");
+  s.b_prefix = text(o, "b_prefix");
+  s.aligned = field<bool>(o, "aligned");
+  return s;
 }
 
 }  // namespace mxlens::analyzers::dkim

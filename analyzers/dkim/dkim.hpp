@@ -4,13 +4,15 @@
 // key sizes are computed here for RSA and ed25519 alike.
 #pragma once
 
-#include <boost/json/object.hpp>
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "analyzers/dns/resolver.hpp"
+#include "core/types.hpp"
 
 namespace mxlens::analyzers::dkim {
 
@@ -18,7 +20,8 @@ namespace mxlens::analyzers::dkim {
 inline constexpr int max_verified_signatures = 10;
 
 struct signature {
-  std::string result;  // pass fail neutral temperror permerror policy
+  core::auth_result result =
+      core::auth_result::none;  // pass fail neutral temperror permerror policy
   std::optional<std::string> reason;
   std::string domain;
   std::string selector;
@@ -34,6 +37,8 @@ struct signature {
   std::optional<long long> expiration;  // x=
   std::string b_prefix;                 // first characters of b=, for header.b
   bool aligned = false;                 // set by the DMARC evaluation
+
+  bool operator==(const signature&) const = default;
 };
 
 // The key record's type and size; nullopt fields when the record does not give them.
@@ -50,6 +55,8 @@ std::optional<std::string> key_name(std::string_view signature_value);
 // Verifies every signature of the raw message (CRLF line ends, dot-stuffing removed).
 std::vector<signature> verify(dns::lookups& dns, std::string_view raw);
 
-boost::json::object to_json(const signature& s);
+// One entry of the report's auth.dkim array, and its inverse.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const signature& s);
+signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::value& v);
 
 }  // namespace mxlens::analyzers::dkim

@@ -48,12 +48,14 @@ std::optional<std::string> policy_value(const std::string& v) {
 
 // How strict an outcome is, for a From field with several domains: a domain without a policy
 // restricts nothing, so any other outcome stands over it.
-int severity(const std::string& r) {
-  if (r == "none") return 0;
-  if (r == "pass") return 1;
-  if (r == "temperror") return 2;
-  if (r == "fail") return 3;
-  return 4;  // permerror
+int severity(core::auth_result r) {
+  switch (r) {
+    case core::auth_result::none: return 0;
+    case core::auth_result::pass: return 1;
+    case core::auth_result::temperror: return 2;
+    case core::auth_result::fail: return 3;
+    default: return 4;  // permerror
+  }
 }
 
 }  // namespace
@@ -180,7 +182,7 @@ result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const 
   for (const auto& place : places) {
     const auto& a = dns.query("_dmarc." + place, dns::rr_type::txt);
     if (a.state == dns::status::temperror) {
-      out.value = "temperror";
+      out.value = core::auth_result::temperror;
       out.problem = "DMARC record lookup failed at _dmarc." + place + ": " + a.error;
       return out;
     }
@@ -191,21 +193,21 @@ result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const 
     out.record_domain = place;
     if (candidates.size() > 1) {
       // §6.6.3 step 5: several records end discovery; reported as the RFC 8601 permerror.
-      out.value = "permerror";
+      out.value = core::auth_result::permerror;
       out.problem = std::to_string(candidates.size()) + " DMARC records at _dmarc." + place;
       return out;
     }
     std::string problem;
     out.rec = parse(candidates.front(), problem);
     if (!out.rec) {
-      out.value = "permerror";
+      out.value = core::auth_result::permerror;
       out.problem = "invalid DMARC record at _dmarc." + place + ": " + problem;
       return out;
     }
     break;
   }
   if (!out.rec) {
-    out.value = "none";
+    out.value = core::auth_result::none;
     return out;
   }
   const auto& rec = *out.rec;
@@ -213,16 +215,17 @@ result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const 
                            ? rec.policy
                            : *rec.subdomain_policy;
 
-  if (in.spf && in.spf->value == "pass" && in.spf->domain)
+  if (in.spf && in.spf->value == core::auth_result::pass && in.spf->domain)
     out.spf_aligned = aligned(from_domain, *in.spf->domain, rec.aspf);
   if (in.dkim) {
     for (auto& sig : *in.dkim) {
       bool a = aligned(from_domain, sig.domain, rec.adkim);
-      if (a && sig.result == "pass") out.dkim_aligned = true;
+      if (a && sig.result == core::auth_result::pass) out.dkim_aligned = true;
       sig.aligned = sig.aligned || a;
     }
   }
-  out.value = (out.spf_aligned || out.dkim_aligned) ? "pass" : "fail";
+  out.value =
+      (out.spf_aligned || out.dkim_aligned) ? core::auth_result::pass : core::auth_result::fail;
   return out;
 }
 
@@ -235,7 +238,7 @@ result evaluate(dns::lookups& dns, const inputs& in) {
   if (in.from_fields != 1 || in.from_domains.empty()) {
     // §6.6.1: a message without exactly one From field naming a domain cannot be evaluated.
     result out;
-    out.value = "permerror";
+    out.value = core::auth_result::permerror;
     out.problem = in.from_fields == 0 ? "the message has no From field"
                   : in.from_fields > 1
                       ? "the message has " + std::to_string(in.from_fields) + " From fields"
@@ -252,16 +255,14 @@ result evaluate(dns::lookups& dns, const inputs& in) {
   return *worst;
 }
 
-boost::json::object to_json(const result& r) {
-  namespace json = boost::json;
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r) {
   using core::optional_json;
   using core::string_array;
-  json::object o;
-  o["result"] = r.value;
-  o["from_domain"] = optional_json(r.from_domain);
-  o["from_domains"] = string_array(r.from_domains);
-  o["org_domain"] = optional_json(r.org_domain);
-  o["record_domain"] = optional_json(r.record_domain);
+  boost::json::object o{{"result", core::to_string(r.value)},
+                        {"from_domain", optional_json(r.from_domain)},
+                        {"from_domains", string_array(r.from_domains)},
+                        {"org_domain", optional_json(r.org_domain)},
+                        {"record_domain", optional_json(r.record_domain)}};
   if (r.rec) {
     o["record"] = r.rec->text;
     o["policy"] = r.rec->policy;
@@ -273,17 +274,46 @@ boost::json::object to_json(const result& r) {
     o["rua"] = string_array(r.rec->rua);
     o["warnings"] = string_array(r.rec->warnings);
   } else {
-    o["record"] = nullptr;
-    o["policy"] = nullptr;
-    o["subdomain_policy"] = nullptr;
-    o["pct"] = nullptr;
-    o["adkim"] = nullptr;
-    o["aspf"] = nullptr;
+    for (const char* key : {"record", "policy", "subdomain_policy", "pct", "adkim", "aspf"})
+      o[key] = nullptr;
   }
   o["spf_aligned"] = r.spf_aligned;
   o["dkim_aligned"] = r.dkim_aligned;
   if (!r.problem.empty()) o["problem"] = r.problem;
-  return o;
+  v = std::move(o);
+}
+
+result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  auto mode = [&](const char* key) {
+    const auto m = text(o, key);
+    if (m != "r" && m != "s") throw std::invalid_argument(std::string(key) + " is not r or s");
+    return m.front();
+  };
+  result r;
+  r.value = core::auth_result_of(o.at("result").as_string());
+  r.from_domain = optional_field<std::string>(o, "from_domain");
+  r.from_domains = field<std::vector<std::string>>(o, "from_domains");
+  r.org_domain = optional_field<std::string>(o, "org_domain");
+  r.record_domain = optional_field<std::string>(o, "record_domain");
+  if (!o.at("record").is_null()) {
+    record rec;
+    rec.text = text(o, "record");
+    rec.policy = text(o, "policy");
+    rec.subdomain_policy = optional_field<std::string>(o, "subdomain_policy");
+    rec.pct = field<int>(o, "pct");
+    rec.adkim = mode("adkim");
+    rec.aspf = mode("aspf");
+    rec.rua = field<std::vector<std::string>>(o, "rua");
+    rec.warnings = field<std::vector<std::string>>(o, "warnings");
+    r.rec = std::move(rec);
+    r.applied_policy = optional_field<std::string>(o, "applied_policy");
+  }
+  r.spf_aligned = field<bool>(o, "spf_aligned");
+  r.dkim_aligned = field<bool>(o, "dkim_aligned");
+  if (o.contains("problem")) r.problem = text(o, "problem");
+  return r;
 }
 
 }  // namespace mxlens::analyzers::dmarc

@@ -3,7 +3,8 @@
 // (docs/libraries.md §3). Organizational domains come from libpsl and Debian's list.
 #pragma once
 
-#include <boost/json/object.hpp>
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,8 @@ struct record {
   char aspf = 'r';
   std::vector<std::string> rua;
   std::vector<std::string> warnings;  // invalid values that were ignored
+
+  bool operator==(const record&) const = default;
 };
 
 // Parses one TXT record. Not a DMARC record at all (no leading v=DMARC1): nullopt and `problem`
@@ -40,7 +43,7 @@ std::optional<record> parse(std::string_view text, std::string& problem);
 bool is_dmarc_record(std::string_view text);
 
 struct result {
-  std::string value = "none";  // pass fail none temperror permerror
+  core::auth_result value = core::auth_result::none;  // pass fail none temperror permerror
   std::optional<std::string> from_domain;
   std::vector<std::string> from_domains;
   std::optional<std::string> org_domain;
@@ -50,6 +53,8 @@ struct result {
   bool spf_aligned = false;
   bool dkim_aligned = false;
   std::string problem;
+
+  bool operator==(const result&) const = default;
 };
 
 struct inputs {
@@ -61,6 +66,8 @@ struct inputs {
 
 result evaluate(dns::lookups& dns, const inputs& in);
 
-boost::json::object to_json(const result& r);
+// The report's auth.dmarc object, and its inverse.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r);
+result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v);
 
 }  // namespace mxlens::analyzers::dmarc

@@ -1,6 +1,11 @@
 #include "analyzers/providers/providers.hpp"
 
+#include <boost/json.hpp>
 #include <cctype>
+#include <stdexcept>
+
+#include "core/json.hpp"
+#include "core/tokens.hpp"
 
 namespace mxlens::analyzers::providers {
 
@@ -19,19 +24,26 @@ bool several_from_addresses(const facts& f) { return f.from_fields == 1 && f.fro
 bool duplicate_headers(const facts& f) { return !f.duplicate_header.empty(); }
 bool bad_message_id(const facts& f) { return !f.message_id_valid; }
 bool gmail_spoof(const facts& f) { return f.gmail_spoof; }
-bool dmarc_reject(const facts& f) { return f.dmarc_result == "fail" && f.dmarc_policy == "reject"; }
+bool dmarc_reject(const facts& f) {
+  return f.dmarc_result == core::auth_result::fail && f.dmarc_policy == "reject";
+}
 bool no_tls(const facts& f) { return !f.tls; }
 bool no_spf(const facts& f) { return !f.spf_pass; }
 bool no_dkim(const facts& f) { return !f.dkim_pass; }
 bool no_dmarc_record(const facts& f) { return !f.dmarc_record; }
-bool not_aligned(const facts& f) { return f.dmarc_record && f.dmarc_result == "fail"; }
+bool not_aligned(const facts& f) {
+  return f.dmarc_record && f.dmarc_result == core::auth_result::fail;
+}
 bool rfc5322(const facts& f) {
   return no_from(f) || several_from_fields(f) || several_from_addresses(f);
 }
 bool not_spf_and_dkim(const facts& f) { return !(f.spf_pass && f.dkim_pass); }
-bool no_dmarc_pass(const facts& f) { return !f.dmarc_record || f.dmarc_result != "pass"; }
+bool no_dmarc_pass(const facts& f) {
+  return !f.dmarc_record || f.dmarc_result != core::auth_result::pass;
+}
 bool outlook_high_volume(const facts& f) {
-  return !(f.spf_pass && f.dkim_pass && f.dmarc_record && f.dmarc_result == "pass");
+  return !(f.spf_pass && f.dkim_pass && f.dmarc_record &&
+           f.dmarc_result == core::auth_result::pass);
 }
 
 constexpr std::string_view gmail_rfc5322_url =
@@ -47,7 +59,7 @@ std::string fill(std::string_view text, const facts& f) {
   };
   auto pass = [](bool b) { return std::string(b ? "Pass" : "Fail"); };
   const std::string results = "Spf= " + pass(f.spf_pass) + " , Dkim= " + pass(f.dkim_pass) +
-                              " , DMARC= " + pass(f.dmarc_result == "pass");
+                              " , DMARC= " + pass(f.dmarc_result == core::auth_result::pass);
   const std::pair<std::string_view, std::string> vars[] = {{"{ip}", f.client_ip},
                                                            {"{domain}", f.spf_domain},
                                                            {"{from}", f.from_domain},
@@ -64,8 +76,8 @@ std::string fill(std::string_view text, const facts& f) {
   return out;
 }
 
-std::string verdict_of(int code) {
-  return code >= 500 ? "reject" : code >= 400 ? "defer" : "accept";
+verdict verdict_of_code(int code) {
+  return code >= 500 ? verdict::reject : code >= 400 ? verdict::defer : verdict::accept;
 }
 
 std::string accept_reply(std::string_view provider, const std::string& session_id,
@@ -231,7 +243,7 @@ std::string gmail_wire(int code, std::string_view enhanced,
 verdicts judge(std::string_view provider, const facts& f, const std::string& session_id,
                std::int64_t received) {
   verdicts v;
-  v.ordinary = v.bulk = {"accept", accept_reply(provider, session_id, received), ""};
+  v.ordinary = v.bulk = {verdict::accept, accept_reply(provider, session_id, received), ""};
   bool ordinary_set = false, bulk_set = false;
   for (const auto& r : rules()) {
     if (r.provider != provider || !r.broken(f)) continue;
@@ -244,7 +256,7 @@ verdicts judge(std::string_view provider, const facts& f, const std::string& ses
       reply = std::to_string(r.code) + (r.enhanced.empty() ? "" : " " + std::string(r.enhanced));
       for (const auto& p : paragraphs) reply += " " + p;
     }
-    answer a{verdict_of(r.code), reply, std::string(r.id)};
+    answer a{verdict_of_code(r.code), reply, std::string(r.id)};
     if (r.applies == scope::all_senders && !ordinary_set) {
       v.ordinary = a;
       ordinary_set = true;
@@ -258,15 +270,47 @@ verdicts judge(std::string_view provider, const facts& f, const std::string& ses
   return v;
 }
 
-json::object to_json(const facts& f, const std::string& session_id, std::int64_t received) {
-  json::object out;
-  for (const char* p : {"gmail", "yahoo", "outlook"}) {
-    auto v = judge(p, f, session_id, received);
-    out[p] = json::object{{"verdict", v.ordinary.verdict}, {"reply", v.ordinary.reply},
-                          {"rule", v.ordinary.rule},       {"bulk_verdict", v.bulk.verdict},
-                          {"bulk_reply", v.bulk.reply},    {"bulk_rule", v.bulk.rule}};
-  }
-  return out;
+judgement judge_all(const facts& f, const std::string& session_id, std::int64_t received) {
+  return {judge("gmail", f, session_id, received), judge("yahoo", f, session_id, received),
+          judge("outlook", f, session_id, received)};
+}
+
+namespace {
+constexpr core::token_table<verdict, 3> verdict_tokens{
+    {{{verdict::accept, "accept"}, {verdict::defer, "defer"}, {verdict::reject, "reject"}}},
+    "a provider verdict"};
+}  // namespace
+
+std::string_view to_string(verdict v) { return verdict_tokens.token(v); }
+verdict verdict_of(std::string_view token) { return verdict_tokens.value(token); }
+
+void tag_invoke(json::value_from_tag, json::value& v, const verdicts& x) {
+  v = json::object{{"verdict", to_string(x.ordinary.verdict)},
+                   {"reply", x.ordinary.reply},
+                   {"rule", x.ordinary.rule},
+                   {"bulk_verdict", to_string(x.bulk.verdict)},
+                   {"bulk_reply", x.bulk.reply},
+                   {"bulk_rule", x.bulk.rule}};
+}
+
+verdicts tag_invoke(json::value_to_tag<verdicts>, const json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  return {
+      {verdict_of(o.at("verdict").as_string()), text(o, "reply"), text(o, "rule")},
+      {verdict_of(o.at("bulk_verdict").as_string()), text(o, "bulk_reply"), text(o, "bulk_rule")}};
+}
+
+void tag_invoke(json::value_from_tag, json::value& v, const judgement& j) {
+  v = json::object{{"gmail", json::value_from(j.gmail)},
+                   {"yahoo", json::value_from(j.yahoo)},
+                   {"outlook", json::value_from(j.outlook)}};
+}
+
+judgement tag_invoke(json::value_to_tag<judgement>, const json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  return {field<verdicts>(o, "gmail"), field<verdicts>(o, "yahoo"), field<verdicts>(o, "outlook")};
 }
 
 }  // namespace mxlens::analyzers::providers

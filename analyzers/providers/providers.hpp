@@ -5,10 +5,14 @@
 // Texts: docs/provider-replies.md.
 #pragma once
 
-#include <boost/json/object.hpp>
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/types.hpp"
 
 namespace mxlens::analyzers::providers {
 
@@ -22,8 +26,8 @@ struct facts {
   std::string spf_domain;  // the MAIL FROM (or HELO) domain
   bool dkim_pass = false;
   bool dmarc_record = false;  // a usable record applies
-  std::string dmarc_result;   // pass fail none temperror permerror
-  std::string dmarc_policy;   // the applied p= or sp=
+  core::auth_result dmarc_result = core::auth_result::none;
+  std::string dmarc_policy;  // the applied p= or sp=
   std::string from_domain;
   int from_fields = 0;
   int from_addresses = 0;
@@ -49,23 +53,47 @@ struct rule {
 // Every rule, each provider's in its order.
 const std::vector<rule>& rules();
 
+// What a provider does with the message, spelled as in the report.
+enum class verdict { accept, defer, reject };
+std::string_view to_string(verdict v);
+verdict verdict_of(std::string_view token);  // throws std::invalid_argument
+
 struct answer {
-  std::string verdict;  // accept defer reject
-  std::string reply;    // wire form, CRLF between lines, no final CRLF
-  std::string rule;     // the rule's id; "" for accept
+  providers::verdict verdict = verdict::accept;
+  std::string reply;  // wire form, CRLF between lines, no final CRLF
+  std::string rule;   // the rule's id; "" for accept
+
+  bool operator==(const answer&) const = default;
 };
 
 struct verdicts {
   answer ordinary;
   answer bulk;
+
+  bool operator==(const verdicts&) const = default;
+};
+
+// The three providers' verdicts: the report's `providers` object.
+struct judgement {
+  verdicts gmail;
+  verdicts yahoo;
+  verdicts outlook;
+
+  bool operator==(const judgement&) const = default;
 };
 
 // `session_id` ends Gmail's lines ("<id> - gsmtp"); `received` is the arrival in Unix seconds.
 verdicts judge(std::string_view provider, const facts& f, const std::string& session_id,
                std::int64_t received);
 
-// {"gmail": {...}, "yahoo": {...}, "outlook": {...}} as report.schema.json has it.
-boost::json::object to_json(const facts& f, const std::string& session_id, std::int64_t received);
+judgement judge_all(const facts& f, const std::string& session_id, std::int64_t received);
+
+// One provider's object of the report ({verdict, reply, rule, bulk_verdict, bulk_reply,
+// bulk_rule}) and the whole {"gmail", "yahoo", "outlook"} object, with their inverses.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const verdicts& x);
+verdicts tag_invoke(boost::json::value_to_tag<verdicts>, const boost::json::value& v);
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const judgement& j);
+judgement tag_invoke(boost::json::value_to_tag<judgement>, const boost::json::value& v);
 
 // Gmail's multi-line layout: "NNN-X.Y.Z " on every line but the last, about 80 columns, URLs on
 // their own line after two spaces, the last line ending in "<id> - gsmtp".

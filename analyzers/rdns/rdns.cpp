@@ -1,8 +1,13 @@
 #include "analyzers/rdns/rdns.hpp"
 
+#include <stdexcept>
+
 #include "core/json.hpp"
+#include "core/tokens.hpp"
 
 namespace mxlens::analyzers::rdns {
+
+using core::auth_result;
 
 namespace {
 
@@ -29,9 +34,9 @@ result check(dns::lookups& dns, const std::string& client_ip, const std::string&
     const auto& ptr = dns.query(rev, dns::rr_type::ptr);
     out.ptr = ptr.records;
     if (ptr.state == dns::status::temperror) {
-      out.iprev = "temperror";
+      out.iprev = auth_result::temperror;
     } else if (ptr.empty()) {
-      out.iprev = "fail";
+      out.iprev = auth_result::fail;
       out.fcrdns = false;
     } else {
       bool temporary = false;
@@ -40,36 +45,63 @@ result check(dns::lookups& dns, const std::string& client_ip, const std::string&
           out.confirmed.push_back(out.ptr[i]);
       }
       out.fcrdns = !out.confirmed.empty();
-      out.iprev = *out.fcrdns ? "pass" : temporary ? "temperror" : "fail";
-      if (out.iprev == "temperror") out.fcrdns.reset();
+      out.iprev = *out.fcrdns ? auth_result::pass
+                  : temporary ? auth_result::temperror
+                              : auth_result::fail;
+      if (out.iprev == auth_result::temperror) out.fcrdns.reset();
     }
   } else {
-    out.iprev = "permerror";
+    out.iprev = auth_result::permerror;
   }
 
   std::string name = dns::normalize_name(helo);
   if (!name.empty() && name.front() == '[') {
-    out.helo_dns = "literal";
+    out.helo_dns = helo_match::literal;
   } else if (name.empty() || name.find('.') == std::string::npos) {
-    out.helo_dns = "none";
+    out.helo_dns = helo_match::none;
   } else {
     bool temporary = false;
     bool match = resolves_to(dns, name, client_ip, &out.helo_addresses, temporary);
-    out.helo_dns = match                        ? "match"
-                   : temporary                  ? "temperror"
-                   : out.helo_addresses.empty() ? "none"
-                                                : "mismatch";
+    out.helo_dns = match                        ? helo_match::match
+                   : temporary                  ? helo_match::temperror
+                   : out.helo_addresses.empty() ? helo_match::none
+                                                : helo_match::mismatch;
   }
   return out;
 }
 
-void add_to_connection(const result& r, boost::json::object& connection) {
-  connection["ptr"] = core::string_array(r.ptr);
-  connection["ptr_confirmed"] = core::string_array(r.confirmed);
-  connection["fcrdns"] = core::optional_json(r.fcrdns);
-  connection["iprev"] = r.iprev;
-  connection["helo_dns"] = r.helo_dns;
-  connection["helo_addresses"] = core::string_array(r.helo_addresses);
+namespace {
+constexpr core::token_table<helo_match, 5> helo_tokens{{{{helo_match::match, "match"},
+                                                         {helo_match::mismatch, "mismatch"},
+                                                         {helo_match::none, "none"},
+                                                         {helo_match::literal, "literal"},
+                                                         {helo_match::temperror, "temperror"}}},
+                                                       "a helo_dns value"};
+}  // namespace
+
+std::string_view to_string(helo_match m) { return helo_tokens.token(m); }
+helo_match helo_match_of(std::string_view token) { return helo_tokens.value(token); }
+
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r) {
+  v = boost::json::object{{"ptr", core::string_array(r.ptr)},
+                          {"ptr_confirmed", core::string_array(r.confirmed)},
+                          {"fcrdns", core::optional_json(r.fcrdns)},
+                          {"iprev", core::to_string(r.iprev)},
+                          {"helo_dns", to_string(r.helo_dns)},
+                          {"helo_addresses", core::string_array(r.helo_addresses)}};
+}
+
+result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  result r;
+  r.ptr = field<std::vector<std::string>>(o, "ptr");
+  r.confirmed = field<std::vector<std::string>>(o, "ptr_confirmed");
+  r.fcrdns = optional_field<bool>(o, "fcrdns");
+  r.iprev = core::auth_result_of(o.at("iprev").as_string());
+  r.helo_dns = helo_match_of(o.at("helo_dns").as_string());
+  r.helo_addresses = field<std::vector<std::string>>(o, "helo_addresses");
+  return r;
 }
 
 }  // namespace mxlens::analyzers::rdns

@@ -207,19 +207,20 @@ SPF_errcode_t layer_get_exp(SPF_server_t* server, const char* domain, char** buf
   return SPF_E_SUCCESS;
 }
 
-std::string result_name(SPF_result_t r) {
+core::auth_result result_name(SPF_result_t r) {
+  using core::auth_result;
   switch (r) {
-    case SPF_RESULT_PASS: return "pass";
-    case SPF_RESULT_FAIL: return "fail";
-    case SPF_RESULT_SOFTFAIL: return "softfail";
-    case SPF_RESULT_NEUTRAL: return "neutral";
-    case SPF_RESULT_NONE: return "none";
-    case SPF_RESULT_TEMPERROR: return "temperror";
+    case SPF_RESULT_PASS: return auth_result::pass;
+    case SPF_RESULT_FAIL: return auth_result::fail;
+    case SPF_RESULT_SOFTFAIL: return auth_result::softfail;
+    case SPF_RESULT_NEUTRAL: return auth_result::neutral;
+    case SPF_RESULT_NONE: return auth_result::none;
+    case SPF_RESULT_TEMPERROR: return auth_result::temperror;
     case SPF_RESULT_PERMERROR:
     case SPF_RESULT_INVALID:  // a record that does not compile (§4.6)
-      return "permerror";
+      return auth_result::permerror;
   }
-  return "permerror";
+  return auth_result::permerror;
 }
 
 struct server_deleter {
@@ -262,7 +263,7 @@ result check(dns::lookups& dns, const request& req, identity id) {
   layer.hook = &ev;
   std::unique_ptr<SPF_server_t, server_deleter> server(SPF_server_new_dns(&layer, 0));
   if (!server) {
-    out.value = "temperror";
+    out.value = core::auth_result::temperror;
     out.problem = "libspf2 could not start";
     return out;
   }
@@ -274,7 +275,7 @@ result check(dns::lookups& dns, const request& req, identity id) {
   SPF_errcode_t err = v4 ? SPF_request_set_ipv4_str(request.get(), req.client_ip.c_str())
                          : SPF_request_set_ipv6_str(request.get(), req.client_ip.c_str());
   if (err != SPF_E_SUCCESS) {
-    out.value = "permerror";
+    out.value = core::auth_result::permerror;
     out.problem = "invalid client address";
     return out;
   }
@@ -298,9 +299,11 @@ result check(dns::lookups& dns, const request& req, identity id) {
 
   out.value = result_name(SPF_response_result(response.get()));
   if (err == SPF_E_DNS_ERROR) {
-    out.value = "temperror";  // §4.4: the record lookup failed (libspf2 says permerror)
-  } else if (err != SPF_E_SUCCESS && out.value == "none" && err != SPF_E_NOT_SPF) {
-    out.value = "permerror";  // no result was set: a syntax error or several records (§4.5)
+    out.value =
+        core::auth_result::temperror;  // §4.4: the record lookup failed (libspf2 says permerror)
+  } else if (err != SPF_E_SUCCESS && out.value == core::auth_result::none && err != SPF_E_NOT_SPF) {
+    out.value = core::auth_result::permerror;  // no result was set: a syntax error or several
+                                               // records (§4.5)
   }
   out.lookups = std::min(ev.terms, max_dns_terms + 1);
   out.void_lookups = ev.voids;
@@ -316,30 +319,47 @@ result check(dns::lookups& dns, const request& req, identity id) {
         break;
       }
     }
-    out.value = "permerror";
+    out.value = core::auth_result::permerror;
   }
   if (!ev.problem.empty()) {
-    out.value = "permerror";
+    out.value = core::auth_result::permerror;
     out.problem = ev.problem;
-  } else if (out.value == "permerror" || out.value == "temperror") {
+  } else if (out.value == core::auth_result::permerror ||
+             out.value == core::auth_result::temperror) {
     out.problem = SPF_strerror(err != SPF_E_SUCCESS ? err : SPF_response_errcode(response.get()));
   }
-  if (out.value == "fail") out.explanation = ev.explanation;
+  if (out.value == core::auth_result::fail) out.explanation = ev.explanation;
   return out;
 }
 
-boost::json::object to_json(const result& r) {
-  boost::json::object o;
-  o["result"] = r.value;
-  o["domain"] = core::optional_json(r.domain);
-  o["record"] = core::optional_json(r.record);
-  o["lookups"] = r.lookups;
-  o["void_lookups"] = r.void_lookups;
-  o["explanation"] = core::optional_json(r.explanation);
-  o["records"] = r.records;
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r) {
+  using core::optional_json;
+  boost::json::object o{{"result", core::to_string(r.value)},
+                        {"domain", optional_json(r.domain)},
+                        {"record", optional_json(r.record)},
+                        {"lookups", r.lookups},
+                        {"void_lookups", r.void_lookups},
+                        {"explanation", optional_json(r.explanation)},
+                        {"records", r.records}};
   if (!r.record_error.empty()) o["record_error"] = r.record_error;
   if (!r.problem.empty()) o["problem"] = r.problem;
-  return o;
+  v = std::move(o);
+}
+
+result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v) {
+  using namespace core::read;
+  const auto& o = object_of(v);
+  result r;
+  r.value = core::auth_result_of(o.at("result").as_string());
+  r.domain = optional_field<std::string>(o, "domain");
+  r.record = optional_field<std::string>(o, "record");
+  r.lookups = field<int>(o, "lookups");
+  r.void_lookups = field<int>(o, "void_lookups");
+  r.explanation = optional_field<std::string>(o, "explanation");
+  r.records = field<int>(o, "records");
+  if (o.contains("record_error")) r.record_error = text(o, "record_error");
+  if (o.contains("problem")) r.problem = text(o, "problem");
+  return r;
 }
 
 }  // namespace mxlens::analyzers::spf

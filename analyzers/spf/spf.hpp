@@ -3,11 +3,13 @@
 // each include and has no void-lookup limit at all (docs/libraries.md §2).
 #pragma once
 
-#include <boost/json/object.hpp>
+#include <boost/json/conversion.hpp>
+#include <boost/json/value.hpp>
 #include <optional>
 #include <string>
 
 #include "analyzers/dns/resolver.hpp"
+#include "core/types.hpp"
 
 namespace mxlens::analyzers::spf {
 
@@ -18,7 +20,7 @@ inline constexpr int max_void_lookups = 2;
 enum class identity { mailfrom, helo };
 
 struct result {
-  std::string value = "none";  // pass fail softfail neutral none temperror permerror
+  core::auth_result value = core::auth_result::none;  // any but policy
   std::optional<std::string> domain;
   std::optional<std::string> record;
   int lookups = 0;       // DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect)
@@ -27,6 +29,8 @@ struct result {
   int records = 0;                         // v=spf1 records at the domain itself
   std::string record_error;  // why the domain's own record is unusable (syntax, several)
   std::string problem;       // why a permerror or temperror happened
+
+  bool operator==(const result&) const = default;
 };
 
 struct request {
@@ -39,6 +43,8 @@ struct request {
 // check_host() for the identity: MAIL FROM (postmaster@HELO for the null sender) or HELO.
 result check(dns::lookups& dns, const request& req, identity id);
 
-boost::json::object to_json(const result& r);
+// The report's auth.spf object and its inverse.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r);
+result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v);
 
 }  // namespace mxlens::analyzers::spf

@@ -24,6 +24,7 @@
 
 #include "analyzers/checks/checks.hpp"
 #include "analyzers/message/message.hpp"
+#include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/test_id.hpp"
 
@@ -107,64 +108,6 @@ void test_fault(const std::string& raw) {
 
 }  // namespace
 
-json::object summary_of(const json::object& analysis) {
-  json::object summary, auth;
-  auto pick = [](const json::object& from, const char* key) {
-    auto* v = from.if_contains(key);
-    return v ? *v : json::value(nullptr);
-  };
-  auto result_of = [&](const json::value& v) {
-    return v.is_object() ? json::value(json::object{{"result", pick(v.as_object(), "result")}})
-                         : json::value(nullptr);
-  };
-  summary["score"] = pick(analysis, "score");
-  if (auto* a = analysis.if_contains("auth"); a && a->is_object()) {
-    const auto& in = a->as_object();
-    auth["spf"] = result_of(pick(in, "spf"));
-    auth["dmarc"] = result_of(pick(in, "dmarc"));
-    json::array dkim;
-    if (auto* d = in.if_contains("dkim"); d && d->is_array())
-      for (const auto& sig : d->as_array()) dkim.push_back(result_of(sig));
-    auth["dkim"] = std::move(dkim);
-  }
-  summary["auth"] = std::move(auth);
-  json::value errors = json::array{};
-  if (auto* a = analysis.if_contains("analysis"); a && a->is_object())
-    if (auto* e = a->as_object().if_contains("errors")) errors = *e;
-  summary["analysis"] = json::object{{"errors", std::move(errors)}};
-  return summary;
-}
-
-json::object failed_analysis(const std::string& error) {
-  // Every check of the catalog, as an error: nothing was judged, and nothing is shown as a pass.
-  json::array all;
-  std::vector<checks::check> found;
-  for (const auto& e : checks::catalog()) {
-    found.push_back({std::string(e.id), "error", "Not evaluated: " + error, nullptr, std::nullopt});
-    all.push_back(checks::to_json(found.back()));
-  }
-  json::object providers;
-  for (const char* p : {"gmail", "yahoo", "outlook"}) {
-    // What a provider does when it cannot evaluate a message: a temporary failure.
-    const char* reply = "451 4.3.0 Temporary failure evaluating the message, try again later";
-    providers[p] =
-        json::object{{"verdict", "defer"},      {"reply", reply},      {"rule", "evaluation"},
-                     {"bulk_verdict", "defer"}, {"bulk_reply", reply}, {"bulk_rule", "evaluation"}};
-  }
-  return {
-      {"connection", json::object{{"ptr", json::array{}}, {"fcrdns", nullptr}}},
-      {"auth",
-       json::object{{"spf", json::object{{"result", "temperror"}, {"domain", nullptr}}},
-                    {"spf_helo", nullptr},
-                    {"dkim", json::array{}},
-                    {"dmarc", json::object{{"result", "temperror"}, {"from_domain", nullptr}}}}},
-      {"checks", std::move(all)},
-      {"score", checks::to_json(checks::score(found))},
-      {"providers", std::move(providers)},
-      {"dns", json::array{}},
-      {"analysis", json::object{{"duration_ms", 0}, {"errors", json::array{json::value(error)}}}}};
-}
-
 int run_worker(const worker_settings& s) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the server
   if (getppid() == 1) return 1;
@@ -184,17 +127,18 @@ int run_worker(const worker_settings& s) {
     if (!read_frame(s.fd, header)) return 0;  // the server closed the socket
     if (!read_frame(s.fd, raw)) return 1;
     budget_cpu(s.cpu_seconds);
-    json::object out;
+    analysis out;
     try {
-      auto in = analysis_input_from_json(json::parse(header).as_object());
-      in.raw = std::move(raw);
-      test_fault(in.raw);
+      auto in = core::from_json<analysis_input>(json::parse(header));
+      in.delivery.raw = std::move(raw);
+      test_fault(in.delivery.raw);
       out = analyze(in, resolver);
     } catch (const std::exception& e) {
       out = failed_analysis(std::string("analysis failed: ") + e.what());
     }
     // Two frames: the summary the server reads, then the analysis it stores as it is.
-    for (const auto& frame : {json::serialize(summary_of(out)), json::serialize(out)}) {
+    for (const auto& frame :
+         {json::serialize(core::to_json(summary_of(out))), json::serialize(core::to_json(out))}) {
       const auto len = length_prefix(frame.size());
       if (!write_all(s.fd, reinterpret_cast<const char*>(len.data()), len.size()) ||
           !write_all(s.fd, frame.data(), frame.size()))
@@ -365,27 +309,27 @@ void pool::replace(const std::shared_ptr<process>& p) {
 }
 
 namespace {
-analysis_result result_of(const json::object& analysis) {
-  return {summary_of(analysis), json::serialize(analysis)};
+analysis_result result_of(const analysis& a) {
+  return {summary_of(a), json::serialize(core::to_json(a))};
 }
 }  // namespace
 
 asio::awaitable<analysis_result> pool::run(analysis_input in) {
-  const std::string header = json::serialize(analysis_input_json(in));
+  const std::string header = json::serialize(core::to_json(in));
   // A worker found dead when the job is handed over (it died idle) did not fail this job: the
   // job goes to a fresh worker once.
   for (int tries = 0;; ++tries) {
     auto p = co_await acquire();
     if (!p) co_return result_of(failed_analysis("analysis stopped: the server is shutting down"));
-    auto r = co_await attempt(p, header, in.raw);
+    auto r = co_await attempt(p, header, in.delivery.raw);
     if (r.ok) {
       release(p);
       try {
         // Only the summary is parsed; the analysis must be a JSON object, which its first and
         // last characters show (it is the worker's own serialization).
-        auto v = json::parse(r.summary);
-        if (v.is_object() && r.reply.size() >= 2 && r.reply.front() == '{' && r.reply.back() == '}')
-          co_return analysis_result{std::move(v.as_object()), std::move(r.reply)};
+        auto summary = core::from_json<core::analysis_summary>(json::parse(r.summary));
+        if (r.reply.size() >= 2 && r.reply.front() == '{' && r.reply.back() == '}')
+          co_return analysis_result{std::move(summary), std::move(r.reply)};
       } catch (const std::exception&) {
       }
       co_return result_of(failed_analysis("analysis worker sent an unreadable answer"));

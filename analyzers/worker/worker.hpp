@@ -13,7 +13,6 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/json/object.hpp>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -48,13 +47,9 @@ struct pool_settings {
 // A finished analysis: its JSON text, to be stored as it is, and the little of it the server reads
 // (score, the SPF, DKIM and DMARC results, errors), so that the server never parses a whole report.
 struct analysis_result {
-  boost::json::object
-      summary;  // {"score", "auth": {"spf", "dkim", "dmarc"}, "analysis": {"errors"}}
+  core::analysis_summary summary;
   std::string text;
 };
-
-// The summary of an analysis object (see analysis_result).
-boost::json::object summary_of(const boost::json::object& analysis);
 
 class pool {
  public:
@@ -103,8 +98,5 @@ class pool {
   std::uint64_t replaced_ = 0;
   bool stopped_ = false;
 };
-
-// The analysis object of a job that produced none (so the delivery still gets a report).
-boost::json::object failed_analysis(const std::string& error);
 
 }  // namespace mxlens::analyzers::worker

@@ -165,24 +165,16 @@ int main(int argc, char** argv) try {
   analyzers::dns::settings ds;
   ds.upstream = dns_server;
   analyzers::dns::resolver resolver(ds);
-  analyzers::analysis_input in;
-  in.client_ip = client_ip;
-  in.helo = helo;
-  in.mail_from = mail_from;
-  in.receiver = "mx.bench.example";
-  in.raw = slurp(message_file);
-  in.received_at = 1'700'000'000'000;
   core::delivery d;
   d.test_id = "floorfloor";
   d.session_id = "s";
-  d.received_at = in.received_at;
+  d.received_at = 1'700'000'000'000;
   d.connection.client_ip = client_ip;
   d.connection.helo = helo;
   d.envelope.mail_from = mail_from;
   d.envelope.rcpt_to = {"floorfloor@mx.bench.example"};
-  d.raw = in.raw;
-  const auto facts = core::delivery_facts_json(d).as_object();
-  in.session = facts;
+  d.raw = slurp(message_file);
+  const analyzers::analysis_input in{d, true, "mx.bench.example", false};
 
   json::object out;
   if (!tls_cert.empty() && !tls_key.empty()) {
@@ -198,7 +190,7 @@ int main(int argc, char** argv) try {
   // The questions one analysis asks, asked again one by one.
   const auto first = analyzers::analyze(in, resolver);
   std::vector<std::pair<std::string, analyzers::dns::rr_type>> questions;
-  for (const auto& q : first.at("dns").as_array()) {
+  for (const auto& q : first.dns) {
     const auto& o = q.as_object();
     const std::string type(o.at("type").as_string());
     auto t = type == "PTR"    ? analyzers::dns::rr_type::ptr
@@ -216,15 +208,12 @@ int main(int argc, char** argv) try {
   out["dns_question"] = dns;
   out["analysis"] = measure(rounds, [&](int) { analyzers::analyze(in, resolver); });
 
-  auto analysis = first;
-  analysis["disposition"] = json::object{{"code", 250},
-                                         {"enhanced", "2.0.0"},
-                                         {"text", "Ok"},
-                                         {"profile", "accept"},
-                                         {"reason", nullptr}};
-  const auto text = json::serialize(analysis);
+  const core::disposition disposition{250, "2.0.0", "Ok", "accept", std::nullopt};
+  const auto text = core::with_disposition(json::serialize(core::to_json(first)), disposition);
   out["report_bytes"] = text.size();
-  out["report_serialize"] = measure(rounds, [&](int) { (void)json::serialize(analysis); });
+  out["report_serialize"] = measure(rounds, [&](int) {
+    (void)core::with_disposition(json::serialize(core::to_json(first)), disposition);
+  });
   out["report_parse"] = measure(rounds, [&](int) { (void)json::parse(text); });
 
   // The hand-over to an analysis worker: the job (its JSON header and the raw message) over a
@@ -246,8 +235,7 @@ int main(int argc, char** argv) try {
       return f.empty() ||
              ::recv(fd, f.data(), f.size(), MSG_WAITALL) == static_cast<ssize_t>(f.size());
     };
-    const auto summary =
-        json::serialize(json::object{{"score", analysis.at("score")}, {"auth", json::object{}}});
+    const auto summary = json::serialize(core::to_json(analyzers::summary_of(first)));
     std::thread worker([&] {
       std::string header, raw;
       while (read_frame(fds[1], header) && read_frame(fds[1], raw))
@@ -255,11 +243,11 @@ int main(int argc, char** argv) try {
     });
     out["worker_handoff"] = measure(rounds, [&](int) {
       std::string got_summary, got_report;
-      if (!write_frame(fds[0], json::serialize(analyzers::analysis_input_json(in))) ||
-          !write_frame(fds[0], in.raw) || !read_frame(fds[0], got_summary) ||
+      if (!write_frame(fds[0], json::serialize(core::to_json(in))) ||
+          !write_frame(fds[0], in.delivery.raw) || !read_frame(fds[0], got_summary) ||
           !read_frame(fds[0], got_report))
         throw std::runtime_error("worker hand-over failed");
-      (void)json::parse(got_summary);
+      (void)core::from_json<core::analysis_summary>(json::parse(got_summary));
     });
     ::shutdown(fds[0], SHUT_RDWR);
     worker.join();
@@ -277,7 +265,7 @@ int main(int argc, char** argv) try {
     storage::sqlite_store store(dir / "floor.db");
     store.create_test(
         {d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
-    auto line = core::line_of(facts, analysis);
+    auto line = core::line_of(d, analyzers::summary_of(first), disposition);
     core::session_record session;
     session.connection = d.connection;
     session.messages = 1;

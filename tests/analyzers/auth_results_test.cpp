@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 using namespace mxlens::analyzers;
+namespace core = mxlens::core;
 
 TEST_CASE("no results gives 'none' (RFC 8601 §2.2)", "[auth-results]") {
   CHECK(authentication_results("mx.example.com", {}) == "mx.example.com; none");
@@ -12,9 +13,9 @@ TEST_CASE("no results gives 'none' (RFC 8601 §2.2)", "[auth-results]") {
 TEST_CASE("methods follow in order, one per folded line", "[auth-results]") {
   auto text = authentication_results(
       "mx.example.com",
-      {{"spf", "pass", "", {{"smtp.mailfrom", "sender@example.net"}}, ""},
-       {"dkim", "pass", "", {{"header.d", "example.net"}, {"header.s", "s1"}}, ""},
-       {"dmarc", "fail", "", {{"header.from", "example.net"}}, "p=reject"}});
+      {{"spf", core::auth_result::pass, "", {{"smtp.mailfrom", "sender@example.net"}}, ""},
+       {"dkim", core::auth_result::pass, "", {{"header.d", "example.net"}, {"header.s", "s1"}}, ""},
+       {"dmarc", core::auth_result::fail, "", {{"header.from", "example.net"}}, "p=reject"}});
   CHECK(text ==
         "mx.example.com; spf=pass smtp.mailfrom=sender@example.net;\r\n"
         "\tdkim=pass header.d=example.net header.s=s1;\r\n"
@@ -23,7 +24,7 @@ TEST_CASE("methods follow in order, one per folded line", "[auth-results]") {
 
 TEST_CASE("reasons and values that are not tokens are quoted; comments escaped", "[auth-results]") {
   auto text = authentication_results("mx", {{"dkim",
-                                             "fail",
+                                             core::auth_result::fail,
                                              "body hash did not verify",
                                              {{"header.d", "a;b.example"}},
                                              "odd (comment)"}});
@@ -31,7 +32,7 @@ TEST_CASE("reasons and values that are not tokens are quoted; comments escaped",
         "mx; dkim=fail reason=\"body hash did not verify\" header.d=\"a;b.example\" "
         "(odd \\(comment\\))");
   // Header text from the sender can never break out of the field.
-  auto injected =
-      authentication_results("mx", {{"spf", "pass", "", {{"smtp.helo", "x\r\nX-Evil: 1"}}, ""}});
+  auto injected = authentication_results(
+      "mx", {{"spf", core::auth_result::pass, "", {{"smtp.helo", "x\r\nX-Evil: 1"}}, ""}});
   CHECK(injected.find("\r\nX-Evil") == std::string::npos);
 }

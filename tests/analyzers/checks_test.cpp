@@ -9,7 +9,7 @@ using namespace mxlens::analyzers;
 
 namespace {
 checks::check c(const char* id, const char* status) {
-  return {id, status, "s", nullptr, std::nullopt};
+  return {id, checks::status_of(status), "s", nullptr, std::nullopt};
 }
 }  // namespace
 
@@ -65,19 +65,19 @@ TEST_CASE("each provider answers for the first rule broken, in its order", "[pro
   f.fcrdns = true;
   f.spf_pass = f.dkim_pass = true;
   f.dmarc_record = true;
-  f.dmarc_result = "pass";
+  f.dmarc_result = mxlens::core::auth_result::pass;
   f.dmarc_policy = "reject";
   f.from_domain = "example.com";
   f.from_fields = f.from_addresses = 1;
   f.message_id_valid = true;
   auto ok = providers::judge("gmail", f, "id", 0);
-  CHECK(ok.ordinary.verdict == "accept");
-  CHECK(ok.bulk.verdict == "accept");
+  CHECK(ok.ordinary.verdict == providers::verdict::accept);
+  CHECK(ok.bulk.verdict == providers::verdict::accept);
 
   auto plain = f;
   plain.tls = false;
   auto v = providers::judge("gmail", plain, "id", 0);
-  CHECK(v.ordinary.verdict == "accept");  // TLS is a bulk-sender rule
+  CHECK(v.ordinary.verdict == providers::verdict::accept);  // TLS is a bulk-sender rule
   CHECK(v.bulk.rule == "tls");
   CHECK(v.bulk.reply.rfind("421-4.7.29 ", 0) == 0);
 
@@ -88,10 +88,10 @@ TEST_CASE("each provider answers for the first rule broken, in its order", "[pro
   CHECK(providers::judge("gmail", worst, "id", 0).ordinary.rule == "ptr");
 
   auto unaligned = f;
-  unaligned.dmarc_result = "fail";
+  unaligned.dmarc_result = mxlens::core::auth_result::fail;
   unaligned.dmarc_policy = "none";
   auto outlook = providers::judge("outlook", unaligned, "id", 0);
-  CHECK(outlook.ordinary.verdict == "accept");
+  CHECK(outlook.ordinary.verdict == providers::verdict::accept);
   CHECK(outlook.bulk.reply ==
         "550 5.7.515 Access denied, sending domain EXAMPLE.COM doesn't meet the required "
         "authentication level. The sender's domain in the 5322.From address doesn't meet the "

@@ -3,17 +3,13 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "analyzers/worker/worker.hpp"
+#include "core/json.hpp"
 
 using namespace mxlens;
 namespace json = boost::json;
 
 namespace {
-const json::object accepted{{"code", 250},
-                            {"enhanced", "2.0.0"},
-                            {"text", "Ok"},
-                            {"profile", "accept"},
-                            {"reason", nullptr}};
+const core::disposition accepted{250, "2.0.0", "Ok", "accept", std::nullopt};
 }
 
 TEST_CASE("a disposition joins an analysis's text as its last member", "[report]") {
@@ -28,35 +24,34 @@ TEST_CASE("a disposition joins an analysis's text as its last member", "[report]
   CHECK_THROWS_AS(core::with_disposition("", accepted), std::invalid_argument);
 }
 
-TEST_CASE("the listing line comes alike from a whole analysis and from its summary", "[report]") {
-  json::object facts{{"received_at", "2026-11-23T00:00:00.000Z"},
-                     {"connection", {{"client_ip", "192.0.2.7"}}},
-                     {"envelope", {{"mail_from", "a@b.example"}}},
-                     {"tls",
-                      {{"used", true},
-                       {"version", "TLSv1.2"},
-                       {"cipher", "X"},
-                       {"failed_handshakes", json::array{}}}}};
-  json::object analysis{
-      {"score", {{"value", 6.5}, {"max", 10}, {"passed", 5}, {"total", 9}}},
-      {"auth",
-       {{"spf", {{"result", "pass"}, {"domain", "b.example"}}},
-        {"dkim", json::array{json::object{{"result", "fail"}, {"domain", "x"}},
-                             json::object{{"result", "pass"}, {"domain", "b.example"}}}},
-        {"dmarc", {{"result", "fail"}, {"from_domain", "b.example"}}}}},
-      {"checks", json::array{json::object{{"id", "smtp.ehlo"}}}},
-      {"analysis", {{"duration_ms", 3}, {"errors", json::array{"dns timed out"}}}},
-      {"disposition", accepted}};
-  auto summary = analyzers::worker::summary_of(analysis);
-  CHECK_FALSE(summary.contains("checks"));
-  CHECK(summary.at("analysis").at("errors").as_array().size() == 1);
-  summary["disposition"] = accepted;
-  auto whole = core::line_of(facts, analysis);
-  auto brief = core::line_of(facts, summary);
-  CHECK(brief.score_json == whole.score_json);
-  CHECK(brief.disposition_json == whole.disposition_json);
-  CHECK((brief.spf_pass && brief.dkim_pass && !brief.dmarc_pass));
-  CHECK((whole.spf_pass && whole.dkim_pass && !whole.dmarc_pass));
-  CHECK(brief.tls_version == std::optional<std::string>("TLSv1.2"));
-  CHECK(brief.client_ip == "192.0.2.7");
+TEST_CASE("the listing line: the recorded facts, the analysis summary, the answer", "[report]") {
+  core::delivery d;
+  d.number = 4;
+  d.received_at = core::parse_time("2026-11-23T00:00:00.000Z");
+  d.connection.client_ip = "192.0.2.7";
+  d.envelope.mail_from = "a@b.example";
+  d.tls.used = true;
+  d.tls.version = "TLSv1.2";
+  d.tls.cipher = "X";
+  d.tls.failed_handshakes = {{1, "192.0.2.7", "no shared cipher", std::nullopt}};
+  core::analysis_summary summary;
+  summary.score = {6.5, 5, 9};
+  summary.spf = core::auth_result::pass;
+  summary.dkim = {core::auth_result::fail, core::auth_result::pass};
+  summary.dmarc = core::auth_result::fail;
+  auto line = core::line_of(d, summary, accepted);
+  CHECK(line.number == 4);
+  CHECK(line.received_at == "2026-11-23T00:00:00.000Z");
+  CHECK(json::parse(line.score_json) ==
+        json::parse(R"({"value":6.5,"max":10,"passed":5,"total":9})"));
+  CHECK(core::from_json<core::disposition>(json::parse(line.disposition_json)) == accepted);
+  CHECK((line.spf_pass && line.dkim_pass && !line.dmarc_pass));
+  CHECK(line.tls_version == std::optional<std::string>("TLSv1.2"));
+  CHECK(line.tls_cipher == std::optional<std::string>("X"));
+  CHECK(line.failed_handshakes == 1);
+  CHECK(line.client_ip == "192.0.2.7");
+  CHECK(line.mail_from == "a@b.example");
+
+  d.tls.used = false;  // plaintext: no TLS version, whatever else was recorded
+  CHECK_FALSE(core::line_of(d, summary, accepted).tls_version);
 }

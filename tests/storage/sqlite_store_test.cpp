@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "core/json.hpp"
 #include "core/report.hpp"
 #include "storage/commit_queue.hpp"
 
@@ -34,21 +35,25 @@ core::test_info test(const std::string& id, core::unix_ms expires = 10'000) {
 storage::analysis_update analysed(const std::string& id, std::int64_t n, const std::string& ip,
                                   bool tls, bool spf, bool dkim) {
   namespace json = boost::json;
-  json::object facts{{"received_at", "2026-11-23T00:00:00.000Z"},
-                     {"connection", {{"client_ip", ip}}},
-                     {"envelope", {{"mail_from", "a@b.example"}}},
-                     {"tls",
-                      {{"used", tls},
-                       {"version", "TLSv1.3"},
-                       {"cipher", "TLS_AES_256_GCM_SHA384"},
-                       {"failed_handshakes", json::array{json::object{}}}}}};
-  json::object analysis{{"score", {{"value", 7.5}, {"max", 10}, {"passed", 3}, {"total", 4}}},
-                        {"auth",
-                         {{"spf", {{"result", spf ? "pass" : "fail"}}},
-                          {"dkim", json::array{json::object{{"result", "fail"}},
-                                               json::object{{"result", dkim ? "pass" : "none"}}}},
-                          {"dmarc", {{"result", "none"}}}}}};
-  storage::analysis_update u{id, n, json::serialize(analysis), core::line_of(facts, analysis)};
+  using core::auth_result;
+  core::delivery facts;
+  facts.number = n;
+  facts.received_at = core::parse_time("2026-11-23T00:00:00.000Z");
+  facts.connection.client_ip = ip;
+  facts.envelope.mail_from = "a@b.example";
+  facts.tls.used = tls;
+  facts.tls.version = "TLSv1.3";
+  facts.tls.cipher = "TLS_AES_256_GCM_SHA384";
+  facts.tls.failed_handshakes = {{1, ip, "no shared cipher", std::nullopt}};
+  core::analysis_summary summary{{7.5, 3, 4},
+                                 spf ? auth_result::pass : auth_result::fail,
+                                 {auth_result::fail, dkim ? auth_result::pass : auth_result::none},
+                                 auth_result::none,
+                                 {}};
+  const core::disposition accepted{250, "2.0.0", "Ok", "accept", std::nullopt};
+  storage::analysis_update u{
+      id, n, core::with_disposition(json::serialize(core::to_json(summary)), accepted),
+      core::line_of(facts, summary, accepted)};
   u.line.number = n;
   return u;
 }

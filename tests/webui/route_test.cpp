@@ -13,6 +13,7 @@
 #include <future>
 #include <thread>
 
+#include "core/json.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
 #include "storage/sqlite_store.hpp"
@@ -151,16 +152,17 @@ struct harness {
   std::string store_analyses(const std::string& id, const std::vector<std::int64_t>& numbers) {
     std::vector<storage::analysis_update> updates;
     for (auto n : numbers) {
-      json::object facts{{"received_at", "2026-12-01T00:00:00.000Z"},
-                         {"connection", {{"client_ip", "127.0.0.2"}}},
-                         {"envelope", {{"mail_from", "a@sender.example"}}},
-                         {"tls", {{"used", false}, {"failed_handshakes", json::array{}}}}};
-      json::object analysis{{"score", {{"value", 9.5}, {"max", 10}, {"passed", 5}, {"total", 5}}},
-                            {"auth",
-                             {{"spf", {{"result", "pass"}}},
-                              {"dkim", json::array{}},
-                              {"dmarc", {{"result", "none"}}}}}};
-      storage::analysis_update u{id, n, json::serialize(analysis), core::line_of(facts, analysis)};
+      core::delivery facts;
+      facts.number = n;
+      facts.received_at = core::parse_time("2026-12-01T00:00:00.000Z");
+      facts.connection.client_ip = "127.0.0.2";
+      facts.envelope.mail_from = "a@sender.example";
+      const core::analysis_summary summary{
+          {9.5, 5, 5}, core::auth_result::pass, {}, core::auth_result::none, {}};
+      const core::disposition accepted{250, "2.0.0", "Ok", "accept", std::nullopt};
+      storage::analysis_update u{
+          id, n, core::with_disposition(json::serialize(core::to_json(summary)), accepted),
+          core::line_of(facts, summary, accepted)};
       u.line.number = n;
       updates.push_back(std::move(u));
     }
