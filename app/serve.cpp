@@ -17,7 +17,7 @@
 #include "app/analysis_options.hpp"
 #include "app/cli.hpp"
 #include "app/commands.hpp"
-#include "app/store_sink.hpp"
+#include "app/pipeline.hpp"
 #include "certs/server_tls.hpp"
 #include "core/log.hpp"
 #include "core/test_id.hpp"
@@ -255,8 +255,8 @@ int run_server(const serve_config& config) {
   hs.retention_days = config.retention_days;
   hs.static_dir = config.webui_dir;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
-  store_sink sink(blocking, reader, queue, analysis, events, counters, clock,
-                  {config.domain, config.hostname, config.catch_all, config.retention_days});
+  pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
+                {config.domain, config.hostname, config.catch_all, config.retention_days});
   receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
   smtp.start();
   for (const auto& ep : smtp.local_endpoints()) {
@@ -318,7 +318,7 @@ int run_server(const serve_config& config) {
     drain_poll();
   });
   asio::co_spawn(io, watch_certificates(tls), asio::detached);
-  asio::co_spawn(io, sink.analyze_pending(), asio::detached);
+  asio::co_spawn(io, sink.recover(), asio::detached);
   asio::co_spawn(io, retention(queue, config.retention_days), asio::detached);
 
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());

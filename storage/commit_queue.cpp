@@ -16,10 +16,20 @@ commit_queue::~commit_queue() {
   thread_.join();
 }
 
+void commit_queue::submit(message_delivery message, completion done) {
+  pending_delivery p{{}, std::move(done), {}, {}};
+  p.messages.push_back(std::move(message));
+  {
+    std::lock_guard lock(mutex_);
+    deliveries_.push_back(std::move(p));
+  }
+  wake_.notify_one();
+}
+
 void commit_queue::submit(std::vector<core::delivery> deliveries, completion done) {
   {
     std::lock_guard lock(mutex_);
-    deliveries_.push_back({std::move(deliveries), std::move(done), {}});
+    deliveries_.push_back({std::move(deliveries), std::move(done), {}, {}});
   }
   wake_.notify_one();
 }
@@ -27,7 +37,7 @@ void commit_queue::submit(std::vector<core::delivery> deliveries, completion don
 void commit_queue::submit(std::vector<analysis_update> analyses, completion done) {
   {
     std::lock_guard lock(mutex_);
-    deliveries_.push_back({{}, std::move(done), std::move(analyses)});
+    deliveries_.push_back({{}, std::move(done), std::move(analyses), {}});
   }
   wake_.notify_one();
 }
@@ -79,9 +89,8 @@ void commit_queue::loop() {
       // Take whole submissions up to the per-commit bound; at least one always.
       std::size_t taken = 0, count = 0;
       while (taken < deliveries_.size() &&
-             (taken == 0 ||
-              count + deliveries_[taken].deliveries.size() <= max_deliveries_per_commit)) {
-        count += deliveries_[taken].deliveries.size();
+             (taken == 0 || count + deliveries_[taken].rows() <= max_deliveries_per_commit)) {
+        count += deliveries_[taken].rows();
         ++taken;
       }
       work.assign(std::make_move_iterator(deliveries_.begin()),
@@ -102,11 +111,14 @@ void commit_queue::loop() {
 
     batch b;
     b.sessions = std::move(sessions);
-    std::vector<std::size_t> counts;
+    // Where each submission's deliveries and message stand in the batch.
+    std::vector<std::size_t> counts, message_at;
     for (auto& p : work) {
       counts.push_back(p.deliveries.size());
+      message_at.push_back(b.messages.size());
       for (auto& d : p.deliveries) b.deliveries.push_back(std::move(d));
       for (auto& a : p.analyses) b.analyses.push_back(std::move(a));
+      for (auto& m : p.messages) b.messages.push_back(std::move(m));
     }
     std::string error;
     const auto started = std::chrono::steady_clock::now();
@@ -114,8 +126,9 @@ void commit_queue::loop() {
       store_->commit(b);
     } catch (const std::exception& e) {
       error = e.what();
-      std::fprintf(stderr, "storage: commit of %zu deliveries and %zu analyses failed: %s\n",
-                   b.deliveries.size(), b.analyses.size(), e.what());
+      std::fprintf(stderr,
+                   "storage: commit of %zu messages, %zu deliveries and %zu analyses failed: %s\n",
+                   b.messages.size(), b.deliveries.size(), b.analyses.size(), e.what());
     }
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     {
@@ -133,6 +146,7 @@ void commit_queue::loop() {
       o.error = error;
       for (std::size_t k = 0; k < counts[w]; ++k, ++i)
         if (error.empty()) o.numbers.push_back(b.deliveries[i].number);
+      if (error.empty() && !p.messages.empty()) o.numbers = b.messages[message_at[w]].numbers;
       p.done(std::move(o));
     }
   }

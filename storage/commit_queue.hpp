@@ -48,7 +48,10 @@ class commit_queue {
   commit_queue(const commit_queue&) = delete;
   commit_queue& operator=(const commit_queue&) = delete;
 
-  // Commits the deliveries together; `done` runs on the writer thread after the commit.
+  // Commits one message with its reports (outcome.numbers: one per test id); `done` runs on the
+  // writer thread after the commit.
+  void submit(message_delivery message, completion done);
+  // Commits the deliveries together, each without a report.
   void submit(std::vector<core::delivery> deliveries, completion done);
   // Stores analyses of deliveries committed before; `done` runs after the commit (no numbers).
   void submit(std::vector<analysis_update> analyses, completion done);
@@ -66,6 +69,10 @@ class commit_queue {
     std::vector<core::delivery> deliveries;
     completion done;
     std::vector<analysis_update> analyses;
+    std::vector<message_delivery> messages;  // none or one
+    std::size_t rows() const {
+      return deliveries.size() + (messages.empty() ? 0 : messages.front().test_ids.size());
+    }
   };
   void loop();
 

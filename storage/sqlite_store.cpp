@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <optional>
 
 #include "core/json.hpp"
 
@@ -125,6 +127,23 @@ INSERT INTO source_totals
         FROM deliveries WHERE analysis IS NOT NULL)
   GROUP BY test_id, client_ip, tls_version, tls_cipher;
 ALTER TABLE deliveries DROP COLUMN analysis;
+)sql",
+    // 5: a message's bytes stored once, whatever number of tests received it: rows written from
+    // now on point at their message and keep an empty raw; older rows keep their own bytes. A
+    // message goes with the last row that points at it.
+    R"sql(
+CREATE TABLE messages (
+  id  INTEGER PRIMARY KEY,
+  raw BLOB NOT NULL
+);
+ALTER TABLE deliveries ADD COLUMN message_id INTEGER REFERENCES messages(id);
+CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
+CREATE TRIGGER message_with_last_row AFTER DELETE ON deliveries
+  WHEN old.message_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = old.message_id)
+BEGIN
+  DELETE FROM messages WHERE id = old.message_id;
+END;
 )sql",
 };
 
@@ -337,35 +356,65 @@ void sqlite_store::store_report(const analysis_update& a) {
   total.step();
 }
 
+// The message's bytes once, then a row for each test that exists (number 0 for one that does
+// not: a test deleted since its RCPT was accepted; the rest of the batch is unaffected).
+void sqlite_store::store_message(const core::delivery& d, const std::vector<std::string>& tests,
+                                 std::vector<std::int64_t>& numbers) {
+  statement exists(*this, "SELECT 1 FROM tests WHERE id = ?");
+  statement next(*this, "SELECT COALESCE(MAX(n), 0) + 1 FROM deliveries WHERE test_id = ?");
+  statement message(*this, "INSERT INTO messages(raw) VALUES (?)");
+  statement row(*this,
+                "INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, mail_from, "
+                "size, tls_version, facts, raw, message_id) VALUES (?,?,?,?,?,?,?,?,?,x'',?)");
+  numbers.assign(tests.size(), 0);
+  std::optional<std::int64_t> message_id;
+  auto facts = core::delivery_facts_json(d);  // each row's carry its test and number
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    exists.bind(1, tests[i]);
+    const bool present = exists.step();
+    exists.reset();
+    if (!present) continue;
+    if (!message_id) {
+      message.bind_blob(1, d.raw);
+      message.step();
+      message.reset();
+      message_id = sqlite3_last_insert_rowid(db_);
+    }
+    next.bind(1, tests[i]);
+    next.step();
+    numbers[i] = next.integer(0);
+    next.reset();
+    facts.as_object()["test_id"] = tests[i];
+    facts.as_object()["delivery"] = numbers[i];
+    row.bind(1, tests[i]).bind(2, numbers[i]).bind(3, d.received_at).bind(4, d.session_id);
+    row.bind(5, d.connection.client_ip).bind(6, d.envelope.mail_from);
+    row.bind(7, static_cast<std::int64_t>(d.raw.size())).bind(8, d.tls.version);
+    row.bind(9, boost::json::serialize(facts)).bind(10, *message_id);
+    row.step();
+    row.reset();
+  }
+}
+
 void sqlite_store::commit(batch& b) {
   statement(*this, "BEGIN IMMEDIATE").step();
   try {
-    statement exists(*this, "SELECT 1 FROM tests WHERE id = ?");
-    statement next(*this, "SELECT COALESCE(MAX(n), 0) + 1 FROM deliveries WHERE test_id = ?");
-    statement ins(*this,
-                  "INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, "
-                  "mail_from, size, tls_version, facts, raw) VALUES (?,?,?,?,?,?,?,?,?,?)");
-    for (auto& d : b.deliveries) {
-      // A test deleted since its RCPT was accepted: the delivery is not stored (number 0), and
-      // the rest of the batch is unaffected.
-      exists.bind(1, d.test_id);
-      bool present = exists.step();
-      exists.reset();
-      if (!present) {
-        d.number = 0;
+    for (auto& m : b.messages) {
+      store_message(m.delivery, m.test_ids, m.numbers);
+      if (!m.compose ||
+          std::all_of(m.numbers.begin(), m.numbers.end(), [](auto n) { return n == 0; }))
         continue;
+      auto report = m.compose(m.numbers);
+      for (std::size_t i = 0; i < m.numbers.size(); ++i) {
+        if (m.numbers[i] == 0) continue;
+        analysis_update u{m.test_ids[i], m.numbers[i], report.json, report.line};
+        u.line.number = m.numbers[i];
+        store_report(u);
       }
-      next.bind(1, d.test_id);
-      next.step();
-      d.number = next.integer(0);
-      next.reset();
-      auto facts = boost::json::serialize(core::delivery_facts_json(d));
-      ins.bind(1, d.test_id).bind(2, d.number).bind(3, d.received_at).bind(4, d.session_id);
-      ins.bind(5, d.connection.client_ip).bind(6, d.envelope.mail_from);
-      ins.bind(7, static_cast<std::int64_t>(d.raw.size())).bind(8, d.tls.version);
-      ins.bind(9, facts).bind_blob(10, d.raw);
-      ins.step();
-      ins.reset();
+    }
+    for (auto& d : b.deliveries) {
+      std::vector<std::int64_t> number;
+      store_message(d, {d.test_id}, number);
+      d.number = number.front();
     }
     for (const auto& a : b.analyses) store_report(a);
     statement ses(*this,
@@ -383,6 +432,7 @@ void sqlite_store::commit(batch& b) {
     statement(*this, "COMMIT").step();
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    for (auto& m : b.messages) m.numbers.assign(m.test_ids.size(), 0);
     for (auto& d : b.deliveries) d.number = 0;
     throw;
   }
@@ -403,11 +453,12 @@ std::vector<core::delivery_summary> sqlite_store::deliveries(const std::string& 
 
 std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id,
                                                       std::int64_t number) {
-  statement s(
-      *this,
-      "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, analysis "
-      "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
-      "WHERE test_id = ? AND n = ?");
+  statement s(*this,
+              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, "
+              "COALESCE(messages.raw, deliveries.raw), analysis "
+              "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+              "LEFT JOIN messages ON messages.id = deliveries.message_id "
+              "WHERE test_id = ? AND n = ?");
   s.bind(1, test_id).bind(2, number);
   if (!s.step()) return std::nullopt;
   return stored_delivery{{s.integer(0), s.integer(1), s.text(2), s.text(3),
@@ -421,8 +472,10 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
 std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_before,
                                                       std::size_t limit) {
   statement s(*this,
-              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, raw, test_id "
+              "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, "
+              "COALESCE(messages.raw, deliveries.raw), test_id "
               "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
+              "LEFT JOIN messages ON messages.id = deliveries.message_id "
               "WHERE delivery_id IS NULL AND received_at < ? ORDER BY deliveries.id LIMIT ?");
   s.bind(1, received_before).bind(2, static_cast<std::int64_t>(limit));
   std::vector<stored_delivery> out;

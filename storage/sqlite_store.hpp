@@ -57,6 +57,8 @@ class sqlite_store final : public store {
   void exec(const char* sql);
   void migrate(int target);
   void store_report(const analysis_update& a);
+  void store_message(const core::delivery& d, const std::vector<std::string>& tests,
+                     std::vector<std::int64_t>& numbers);
 
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> statements_;

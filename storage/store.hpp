@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -72,11 +73,29 @@ struct purge_counts {
   std::int64_t sessions = 0;
 };
 
+// What each stored row of a message gets, made once the rows' numbers are known: its report (the
+// analysis JSON with its disposition) and its listing line (whose number the store sets).
+struct composed_report {
+  std::string json;
+  core::report_line line;
+};
+
+// One message received for one or more tests, stored with its reports in one transaction: the
+// raw bytes once, a row per test that still exists, each row with the report `compose` makes.
+struct message_delivery {
+  core::delivery delivery;  // facts and raw bytes; its test_id and number are not used
+  std::vector<std::string> test_ids;
+  std::vector<std::int64_t> numbers;  // set on commit, one per test id; 0: the test is gone
+  // Called inside the transaction with `numbers` when at least one row was stored.
+  std::function<composed_report(const std::vector<std::int64_t>& numbers)> compose;
+};
+
 // Work for one transaction: everything in it is committed together or not at all.
 struct batch {
-  std::vector<core::delivery> deliveries;  // numbers are assigned on commit
+  std::vector<message_delivery> messages;  // numbers are assigned on commit
+  std::vector<core::delivery> deliveries;  // a message each, without a report; numbered too
   std::vector<core::session_record> sessions;
-  std::vector<analysis_update> analyses;
+  std::vector<analysis_update> analyses;  // reports of rows stored before without one
 };
 
 class store {
@@ -96,8 +115,9 @@ class store {
   virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;
   virtual std::optional<stored_delivery> delivery(const std::string& test_id,
                                                   std::int64_t number) = 0;
-  // Deliveries received before `received_before` and stored without their analysis (the server
-  // stopped between the two commits), oldest first, with their raw bytes.
+  // Deliveries received before `received_before` and stored without their analysis (a previous
+  // version stored a message before its report, and stopped between the two), oldest first,
+  // with their raw bytes.
   virtual std::vector<stored_delivery> unanalyzed(core::unix_ms received_before,
                                                   std::size_t limit) = 0;
   // Deliveries numbered above `after`, in order, at most `limit`.

@@ -255,9 +255,9 @@ int main(int argc, char** argv) try {
     ::close(fds[1]);
   }
 
-  // A delivery and then its report, each in a commit of its own (as the server does when one
-  // message is in flight), and sixteen of each per commit (as under load); each delivery with the
-  // record of its session, as when every message comes on a connection of its own.
+  // A message with its report in one commit (as the delivery pipeline stores it when one message
+  // is in flight), and sixteen of them per commit (as under load); each with the record of its
+  // session, as when every message comes on a connection of its own.
   const auto dir =
       std::filesystem::temp_directory_path() / ("mxlens-floor-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -265,7 +265,8 @@ int main(int argc, char** argv) try {
     storage::sqlite_store store(dir / "floor.db");
     store.create_test(
         {d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
-    auto line = core::line_of(d, analyzers::summary_of(first), disposition);
+    const auto summary = analyzers::summary_of(first);
+    const auto analysis_text = json::serialize(core::to_json(first));
     core::session_record session;
     session.connection = d.connection;
     session.messages = 1;
@@ -278,17 +279,20 @@ int main(int argc, char** argv) try {
       session.transcript.push_back({1.0, core::direction::client, l});
     for (int group : {1, 16}) {
       auto m = measure(std::max(1, rounds / group), [&](int) {
-        storage::batch deliveries;
+        storage::batch b;
         for (int k = 0; k < group; ++k) {
-          deliveries.deliveries.push_back(d);
+          storage::message_delivery message;
+          message.delivery = d;
+          message.test_ids = {d.test_id};
+          message.compose = [&](const std::vector<std::int64_t>&) {
+            return storage::composed_report{core::with_disposition(analysis_text, disposition),
+                                            core::line_of(d, summary, disposition)};
+          };
+          b.messages.push_back(std::move(message));
           session.id = core::random_id();
-          deliveries.sessions.push_back(session);
+          b.sessions.push_back(session);
         }
-        store.commit(deliveries);
-        storage::batch reports;
-        for (const auto& stored : deliveries.deliveries)
-          reports.analyses.push_back({d.test_id, stored.number, text, line});
-        store.commit(reports);
+        store.commit(b);
       });
       m["cpu_us"] = m["cpu_us"].as_double() / group;
       m["wall_us"] = m["wall_us"].as_double() / group;

@@ -53,7 +53,7 @@ from harness import MXLENS, schema_errors  # noqa: E402
 
 CASES = os.path.join(os.path.dirname(__file__), "..", "cases")
 CHECKS_MD = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "CHECKS.md")
-# What the server does with earlier sessions' failed handshakes (app/store_sink.cpp, context_of).
+# What the server does with earlier sessions' failed handshakes (app/pipeline.cpp, context_of).
 MOST_EARLIER_FAILURES = 10
 # Keys the analysis adds to the report's "connection"; a recorded session.json leaves them out.
 ANALYSIS_CONNECTION_KEYS = ("ptr", "ptr_confirmed", "fcrdns", "iprev", "helo_dns", "helo_addresses")

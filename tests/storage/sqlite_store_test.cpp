@@ -76,12 +76,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 4);
+    CHECK(s.schema_version() == 5);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 4);
+  CHECK(again.schema_version() == 5);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -114,7 +114,7 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 4);
+  CHECK(s.schema_version() == 5);
   CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
@@ -147,7 +147,7 @@ TEST_CASE("analyses share the commit queue's group commit and complete after it"
   owned->create_test(test("aaaaaaaa"));
   storage::commit_queue q(std::move(owned));
   std::promise<storage::commit_queue::outcome> stored, analysed;
-  q.submit({delivery("aaaaaaaa", "m")}, [&](auto o) { stored.set_value(std::move(o)); });
+  q.submit(std::vector{delivery("aaaaaaaa", "m")}, [&](auto o) { stored.set_value(std::move(o)); });
   auto first = stored.get_future().get();
   REQUIRE(first.error.empty());
   REQUIRE(first.numbers == std::vector<std::int64_t>{1});
@@ -225,7 +225,7 @@ TEST_CASE("the commit queue groups submissions and calls back after the commit",
     for (int i = 0; i < 50; ++i) {
       auto p = std::make_shared<std::promise<storage::commit_queue::outcome>>();
       results.push_back(p->get_future());
-      q.submit({delivery("aaaaaaaa", std::to_string(i))},
+      q.submit(std::vector{delivery("aaaaaaaa", std::to_string(i))},
                [p](storage::commit_queue::outcome o) { p->set_value(std::move(o)); });
     }
     CHECK(q.commits() == 0);  // nothing is acknowledged before its commit
@@ -315,16 +315,17 @@ TEST_CASE("a version 3 database moves its reports out of the deliveries, with li
     storage::sqlite_store v3(t.file(), 3);
     REQUIRE(v3.schema_version() == 3);
     v3.create_test(test("aaaaaaaa"));
-    storage::batch b;
-    b.deliveries = {delivery("aaaaaaaa", "one"), delivery("aaaaaaaa", "two"),
-                    delivery("aaaaaaaa", "three")};
-    v3.commit(b);
   }
   {
-    // Version 3 kept the analysis in the deliveries' own column.
+    // Version 3 kept the raw bytes and the analysis in the deliveries' own columns.
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(t.file().c_str(), &db) == SQLITE_OK);
     const char* analyses = R"sql(
+INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, mail_from, size,
+                       tls_version, facts, raw)
+  VALUES ('aaaaaaaa', 1, 2000, 's1', '127.0.0.2', 'a@b.example', 3, 'TLSv1.3', '{}', X'6f6e65'),
+         ('aaaaaaaa', 2, 2000, 's1', '127.0.0.2', 'a@b.example', 3, 'TLSv1.3', '{}', X'74776f'),
+         ('aaaaaaaa', 3, 2000, 's1', '127.0.0.2', 'a@b.example', 5, 'TLSv1.3', '{}', X'7468726565');
 UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:00.000Z","tls":{"used":true,"version":"TLSv1.2","cipher":"ECDHE-RSA-AES128-GCM-SHA256","failed_handshakes":[]}}',
   analysis = '{"score":{"value":9,"max":10,"passed":9,"total":10},"auth":{"spf":{"result":"pass"},"dkim":[{"result":"fail"},{"result":"pass"}],"dmarc":{"result":"pass"}}}'
   WHERE n = 1;
@@ -336,13 +337,14 @@ UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 4);
+  CHECK(s.schema_version() == 5);
   REQUIRE(s.delivery("aaaaaaaa", 1)->analysis_json);
   CHECK(boost::json::parse(*s.delivery("aaaaaaaa", 1)->analysis_json).at("score").at("value") == 9);
-  CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");
+  CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");  // the bytes a version-4 row kept itself
   CHECK_FALSE(s.delivery("aaaaaaaa", 3)->analysis_json);
   REQUIRE(s.unanalyzed(1'000'000, 10).size() == 1);
   CHECK(s.unanalyzed(1'000'000, 10).front().summary.number == 3);
+  CHECK(s.unanalyzed(1'000'000, 10).front().raw == "three");
 
   auto lines = s.report_lines("aaaaaaaa", {});
   REQUIRE(lines.size() == 2);
@@ -369,4 +371,75 @@ UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{
   b.analyses = {analysed("aaaaaaaa", 3, "127.0.0.2", false, true, false)};
   s.commit(b);
   CHECK(s.report_lines("aaaaaaaa", {}).size() == 3);
+}
+
+TEST_CASE("a message for several tests is stored once, each row with its composed report",
+          "[storage]") {
+  temp_db t;
+  storage::sqlite_store s(t.file());
+  for (const char* id : {"aaaaaaaa", "bbbbbbbb", "cccccccc"}) s.create_test(test(id));
+  storage::batch earlier;
+  earlier.deliveries = {delivery("bbbbbbbb", "before")};
+  s.commit(earlier);
+
+  const std::string raw(3u << 20, 'x');  // 3 MiB
+  storage::message_delivery m{
+      delivery("ignored!", raw), {"aaaaaaaa", "bbbbbbbb", "gonegone"}, {}, {}};
+  std::vector<std::int64_t> seen;
+  m.compose = [&](const std::vector<std::int64_t>& numbers) {
+    seen = numbers;
+    return storage::composed_report{R"({"score":{"value":8,"max":10,"passed":1,"total":2}})",
+                                    core::report_line{}};
+  };
+  storage::batch b;
+  b.messages.push_back(std::move(m));
+  s.commit(b);
+  CHECK(b.messages[0].numbers == std::vector<std::int64_t>{1, 2, 0});  // the third test is gone
+  CHECK(seen == b.messages[0].numbers);  // composed once the rows were numbered
+
+  for (auto [id, n] : {std::pair{"aaaaaaaa", 1}, std::pair{"bbbbbbbb", 2}}) {
+    auto d = s.delivery(id, n);
+    REQUIRE(d);
+    CHECK(d->raw == raw);
+    REQUIRE(d->analysis_json);
+    CHECK(boost::json::parse(*d->analysis_json).at("score").at("value") == 8);
+    CHECK(boost::json::parse(d->facts_json).at("test_id") == id);
+    CHECK(boost::json::parse(d->facts_json).at("delivery") == n);
+    CHECK(boost::json::parse(d->facts_json).at("envelope").at("size") == raw.size());
+    CHECK(s.report_lines(id, {}).back().number == n);
+  }
+  CHECK(s.delivery("bbbbbbbb", 1)->raw == "before");
+
+  // The bytes are in the file once, and go with the last row that points at them.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(t.file().c_str(), &db) == SQLITE_OK);
+  auto number = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const auto v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+  };
+  CHECK(number("SELECT COALESCE(SUM(length(raw)), 0) FROM messages") ==
+        static_cast<std::int64_t>(raw.size() + std::string("before").size()));
+  CHECK(number("SELECT COALESCE(SUM(length(raw)), 0) FROM deliveries") == 0);
+  CHECK(s.delete_test("aaaaaaaa"));
+  CHECK(number("SELECT COUNT(*) FROM messages") == 2);  // still the second test's
+  CHECK(s.delete_test("bbbbbbbb"));
+  CHECK(number("SELECT COUNT(*) FROM messages") == 0);
+  sqlite3_close(db);
+
+  // A message none of whose tests exists stores nothing and composes nothing.
+  storage::message_delivery none{delivery("x", "y"), {"gonegone"}, {}, {}};
+  bool composed = false;
+  none.compose = [&](const std::vector<std::int64_t>&) {
+    composed = true;
+    return storage::composed_report{};
+  };
+  storage::batch nothing;
+  nothing.messages.push_back(std::move(none));
+  s.commit(nothing);
+  CHECK(nothing.messages[0].numbers == std::vector<std::int64_t>{0});
+  CHECK_FALSE(composed);
 }

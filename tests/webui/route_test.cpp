@@ -147,8 +147,8 @@ struct harness {
     REQUIRE(store_analyses(id, numbers).empty());
   }
 
-  // The analyses' commit, as store_sink makes it; the commit's error text (empty on success).
-  // Safe from any thread (no assertions here).
+  // The analyses' commit, as the delivery pipeline makes it for a recovered delivery; the commit's
+  // error text (empty on success). Safe from any thread (no assertions here).
   std::string store_analyses(const std::string& id, const std::vector<std::int64_t>& numbers) {
     std::vector<storage::analysis_update> updates;
     for (auto n : numbers) {
@@ -358,7 +358,8 @@ TEST_CASE("route: a long poll sleeps until the report is stored and the hub says
   harness h;
   const auto id = h.new_test();
   h.deliver(id, 1, {});
-  // The report arrives 300 ms into the wait, from another thread, as store_sink stores it.
+  // The report arrives 300 ms into the wait, from another thread, as the delivery pipeline stores
+  // it.
   std::string stored = "not yet";
   std::thread analysis([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));

@@ -1,0 +1,295 @@
+#include "app/pipeline.hpp"
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <chrono>
+#include <set>
+
+#include "core/json.hpp"
+#include "core/log.hpp"
+#include "core/report.hpp"
+#include "core/test_id.hpp"
+#include "storage/blocking.hpp"
+
+namespace mxlens::app {
+
+namespace asio = boost::asio;
+using receiver::reply;
+
+namespace {
+
+constexpr std::int64_t ms_per_day = 86'400'000;
+// RFC 5321 §4.5.1: postmaster must be accepted; it is kept as a test of its own.
+constexpr std::string_view postmaster_id = "postmaster";
+
+const reply store_failed{451, "4.3.0", "Temporary failure storing the message, try again later"};
+
+// The accept profile's answer: which rows the message became ("abcdefgh/3, …").
+reply accepted(const std::vector<std::string>& tests, const std::vector<std::int64_t>& numbers) {
+  std::string names;
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    if (numbers[i] == 0) continue;  // the test was deleted meanwhile
+    auto name = tests[i] + "/" + std::to_string(numbers[i]);
+    names += names.empty() ? name : ", " + name;
+  }
+  return {250, "2.0.0", "Ok: delivered as " + names};
+}
+
+core::disposition disposition_of(const reply& r, std::optional<std::string> reason = {}) {
+  return {r.code, r.enhanced, r.lines.front(), "accept", std::move(reason)};
+}
+
+// What a recovered delivery's report records: the sender got no reply to its final dot.
+const reply stopped{421, "4.3.2", "The server stopped before answering the end of data"};
+constexpr const char* stopped_reason =
+    "this report was made when the server started again; the sender got no reply and may send "
+    "the message again";
+
+// The facts a listing line reads (no raw bytes, no transcript).
+core::delivery line_facts(const core::delivery& d) {
+  core::delivery f;
+  f.number = d.number;
+  f.received_at = d.received_at;
+  f.connection = d.connection;
+  f.tls = d.tls;
+  f.envelope = d.envelope;
+  return f;
+}
+
+}  // namespace
+
+pipeline::pipeline(asio::thread_pool& blocking, storage::store& reader,
+                   storage::commit_queue& queue, analyzers::worker::pool& analysis,
+                   webui::hub& events, webui::metrics& counters, const core::clock& clock,
+                   sink_settings settings)
+    : blocking_(blocking),
+      reader_(reader),
+      queue_(queue),
+      analysis_(analysis),
+      events_(events),
+      metrics_(counters),
+      clock_(clock),
+      settings_(std::move(settings)) {}
+
+pipeline::lookup_result pipeline::lookup(const std::string& address) {
+  auto mailbox = core::split_mailbox(address);
+  if (!mailbox) mailbox = core::mailbox{address, settings_.domain};  // bare "postmaster"
+  if (mailbox->domain != settings_.domain) {
+    return {{reply{550, "5.7.1",
+                   "Relaying denied: this server accepts mail for @" + settings_.domain + " only"},
+             {}},
+            std::nullopt};
+  }
+  const bool postmaster = core::lowercase(mailbox->local) == postmaster_id;
+  auto id = postmaster ? std::optional<std::string>(postmaster_id)
+                       : core::test_id_of_local_part(mailbox->local);
+  if (!id) {
+    return {
+        {reply{550, "5.1.1",
+               "<" + address + ">: no such test address (a test id is 8 to 40 letters or digits)"},
+         {}},
+        std::nullopt};
+  }
+  const auto now = clock_.now();
+  std::optional<core::test_info> test;
+  {
+    std::lock_guard lock(reader_mutex_);
+    test = reader_.find_test(*id);
+  }
+  if (test && test->expires_at <= now)
+    return {{reply{550, "5.1.1", "<" + address + ">: this test address has expired"}, {}},
+            std::nullopt};
+  std::optional<core::test_info> create;
+  if (!test && (settings_.catch_all || postmaster)) {
+    core::test_info t;
+    t.id = *id;
+    t.address = *id + "@" + settings_.domain;
+    t.created_at = now;
+    t.expires_at = now + settings_.retention_days * ms_per_day;
+    t.label = postmaster ? "postmaster" : "catch-all";
+    create = t;
+    test = t;
+  }
+  if (!test) return {{reply{550, "5.1.1", "<" + address + ">: no such test address"}, {}}, {}};
+  return {{reply{250, "2.1.5", "Recipient <" + address + "> OK"}, test->id}, create};
+}
+
+asio::awaitable<receiver::recipient_verdict> pipeline::recipient(const std::string& address) {
+  try {
+    auto work = [this, address] { return lookup(address); };
+    auto found = co_await storage::run_blocking(blocking_, std::move(work));
+    if (found.create) {
+      // Created by the writer, like every write; a test another session created meanwhile is
+      // the same test.
+      auto insert = [t = *found.create](storage::store& s) { return s.create_test(t); };
+      const bool created = co_await storage::on_writer(queue_, std::move(insert));
+      if (created) core::log_info("test " + found.create->id + " created on first RCPT");
+    }
+    co_return found.verdict;
+  } catch (const std::exception& e) {
+    core::log_error(std::string("recipient lookup failed: ") + e.what());
+  }
+  co_return receiver::recipient_verdict{
+      reply{451, "4.3.0", "Temporary failure looking up the recipient, try again later"}, {}};
+}
+
+asio::awaitable<reply> pipeline::deliver(core::delivery message, std::vector<std::string> keys) {
+  // Named, not a braced temporary: docs/libraries.md §5 (g++ 12 and coroutine arguments).
+  job j;
+  j.delivery = std::move(message);
+  j.tests = std::move(keys);
+  auto answer = co_await run(std::move(j));
+  co_return answer;
+}
+
+asio::awaitable<reply> pipeline::run(job j) {
+  const auto started = std::chrono::steady_clock::now();
+  const bool recovered = j.stored_as != 0;
+  const auto client = j.delivery.connection.client_ip;
+  const auto size = j.delivery.raw.size();
+  const auto tls = j.delivery.tls.version.value_or("none");
+  const auto session = j.delivery.session_id;
+
+  // 1. The context: the first test's settings, the client's earlier failed handshakes.
+  test_context context;
+  try {
+    auto find = [this, id = j.tests.front(), client] { return context_of(id, client); };
+    context = co_await storage::run_blocking(blocking_, std::move(find));
+  } catch (const std::exception& e) {
+    core::log_warn(std::string("looking up the test's context: ") + e.what());
+  }
+
+  // 2. The analysis.
+  analyzers::analysis_input input{j.delivery, true, settings_.hostname, context.bulk};
+  input.delivery.transcript.clear();  // the analysis does not read it
+  auto& failed = input.delivery.tls.failed_handshakes;
+  failed.insert(failed.end(), std::make_move_iterator(context.failed_handshakes.begin()),
+                std::make_move_iterator(context.failed_handshakes.end()));
+  auto analysis = co_await analysis_.analyze(std::move(input));
+  const std::size_t errors = analysis.summary.errors.size();
+
+  // 3. and 4. The reply and the report, stored in one transaction. The report is stored as the
+  // worker wrote it, with its disposition added: the server reads only the analysis's summary.
+  const auto facts = line_facts(j.delivery);
+  std::vector<std::int64_t> numbers;
+  reply answer = stopped;
+  if (recovered) {
+    const auto disposition = disposition_of(stopped, stopped_reason);
+    std::vector<storage::analysis_update> update{
+        {j.tests.front(), j.stored_as,
+         core::with_disposition(std::move(analysis.text), disposition),
+         core::line_of(facts, analysis.summary, disposition)}};
+    update.front().line.number = j.stored_as;
+    auto saved = co_await storage::committed(queue_, std::move(update));
+    if (!saved.error.empty()) co_return store_failed;  // logged by the queue
+    numbers = {j.stored_as};
+  } else {
+    storage::message_delivery message;
+    message.delivery = std::move(j.delivery);
+    message.test_ids = j.tests;
+    // Runs on the writer, inside the transaction, once the rows are numbered. It does not throw:
+    // the worker pool hands over only analyses that are JSON objects.
+    message.compose = [text = std::move(analysis.text), summary = analysis.summary, facts,
+                       tests = j.tests](const std::vector<std::int64_t>& rows) {
+      const auto disposition = disposition_of(accepted(tests, rows));
+      return storage::composed_report{core::with_disposition(text, disposition),
+                                      core::line_of(facts, summary, disposition)};
+    };
+    auto stored = co_await storage::committed(queue_, std::move(message));
+    if (!stored.error.empty()) co_return store_failed;
+    numbers = std::move(stored.numbers);
+    if (std::all_of(numbers.begin(), numbers.end(), [](auto n) { return n == 0; }))
+      co_return reply{550, "5.1.1", "The test address no longer exists"};
+    answer = accepted(j.tests, numbers);
+  }
+
+  // 5. Notice.
+  std::string names;
+  for (std::size_t i = 0; i < j.tests.size(); ++i) {
+    if (numbers[i] == 0) continue;
+    events_.notify(j.tests[i]);
+    auto name = j.tests[i] + "/" + std::to_string(numbers[i]);
+    names += names.empty() ? name : ", " + name;
+  }
+  if (!recovered)
+    metrics_.delivery(
+        tls, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        errors);
+  core::log_info(std::string(recovered ? "recovered delivery " : "delivery ") + names + " from " +
+                 client + " size=" + std::to_string(size) + " tls=" + tls + " session=" + session +
+                 (errors == 0 ? "" : " analysis-errors=" + std::to_string(errors)));
+  co_return answer;
+}
+
+asio::awaitable<void> pipeline::recover() {
+  constexpr std::size_t batch = 100;
+  // Only what arrived before this start.
+  const auto started = clock_.now();
+  std::size_t done = 0;
+  std::set<std::pair<std::string, std::int64_t>> seen;  // a row that stays unanalyzed ends the loop
+  for (;;) {
+    auto find = [this, started] {
+      std::lock_guard lock(reader_mutex_);
+      return reader_.unanalyzed(started, batch);
+    };
+    auto pending = co_await storage::run_blocking(blocking_, std::move(find));
+    if (pending.empty()) break;
+    for (auto& d : pending) {
+      if (!seen.emplace(d.test_id, d.summary.number).second) co_return;
+      job j;
+      try {
+        j.delivery = core::from_json<core::delivery>(boost::json::parse(d.facts_json));
+      } catch (const std::exception& e) {
+        // Analyzed with what the row's columns say, rather than left without a report.
+        core::log_warn("delivery " + d.test_id + "/" + std::to_string(d.summary.number) +
+                       ": its stored facts cannot be read (" + e.what() + ")");
+        j.delivery.received_at = d.summary.received_at;
+        j.delivery.connection.client_ip = d.summary.client_ip;
+        j.delivery.envelope.mail_from = d.summary.mail_from;
+      }
+      j.delivery.test_id = d.test_id;
+      j.delivery.number = d.summary.number;
+      j.delivery.raw = std::move(d.raw);
+      j.tests = {d.test_id};
+      j.stored_as = d.summary.number;
+      const auto answer = co_await run(std::move(j));
+      if (answer.code == store_failed.code) co_return;  // tried again at the next start
+      ++done;
+    }
+  }
+  if (done > 0)
+    core::log_info("analyzed " + std::to_string(done) +
+                   " deliveries stored before a stop without their report");
+}
+
+pipeline::test_context pipeline::context_of(const std::string& test_id,
+                                            const std::string& client_ip) {
+  constexpr std::size_t most = 10;
+  std::lock_guard lock(reader_mutex_);
+  auto test = reader_.find_test(test_id);
+  if (!test) return {};
+  test_context context;
+  context.bulk = test->bulk;
+  // Only sessions that had a failed handshake are read: a busy sender has many others.
+  for (const auto& text :
+       reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
+    core::session_record session;
+    try {
+      session = core::from_json<core::session_record>(boost::json::parse(text));
+    } catch (const std::exception& e) {
+      core::log_warn("a stored session of " + client_ip + " cannot be read: " + e.what());
+      continue;
+    }
+    for (auto& f : session.tls.failed_handshakes)
+      if (context.failed_handshakes.size() < most)
+        context.failed_handshakes.push_back(std::move(f));
+  }
+  return context;
+}
+
+void pipeline::session_closed(core::session_record session) {
+  metrics_.session(session.outcome);
+  queue_.submit(std::move(session));
+}
+
+}  // namespace mxlens::app

@@ -1,0 +1,86 @@
+// The delivery pipeline of `mxlens serve`: what happens to a message between the end of its DATA
+// and the reply, in one code path (run) for a live delivery and for one recovered at start:
+//   1. context  the receiving tests' settings and the client's earlier failed TLS handshakes,
+//               read from the store (a sender that falls back to plaintext connects anew);
+//   2. analysis in a worker process (analyzers/worker);
+//   3. policy   the reply and the disposition the report records (today the accept profile);
+//   4. storage  one transaction through the writer: the message once, a row per receiving test,
+//               each with its report. It comes before the reply: the sender holds the message
+//               until its 250, so a stop before the commit loses nothing it was told was safe;
+//   5. notice   the tests' event streams, the metrics and the log.
+// Recipients (RCPT) are looked up here too; a catch-all test is created through the writer.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "analyzers/worker/worker.hpp"
+#include "receiver/delivery_sink.hpp"
+#include "storage/commit_queue.hpp"
+#include "storage/store.hpp"
+#include "webui/hub.hpp"
+#include "webui/metrics.hpp"
+
+namespace mxlens::app {
+
+struct sink_settings {
+  std::string domain;
+  std::string hostname;  // the authserv-id of Authentication-Results
+  bool catch_all = false;
+  int retention_days = 30;
+};
+
+class pipeline final : public receiver::delivery_sink {
+ public:
+  // `reader` answers look-ups on the blocking pool; every write goes through `queue`.
+  pipeline(boost::asio::thread_pool& blocking, storage::store& reader, storage::commit_queue& queue,
+           analyzers::worker::pool& analysis, webui::hub& events, webui::metrics& counters,
+           const core::clock& clock, sink_settings settings);
+
+  boost::asio::awaitable<receiver::recipient_verdict> recipient(
+      const std::string& address) override;
+  boost::asio::awaitable<receiver::reply> deliver(core::delivery message,
+                                                  std::vector<std::string> keys) override;
+  void session_closed(core::session_record session) override;
+
+  // Runs the deliveries that a previous version stored without their report (it stored a
+  // message before analysing it, and stopped between the two) through the pipeline. Once, at
+  // start.
+  boost::asio::awaitable<void> recover();
+
+ private:
+  // One delivery on its way through the pipeline.
+  struct job {
+    core::delivery delivery;         // facts and raw bytes
+    std::vector<std::string> tests;  // the receiving tests (the first one's settings apply)
+    std::int64_t stored_as = 0;      // recovered: the row's number (tests has its one test)
+  };
+  boost::asio::awaitable<receiver::reply> run(job j);
+
+  // What a lookup found: the verdict, and a catch-all test to create before accepting.
+  struct lookup_result {
+    receiver::recipient_verdict verdict;
+    std::optional<core::test_info> create;
+  };
+  lookup_result lookup(const std::string& address);
+  struct test_context {
+    bool bulk = false;
+    std::vector<core::failed_handshake> failed_handshakes;
+  };
+  test_context context_of(const std::string& test_id, const std::string& client_ip);
+
+  boost::asio::thread_pool& blocking_;
+  storage::store& reader_;
+  std::mutex reader_mutex_;
+  storage::commit_queue& queue_;
+  analyzers::worker::pool& analysis_;
+  webui::hub& events_;
+  webui::metrics& metrics_;
+  const core::clock& clock_;
+  sink_settings settings_;
+};
+
+}  // namespace mxlens::app
