@@ -37,7 +37,8 @@ std::string to_crlf(const std::string& in) {
 
 // The recorded session of a report ('tests show', the API) or of a session file: its connection,
 // tls, envelope and data, read strictly (a missing, mistyped or unknown-valued field is refused).
-core::delivery read_session(const std::string& file) {
+// `duration_ms`: how long the connection had lasted at the end of DATA, as the report says.
+core::delivery read_session(const std::string& file, core::unix_ms& duration_ms) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw usage_error("--session: cannot read '" + file + "'");
   std::ostringstream text;
@@ -47,18 +48,21 @@ core::delivery read_session(const std::string& file) {
   if (ec || !v.is_object()) throw usage_error("--session: '" + file + "' is not a JSON object");
   const auto& o = v.as_object();
   core::delivery d;
+  duration_ms = 0;
+  if (auto* c = o.if_contains("connection"); c && c->is_object())
+    if (auto* ms = c->as_object().if_contains("duration_ms"); ms && ms->is_number())
+      duration_ms = static_cast<core::unix_ms>(ms->to_number<double>());
   const char* part = "connection";
   try {
-    d.connection = core::from_json<core::connection_facts>(o.at(part));
+    d.connection = core::from_json<core::connection_facts>(core::read::member(o, part));
     part = "tls";
-    d.tls = core::from_json<core::tls_facts>(o.at(part));
+    d.tls = core::from_json<core::tls_facts>(core::read::member(o, part));
     part = "envelope";
-    d.envelope = core::from_json<core::envelope>(o.at(part));
+    d.envelope = core::from_json<core::envelope>(core::read::member(o, part));
     part = "data";
-    d.data = core::from_json<core::data_facts>(o.at(part));
+    d.data = core::from_json<core::data_facts>(core::read::member(o, part));
   } catch (const std::exception& e) {
-    throw usage_error("--session: '" + file + "': its " + part +
-                      " is not a recorded session's: " + e.what());
+    throw usage_error("--session: '" + file + "': " + part + ": " + e.what());
   }
   return d;
 }
@@ -113,8 +117,9 @@ int analyze_command(const std::vector<std::string>& args) {
     input.bulk = vm["bulk"].as<bool>();
     auto& d = input.delivery;
     input.have_session = vm.count("session") > 0;
+    core::unix_ms recorded_duration = 0;
     if (input.have_session) {
-      d = read_session(vm["session"].as<std::string>());
+      d = read_session(vm["session"].as<std::string>(), recorded_duration);
     } else {
       // Nothing was recorded: a port of 0, EHLO assumed, no TLS, no transcript.
       d.connection.esmtp = true;
@@ -129,7 +134,10 @@ int analyze_command(const std::vector<std::string>& args) {
     d.connection.ipv6 = d.connection.client_ip.find(':') != std::string::npos;
     d.test_id = "analyzed";
     d.number = 1;
+    // Received now (the checks compare the message's dates with the arrival), after the recorded
+    // session's duration: what the report shows of the session is what was recorded.
     d.received_at = core::now_ms();
+    d.connection.started_at = d.received_at - recorded_duration;
     d.raw = to_crlf(content.str());
     analyzers::dns::resolver resolver(resolver_settings);
     const auto analysis = analyzers::analyze(input, resolver);

@@ -1,7 +1,6 @@
 #include "app/pipeline.hpp"
 
 #include <algorithm>
-#include <boost/json/parse.hpp>
 #include <chrono>
 #include <set>
 
@@ -237,12 +236,12 @@ asio::awaitable<void> pipeline::recover() {
     for (auto& d : pending) {
       if (!seen.emplace(d.test_id, d.summary.number).second) co_return;
       job j;
-      try {
-        j.delivery = core::from_json<core::delivery>(boost::json::parse(d.facts_json));
-      } catch (const std::exception& e) {
+      if (auto facts = core::read_json<core::delivery>(d.facts_json)) {
+        j.delivery = std::move(*facts);
+      } else {
         // Analyzed with what the row's columns say, rather than left without a report.
         core::log_warn("delivery " + d.test_id + "/" + std::to_string(d.summary.number) +
-                       ": its stored facts cannot be read (" + e.what() + ")");
+                       ": its stored facts cannot be read (" + facts.error().message() + ")");
         j.delivery.received_at = d.summary.received_at;
         j.delivery.connection.client_ip = d.summary.client_ip;
         j.delivery.envelope.mail_from = d.summary.mail_from;
@@ -273,14 +272,13 @@ pipeline::test_context pipeline::context_of(const std::string& test_id,
   // Only sessions that had a failed handshake are read: a busy sender has many others.
   for (const auto& text :
        reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
-    core::session_record session;
-    try {
-      session = core::from_json<core::session_record>(boost::json::parse(text));
-    } catch (const std::exception& e) {
-      core::log_warn("a stored session of " + client_ip + " cannot be read: " + e.what());
+    auto session = core::read_json<core::session_record>(text);
+    if (!session) {
+      core::log_warn("a stored session of " + client_ip +
+                     " cannot be read: " + session.error().message());
       continue;
     }
-    for (auto& f : session.tls.failed_handshakes)
+    for (auto& f : session->tls.failed_handshakes)
       if (context.failed_handshakes.size() < most)
         context.failed_handshakes.push_back(std::move(f));
   }

@@ -93,14 +93,25 @@ auth_result auth_result_of(std::string_view token) { return auth_result_tokens.v
 
 namespace read {
 
-const json::object& object_of(const json::value& v) { return v.as_object(); }
+const json::object& object_of(const json::value& v) {
+  if (!v.is_object()) throw std::invalid_argument("not an object");
+  return v.get_object();
+}
+
+const json::value& member(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key)) return *v;
+  throw std::invalid_argument(std::string(key) + ": missing");
+}
 
 std::string text(const json::object& o, std::string_view key) {
-  return std::string(o.at(key).as_string());
+  const auto& v = member(o, key);
+  if (!v.is_string()) throw std::invalid_argument(std::string(key) + ": not a string");
+  return std::string(v.get_string());
 }
 
 unix_ms time_field(const json::object& o, std::string_view key) {
-  return parse_time(o.at(key).as_string());
+  const auto t = text(o, key);
+  return named(key, [&] { return parse_time(t); });
 }
 
 }  // namespace read
@@ -209,7 +220,9 @@ connection_facts tag_invoke(json::value_to_tag<connection_facts>, const json::va
   c.ipv6 = text(o, "family") == "ipv6";
   c.helo = text(o, "helo");
   c.esmtp = field<bool>(o, "esmtp");
-  c.early_talker = field<bool>(o, "early_talker");
+  // The first schema kept early_talker on the session record only, and not in a delivery's facts:
+  // what it stored reads as a client that waited (the session's own flag is taken below).
+  c.early_talker = o.contains("early_talker") && field<bool>(o, "early_talker");
   c.started_at = time_field(o, "started_at");
   return c;
 }
@@ -220,7 +233,7 @@ void tag_invoke(json::value_from_tag, json::value& v, const transcript_line& l) 
 
 transcript_line tag_invoke(json::value_to_tag<transcript_line>, const json::value& v) {
   const auto& o = object_of(v);
-  return {o.at("t_ms").to_number<double>(), direction_of(o.at("dir").as_string()), text(o, "line")};
+  return {member(o, "t_ms").to_number<double>(), direction_of(text(o, "dir")), text(o, "line")};
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const data_facts& d) {
@@ -259,7 +272,7 @@ envelope tag_invoke(json::value_to_tag<envelope>, const json::value& v) {
   e.mail_from = text(o, "mail_from");
   e.rcpt_to = field<std::vector<std::string>>(o, "rcpt_to");
   e.smtputf8 = field<bool>(o, "smtputf8");
-  const auto& body = o.at("body");
+  const auto& body = member(o, "body");
   e.body = body.is_null() ? body_type::none : body_type_of(body.as_string());
   e.declared_size = optional_field<std::uint64_t>(o, "declared_size");
   return e;
@@ -282,6 +295,7 @@ session_record tag_invoke(json::value_to_tag<session_record>, const json::value&
   session_record s;
   s.id = text(o, "id");
   s.connection = field<connection_facts>(o, "connection");
+  if (o.contains("early_talker")) s.connection.early_talker = field<bool>(o, "early_talker");
   s.tls = field<tls_facts>(o, "tls");
   s.ended_at = time_field(o, "ended_at");
   s.messages = field<std::uint32_t>(o, "messages");
@@ -369,7 +383,7 @@ void tag_invoke(json::value_from_tag, json::value& v, const score& x) {
 
 score tag_invoke(json::value_to_tag<score>, const json::value& v) {
   const auto& o = object_of(v);
-  return {o.at("value").to_number<double>(), field<int>(o, "passed"), field<int>(o, "total")};
+  return {member(o, "value").to_number<double>(), field<int>(o, "passed"), field<int>(o, "total")};
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const disposition& x) {
@@ -405,14 +419,27 @@ void tag_invoke(json::value_from_tag, json::value& v, const analysis_summary& x)
 
 analysis_summary tag_invoke(json::value_to_tag<analysis_summary>, const json::value& v) {
   const auto& o = object_of(v);
-  const auto& auth = object_of(o.at("auth"));
+  const auto& auth = object_of(member(o, "auth"));
   analysis_summary s;
   s.score = field<score>(o, "score");
-  s.spf = result_in(auth.at("spf"));
-  for (const auto& d : auth.at("dkim").as_array()) s.dkim.push_back(result_in(d));
-  s.dmarc = result_in(auth.at("dmarc"));
-  s.errors = field<std::vector<std::string>>(object_of(o.at("analysis")), "errors");
+  s.spf = result_in(member(auth, "spf"));
+  for (const auto& d : member(auth, "dkim").as_array()) s.dkim.push_back(result_in(d));
+  s.dmarc = result_in(member(auth, "dmarc"));
+  s.errors = field<std::vector<std::string>>(object_of(member(o, "analysis")), "errors");
   return s;
+}
+
+const boost::system::error_category& read_category() noexcept {
+  struct category final : boost::system::error_category {
+    const char* name() const noexcept override { return "mxlens.json"; }
+    std::string message(int e) const override {
+      return e == static_cast<int>(read_error::not_the_form)
+                 ? "a field is missing, of another type, or holds an unknown value"
+                 : "unknown error";
+    }
+  };
+  static const category instance;
+  return instance;
 }
 
 }  // namespace mxlens::core

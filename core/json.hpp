@@ -12,10 +12,16 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/conversion.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+#include <boost/system/system_error.hpp>
+#include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,18 +55,33 @@ auth_result auth_result_of(std::string_view token);
 // throws (std::system_error from Boost.JSON, std::invalid_argument for a bad token or time).
 namespace read {
 const boost::json::object& object_of(const boost::json::value& v);
+// The member, or std::invalid_argument naming it.
+const boost::json::value& member(const boost::json::object& o, std::string_view key);
+// Runs a conversion of o[key]; a failure becomes std::invalid_argument naming the key, and for a
+// nested object the path ("connection: early_talker: missing").
+template <class F>
+auto named(std::string_view key, F convert) -> decltype(convert()) {
+  try {
+    return convert();
+  } catch (const boost::system::system_error& e) {
+    throw std::invalid_argument(std::string(key) + ": " + e.code().message());
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string(key) + ": " + e.what());
+  }
+}
 std::string text(const boost::json::object& o, std::string_view key);
 unix_ms time_field(const boost::json::object& o, std::string_view key);
 template <class T>
 T field(const boost::json::object& o, std::string_view key) {
-  return boost::json::value_to<T>(o.at(key));
+  const auto& v = member(o, key);
+  return named(key, [&] { return boost::json::value_to<T>(v); });
 }
 // null reads as nullopt.
 template <class T>
 std::optional<T> optional_field(const boost::json::object& o, std::string_view key) {
-  const auto& v = o.at(key);
+  const auto& v = member(o, key);
   if (v.is_null()) return std::nullopt;
-  return boost::json::value_to<T>(v);
+  return named(key, [&] { return boost::json::value_to<T>(v); });
 }
 }  // namespace read
 
@@ -118,5 +139,39 @@ T from_json(const boost::json::value& v) {
 }
 
 inline boost::json::value delivery_facts_json(const delivery& d) { return to_json(d); }
+
+// Why a JSON text was not a value of the type asked for, when the text itself was JSON (a text
+// that is not JSON fails with Boost.JSON's own parse errors).
+enum class read_error {
+  not_the_form = 1,  // a field missing, of another type, or holding an unknown token
+};
+const boost::system::error_category& read_category() noexcept;
+inline boost::system::error_code make_error_code(read_error e) noexcept {
+  return {static_cast<int>(e), read_category()};
+}
+
+}  // namespace mxlens::core
+
+template <>
+struct boost::system::is_error_code_enum<mxlens::core::read_error> : std::true_type {};
+
+namespace mxlens::core {
+
+// The value of type T a JSON text holds, or why not: how the seams read what another process or
+// an earlier version wrote (the worker's frames, stored facts and sessions), where a malformed
+// text is expected and answered on the spot rather than thrown.
+template <class T>
+boost::system::result<T> read_json(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec) return ec;
+  try {
+    return from_json<T>(v);
+  } catch (const boost::system::system_error& e) {
+    return e.code();
+  } catch (const std::exception&) {
+    return make_error_code(read_error::not_the_form);
+  }
+}
 
 }  // namespace mxlens::core

@@ -137,36 +137,42 @@ analysis_input tag_invoke(json::value_to_tag<analysis_input>, const json::value&
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const analysis& a) {
-  v = json::object{{"connection", json::value_from(a.rdns)},
-                   {"auth", json::object{{"spf", json::value_from(a.spf)},
-                                         {"spf_helo", core::optional_json(a.spf_helo)},
-                                         {"dkim", json::value_from(a.dkim)},
-                                         {"dmarc", json::value_from(a.dmarc)},
-                                         {"authentication_results", a.authentication_results}}},
-                   {"checks", json::value_from(a.checks)},
-                   {"score", json::value_from(a.score)},
-                   {"providers", json::value_from(a.providers)},
-                   {"dns", a.dns},
-                   {"analysis", json::object{{"duration_ms", a.duration_ms},
-                                             {"errors", core::string_array(a.errors)}}}};
+  v = json::object{
+      {"connection", json::value_from(a.rdns)},
+      {"auth", json::object{{"spf", json::value_from(a.spf)},
+                            {"spf_helo", core::optional_json(a.spf_helo)},
+                            {"dkim", json::value_from(a.dkim)},
+                            {"dmarc", json::value_from(a.dmarc)}}},
+      {"checks", json::value_from(a.checks)},
+      {"score", json::value_from(a.score)},
+      {"providers", json::value_from(a.providers)},
+      {"dns", a.dns},
+      {"analysis",
+       json::object{
+           {"duration_ms", a.duration_ms},
+           {"errors",
+            core::string_array(a.errors)}}}};  // An analysis that never ran has no header to show.
+  if (!a.authentication_results.empty())
+    v.at("auth").as_object()["authentication_results"] = a.authentication_results;
 }
 
 analysis tag_invoke(json::value_to_tag<analysis>, const json::value& v) {
   using namespace core::read;
   const auto& o = object_of(v);
-  const auto& auth = object_of(o.at("auth"));
-  const auto& about = object_of(o.at("analysis"));
+  const auto& auth = object_of(member(o, "auth"));
+  const auto& about = object_of(member(o, "analysis"));
   analysis a;
   a.rdns = field<rdns::result>(o, "connection");
   a.spf = field<spf::result>(auth, "spf");
   a.spf_helo = optional_field<spf::result>(auth, "spf_helo");
   a.dkim = field<std::vector<dkim::signature>>(auth, "dkim");
   a.dmarc = field<dmarc::result>(auth, "dmarc");
-  a.authentication_results = text(auth, "authentication_results");
+  if (auth.contains("authentication_results"))
+    a.authentication_results = text(auth, "authentication_results");
   a.checks = field<std::vector<checks::check>>(o, "checks");
   a.score = field<core::score>(o, "score");
   a.providers = field<providers::judgement>(o, "providers");
-  a.dns = o.at("dns").as_array();
+  a.dns = member(o, "dns").as_array();
   a.duration_ms = field<std::int64_t>(about, "duration_ms");
   a.errors = field<std::vector<std::string>>(about, "errors");
   return a;

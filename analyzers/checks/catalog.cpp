@@ -131,9 +131,9 @@ check tag_invoke(json::value_to_tag<check>, const json::value& v) {
   check c;
   c.id = text(o, "id");
   entry(c.id);  // an id of the catalog
-  c.status = status_of(o.at("status").as_string());
+  c.status = status_of(text(o, "status"));
   c.summary = text(o, "summary");
-  c.evidence = o.at("evidence");
+  c.evidence = member(o, "evidence");
   c.fix = optional_field<std::string>(o, "fix");
   return c;
 }

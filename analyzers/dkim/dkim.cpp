@@ -362,7 +362,7 @@ signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::va
   using namespace core::read;
   const auto& o = object_of(v);
   signature s;
-  s.result = core::auth_result_of(o.at("result").as_string());
+  s.result = core::auth_result_of(text(o, "result"));
   s.reason = optional_field<std::string>(o, "reason");
   s.domain = text(o, "domain");
   s.selector = text(o, "selector");

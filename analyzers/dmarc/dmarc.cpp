@@ -292,12 +292,12 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
     return m.front();
   };
   result r;
-  r.value = core::auth_result_of(o.at("result").as_string());
+  r.value = core::auth_result_of(text(o, "result"));
   r.from_domain = optional_field<std::string>(o, "from_domain");
   r.from_domains = field<std::vector<std::string>>(o, "from_domains");
   r.org_domain = optional_field<std::string>(o, "org_domain");
   r.record_domain = optional_field<std::string>(o, "record_domain");
-  if (!o.at("record").is_null()) {
+  if (!member(o, "record").is_null()) {
     record rec;
     rec.text = text(o, "record");
     rec.policy = text(o, "policy");

@@ -296,9 +296,8 @@ void tag_invoke(json::value_from_tag, json::value& v, const verdicts& x) {
 verdicts tag_invoke(json::value_to_tag<verdicts>, const json::value& v) {
   using namespace core::read;
   const auto& o = object_of(v);
-  return {
-      {verdict_of(o.at("verdict").as_string()), text(o, "reply"), text(o, "rule")},
-      {verdict_of(o.at("bulk_verdict").as_string()), text(o, "bulk_reply"), text(o, "bulk_rule")}};
+  return {{verdict_of(text(o, "verdict")), text(o, "reply"), text(o, "rule")},
+          {verdict_of(text(o, "bulk_verdict")), text(o, "bulk_reply"), text(o, "bulk_rule")}};
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const judgement& j) {

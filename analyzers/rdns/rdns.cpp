@@ -98,8 +98,8 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
   r.ptr = field<std::vector<std::string>>(o, "ptr");
   r.confirmed = field<std::vector<std::string>>(o, "ptr_confirmed");
   r.fcrdns = optional_field<bool>(o, "fcrdns");
-  r.iprev = core::auth_result_of(o.at("iprev").as_string());
-  r.helo_dns = helo_match_of(o.at("helo_dns").as_string());
+  r.iprev = core::auth_result_of(text(o, "iprev"));
+  r.helo_dns = helo_match_of(text(o, "helo_dns"));
   r.helo_addresses = field<std::vector<std::string>>(o, "helo_addresses");
   return r;
 }

@@ -350,7 +350,7 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
   using namespace core::read;
   const auto& o = object_of(v);
   result r;
-  r.value = core::auth_result_of(o.at("result").as_string());
+  r.value = core::auth_result_of(text(o, "result"));
   r.domain = optional_field<std::string>(o, "domain");
   r.record = optional_field<std::string>(o, "record");
   r.lookups = field<int>(o, "lookups");

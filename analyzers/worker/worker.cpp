@@ -128,13 +128,17 @@ int run_worker(const worker_settings& s) {
     if (!read_frame(s.fd, raw)) return 1;
     budget_cpu(s.cpu_seconds);
     analysis out;
-    try {
-      auto in = core::from_json<analysis_input>(json::parse(header));
-      in.delivery.raw = std::move(raw);
-      test_fault(in.delivery.raw);
-      out = analyze(in, resolver);
-    } catch (const std::exception& e) {
-      out = failed_analysis(std::string("analysis failed: ") + e.what());
+    if (auto in = core::read_json<analysis_input>(header); !in) {
+      out = failed_analysis("analysis failed: the job could not be read (" + in.error().message() +
+                            ")");
+    } else {
+      try {
+        in->delivery.raw = std::move(raw);
+        test_fault(in->delivery.raw);
+        out = analyze(*in, resolver);
+      } catch (const std::exception& e) {
+        out = failed_analysis(std::string("analysis failed: ") + e.what());
+      }
     }
     // Two frames: the summary the server reads, then the analysis it stores as it is.
     for (const auto& frame :
@@ -324,14 +328,11 @@ asio::awaitable<analysis_result> pool::run(analysis_input in) {
     auto r = co_await attempt(p, header, in.delivery.raw);
     if (r.ok) {
       release(p);
-      try {
-        // Only the summary is parsed; the analysis must be a JSON object, which its first and
-        // last characters show (it is the worker's own serialization).
-        auto summary = core::from_json<core::analysis_summary>(json::parse(r.summary));
-        if (r.reply.size() >= 2 && r.reply.front() == '{' && r.reply.back() == '}')
-          co_return analysis_result{std::move(summary), std::move(r.reply)};
-      } catch (const std::exception&) {
-      }
+      // Only the summary is read; the analysis must be a JSON object, which its first and last
+      // characters show (it is the worker's own serialization).
+      auto summary = core::read_json<core::analysis_summary>(r.summary);
+      if (summary && r.reply.size() >= 2 && r.reply.front() == '{' && r.reply.back() == '}')
+        co_return analysis_result{std::move(*summary), std::move(r.reply)};
       co_return result_of(failed_analysis("analysis worker sent an unreadable answer"));
     }
     const std::string how = retire(p);

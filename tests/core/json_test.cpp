@@ -173,3 +173,52 @@ TEST_CASE("json: times are RFC 3339 UTC with milliseconds, both ways", "[core]")
     CHECK_THROWS_AS(core::parse_time(bad), std::invalid_argument);
   }
 }
+
+TEST_CASE("what the first schema stored reads back (early_talker lived on the session record)",
+          "[json]") {
+  // As f2d37a2's delivery_facts_json and to_json(session_record) wrote them.
+  const char* connection = R"({"client_ip":"127.0.0.2","client_port":40000,"family":"ipv4",
+    "local_ip":"127.0.0.1","local_port":2525,"helo":"mail.example","esmtp":true,
+    "started_at":"2026-11-20T10:00:00.000Z","duration_ms":12.0})";
+  const char* tls = R"({"offered":true,"used":false,"version":null,"cipher":null,"bits":null,
+    "group":null,"sni":null,"alpn":null,"client_certificate":null,"client_hello":null,
+    "failed_handshakes":[{"at":"2026-11-20T09:59:59.000Z","client_ip":"127.0.0.2",
+      "reason":"no shared cipher","client_hello":null}]})";
+  const std::string delivery = std::string(R"({"test_id":"abcdefgh","delivery":1,
+    "received_at":"2026-11-20T10:00:00.012Z","session_id":"s1","connection":)") +
+                               connection + R"(,"tls":)" + tls +
+                               R"(,"envelope":{"mail_from":"a@b.example","rcpt_to":["t@mx"],
+    "smtputf8":false,"size":10,"body":null,"declared_size":null},
+    "data":{"bare_lf":0,"bare_cr":0,"long_lines":0,"max_line":4,"eight_bit":0,"nul":0,"lines":2},
+    "transcript":[{"t_ms":1.5,"dir":"c","line":"EHLO mail.example"}]})";
+  auto d = core::read_json<core::delivery>(delivery);
+  REQUIRE(d.has_value());
+  CHECK(d->connection.helo == "mail.example");
+  CHECK_FALSE(d->connection.early_talker);
+  CHECK(d->tls.failed_handshakes.size() == 1);
+
+  const std::string session = std::string(R"({"id":"s1","connection":)") + connection +
+                              R"(,"tls":)" + tls +
+                              R"(,"ended_at":"2026-11-20T10:00:01.000Z","messages":1,
+    "early_talker":true,"outcome":"quit","transcript":[]})";
+  auto s = core::read_json<core::session_record>(session);
+  REQUIRE(s.has_value());
+  CHECK(s->connection.early_talker);  // taken from the record itself
+  CHECK(s->tls.failed_handshakes.front().reason == "no shared cipher");
+}
+
+TEST_CASE("a text that is not the form is an error naming the field, not an exception", "[json]") {
+  auto not_json = core::read_json<core::score>("{\"value\": 1,");
+  REQUIRE_FALSE(not_json.has_value());
+  auto wrong = core::read_json<core::score>(R"({"value":1,"max":10,"passed":"1","total":1})");
+  REQUIRE_FALSE(wrong.has_value());
+  CHECK(wrong.error() == core::read_error::not_the_form);
+  auto nested = json::parse(json::serialize(core::to_json(connection())));
+  nested.as_object().erase("esmtp");
+  try {
+    core::from_json<core::session_record>(json::object{{"id", "x"}, {"connection", nested}});
+    FAIL("read a session without esmtp");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()) == "connection: esmtp: missing");
+  }
+}
