@@ -16,6 +16,7 @@
 #include "app/commands.hpp"
 #include "app/report.hpp"
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "core/types.hpp"
 
 namespace mxlens::app {
@@ -148,7 +149,7 @@ int analyze_command(const std::vector<std::string>& args) {
     if (format == "text") {
       std::cout << report_text(report, ::isatty(STDOUT_FILENO) == 1);
     } else {
-      std::cout << boost::json::serialize(report) << "\n";
+      std::cout << core::printable_json(report) << "\n";
     }
     return 0;
   } catch (const usage_error& e) {

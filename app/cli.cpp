@@ -1,6 +1,9 @@
 #include "app/cli.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <iostream>
 
 namespace mxlens::app {
 
@@ -71,6 +74,22 @@ po::variables_map parse(const std::vector<std::string>& args,
     po::notify(vm);
     return vm;
   } catch (const po::error& e) {
+    // `mxlens check --help` without the ID it requires is a request for help, not a mistake.
+    if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+        std::find(args.begin(), args.end(), "-h") != args.end()) {
+      std::cout << options;
+      if (!positional.empty()) {
+        std::cout << "\nArguments:";
+        for (const auto& name : positional) {
+          std::string upper = name;
+          for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          std::cout << " " << upper;
+        }
+        std::cout << "\n";
+      }
+      std::cout.flush();
+      std::exit(0);
+    }
     throw usage_error(e.what());
   }
 }

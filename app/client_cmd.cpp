@@ -19,6 +19,8 @@
 #include "analyzers/checks/checks.hpp"
 #include "app/cli.hpp"
 #include "app/commands.hpp"
+#include "core/json.hpp"
+#include "core/text.hpp"
 
 namespace mxlens::app {
 
@@ -185,6 +187,43 @@ requirement parse_requirement(const std::string& text) {
       throw usage_error("--require '" + text + "': no check '" + r.lhs.substr(6) +
                         "' (see CHECKS.md)");
     }
+  }
+  // A value the field can never hold is a mistake in the command line, not a failed check.
+  auto each = [&](auto valid, const std::string& expected) {
+    std::size_t start = 0;
+    for (;;) {
+      const auto bar = r.rhs.find('|', start);
+      const auto value = r.rhs.substr(start, bar == std::string::npos ? bar : bar - start);
+      if (!valid(value))
+        throw usage_error("--require '" + text + "': '" + value + "' is not one of " + expected);
+      if (bar == std::string::npos) break;
+      start = bar + 1;
+    }
+  };
+  if (r.lhs == "spf" || r.lhs == "dkim" || r.lhs == "dmarc") {
+    each(
+        [](const std::string& v) {
+          try {
+            core::auth_result_of(v);
+            return true;
+          } catch (const std::invalid_argument&) {
+            return false;
+          }
+        },
+        "pass, fail, softfail, neutral, none, temperror, permerror, policy");
+  } else if (r.lhs == "tls.used") {
+    each([](const std::string& v) { return v == "true" || v == "false"; }, "true, false");
+  } else if (r.lhs.rfind("check:", 0) == 0) {
+    each(
+        [](const std::string& v) {
+          try {
+            analyzers::checks::status_of(v);
+            return true;
+          } catch (const std::invalid_argument&) {
+            return false;
+          }
+        },
+        "pass, warn, fail, info, skip, error");
   }
   return r;
 }
@@ -364,7 +403,7 @@ int wait_command(const std::vector<std::string>& args) {
                 << vm["timeout"].as<int>() << " s\n";
       return exit_usage;
     }
-    std::cout << json::serialize(*report) << "\n";
+    std::cout << core::printable_json(*report) << "\n";
     return 0;
   } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
     std::cerr << "mxlens wait: " << e.what() << "\n";
@@ -400,10 +439,35 @@ int check_command(const std::vector<std::string>& args) {
     id = id.substr(0, id.find('@'));
     const auto n = vm["delivery"].as<std::int64_t>();
     if (n < 1) throw usage_error("--delivery must be 1 or more");
-    auto report = wait_for_report(u, id, n - 1, vm["timeout"].as<int>());
+    // The JUnit file, whatever happens from here: a pipeline's report shows a time-out or a
+    // server error as an <error> case rather than no file at all.
+    auto write_junit = [&](int failures, int errors, const std::string& cases) {
+      if (!vm.count("junit")) return;
+      std::ofstream out(vm["junit"].as<std::string>());
+      out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"mxlens "
+          << xml_escape(id) << "\" tests=\"" << (errors ? 1 : reqs.size()) << "\" failures=\""
+          << failures << "\" errors=\"" << errors << "\">\n"
+          << cases << "  </testsuite>\n</testsuites>\n";
+      if (!out) throw std::runtime_error("cannot write " + vm["junit"].as<std::string>());
+    };
+    auto error_case = [&](const std::string& what) {
+      write_junit(0, 1,
+                  "    <testcase classname=\"mxlens." + xml_escape(id) + "\" name=\"delivery " +
+                      std::to_string(n) + "\">\n      <error message=\"" + xml_escape(what) +
+                      "\"/>\n    </testcase>\n");
+    };
+    std::optional<json::object> report;
+    try {
+      report = wait_for_report(u, id, n - 1, vm["timeout"].as<int>());
+    } catch (const std::exception& e) {
+      error_case(e.what());
+      throw;
+    }
     if (!report) {
-      std::cerr << "mxlens check: no delivery " << n << " to test " << id << " within "
-                << vm["timeout"].as<int>() << " s\n";
+      const std::string what = "no delivery " + std::to_string(n) + " to test " + id + " within " +
+                               std::to_string(vm["timeout"].as<int>()) + " s";
+      std::cerr << "mxlens check: " << what << "\n";
+      error_case(what);
       return exit_usage;
     }
     int failed = 0;
@@ -424,14 +488,7 @@ int check_command(const std::vector<std::string>& args) {
               << "</failure>\n    </testcase>\n";
       }
     }
-    if (vm.count("junit")) {
-      std::ofstream out(vm["junit"].as<std::string>());
-      out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"mxlens "
-          << xml_escape(id) << "\" tests=\"" << reqs.size() << "\" failures=\"" << failed
-          << "\" errors=\"0\">\n"
-          << junit.str() << "  </testsuite>\n</testsuites>\n";
-      if (!out) throw std::runtime_error("cannot write " + vm["junit"].as<std::string>());
-    }
+    write_junit(failed, 0, junit.str());
     return failed == 0 ? 0 : exit_failed;
   } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
     std::cerr << "mxlens check: " << e.what() << "\n";

@@ -57,6 +57,44 @@ core::delivery line_facts(const core::delivery& d) {
 
 }  // namespace
 
+void recent_failures::add(const core::failed_handshake& f, core::unix_ms now) {
+  constexpr std::size_t per_address = 10, in_all = 100'000;
+  std::lock_guard lock(mutex_);
+  prune(now);
+  auto& list = by_ip_[f.client_ip];
+  list.push_back(f);
+  if (list.size() > per_address) list.pop_front();
+  order_.emplace_back(f.at, f.client_ip);
+  while (order_.size() > in_all) {
+    auto it = by_ip_.find(order_.front().second);
+    if (it != by_ip_.end() && !it->second.empty()) it->second.pop_front();
+    if (it != by_ip_.end() && it->second.empty()) by_ip_.erase(it);
+    order_.pop_front();
+  }
+}
+
+void recent_failures::prune(core::unix_ms now) {
+  while (!order_.empty() && order_.front().first < now - failure_window_ms) {
+    auto it = by_ip_.find(order_.front().second);
+    if (it != by_ip_.end()) {
+      auto& list = it->second;
+      while (!list.empty() && list.front().at < now - failure_window_ms) list.pop_front();
+      if (list.empty()) by_ip_.erase(it);
+    }
+    order_.pop_front();
+  }
+}
+
+std::vector<core::failed_handshake> recent_failures::from(const std::string& client_ip,
+                                                          core::unix_ms since) const {
+  std::lock_guard lock(mutex_);
+  std::vector<core::failed_handshake> out;
+  if (auto it = by_ip_.find(client_ip); it != by_ip_.end())
+    for (const auto& f : it->second)
+      if (f.at >= since) out.push_back(f);
+  return out;
+}
+
 pipeline::pipeline(asio::thread_pool& blocking, storage::store& reader,
                    storage::commit_queue& queue, analyzers::worker::pool& analysis,
                    webui::hub& events, webui::metrics& counters, const core::clock& clock,
@@ -149,21 +187,30 @@ asio::awaitable<reply> pipeline::run(job j) {
   const auto tls = j.delivery.tls.version.value_or("none");
   const auto session = j.delivery.session_id;
 
-  // 1. The context: the first test's settings, the client's earlier failed handshakes.
+  // 1. The context: the first test's settings, and the client's failed handshakes in the
+  // window before this connection, which the delivery's facts list (a sender that fell back to
+  // plaintext after one is what tls.fallback fails).
+  const auto began = j.delivery.connection.started_at;
   test_context context;
   try {
-    auto find = [this, id = j.tests.front(), client] { return context_of(id, client); };
+    auto find = [this, id = j.tests.front(), client, since = began - failure_window_ms] {
+      return context_of(id, client, since);
+    };
     context = co_await storage::run_blocking(blocking_, std::move(find));
   } catch (const std::exception& e) {
     core::log_warn(std::string("looking up the test's context: ") + e.what());
   }
+  auto& failed = j.delivery.tls.failed_handshakes;
+  for (auto& f : context.failed_handshakes) {
+    if (f.at > began || f.session == session) continue;
+    f.seconds_before = static_cast<double>(began - f.at) / 1000.0;
+    failed.push_back(std::move(f));
+  }
+  std::sort(failed.begin(), failed.end(), [](auto& a, auto& b) { return a.at < b.at; });
 
   // 2. The analysis.
   analyzers::analysis_input input{j.delivery, true, settings_.hostname, context.bulk};
   input.delivery.transcript.clear();  // the analysis does not read it
-  auto& failed = input.delivery.tls.failed_handshakes;
-  failed.insert(failed.end(), std::make_move_iterator(context.failed_handshakes.begin()),
-                std::make_move_iterator(context.failed_handshakes.end()));
   auto analysis = co_await analysis_.analyze(std::move(input));
   const std::size_t errors = analysis.summary.errors.size();
 
@@ -262,27 +309,38 @@ asio::awaitable<void> pipeline::recover() {
 }
 
 pipeline::test_context pipeline::context_of(const std::string& test_id,
-                                            const std::string& client_ip) {
+                                            const std::string& client_ip, core::unix_ms since) {
   constexpr std::size_t most = 10;
+  test_context context;
+  // Those the receiver told of (the sessions may still be open, or not yet stored), then the
+  // stored ones, each failure once.
+  context.failed_handshakes = failures_.from(client_ip, since);
+  auto known = [&](const core::failed_handshake& f) {
+    return std::any_of(context.failed_handshakes.begin(), context.failed_handshakes.end(),
+                       [&](const auto& k) { return k.at == f.at && k.reason == f.reason; });
+  };
   std::lock_guard lock(reader_mutex_);
   auto test = reader_.find_test(test_id);
-  if (!test) return {};
-  test_context context;
-  context.bulk = test->bulk;
+  if (test) context.bulk = test->bulk;
   // Only sessions that had a failed handshake are read: a busy sender has many others.
-  for (const auto& text :
-       reader_.sessions_with_failed_handshakes(client_ip, test->created_at, most)) {
+  for (const auto& text : reader_.sessions_with_failed_handshakes(client_ip, since, most)) {
     auto session = core::read_json<core::session_record>(text);
     if (!session) {
       core::log_warn("a stored session of " + client_ip +
                      " cannot be read: " + session.error().message());
       continue;
     }
-    for (auto& f : session->tls.failed_handshakes)
-      if (context.failed_handshakes.size() < most)
+    for (auto& f : session->tls.failed_handshakes) {
+      if (f.session.empty()) f.session = session->id;  // a record of the first schemas
+      if (f.at >= since && !known(f) && context.failed_handshakes.size() < most)
         context.failed_handshakes.push_back(std::move(f));
+    }
   }
   return context;
+}
+
+void pipeline::handshake_failed(const std::string&, const core::failed_handshake& f) {
+  failures_.add(f, clock_.now());
 }
 
 void pipeline::session_closed(core::session_record session) {

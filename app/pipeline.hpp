@@ -13,6 +13,9 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -25,6 +28,26 @@
 #include "webui/metrics.hpp"
 
 namespace mxlens::app {
+
+// How far back a delivery looks for its client's failed TLS handshakes (report.schema.json
+// tls.failed_handshakes, CHECKS.md tls.fallback).
+inline constexpr core::unix_ms failure_window_ms = 15 * 60 * 1000;
+
+// The failed handshakes of the last failure_window_ms, by client address, as the receiver reports
+// them: a session reaches the store only when it ends, and a sender that falls back to plaintext
+// reconnects at once. Bounded: the newest 10 per address, 100,000 in all.
+class recent_failures {
+ public:
+  void add(const core::failed_handshake& f, core::unix_ms now);
+  // Those from `client_ip` at or after `since`, oldest first.
+  std::vector<core::failed_handshake> from(const std::string& client_ip, core::unix_ms since) const;
+
+ private:
+  void prune(core::unix_ms now);
+  mutable std::mutex mutex_;
+  std::map<std::string, std::deque<core::failed_handshake>> by_ip_;
+  std::deque<std::pair<core::unix_ms, std::string>> order_;  // (at, ip), oldest first
+};
 
 struct sink_settings {
   std::string domain;
@@ -44,6 +67,7 @@ class pipeline final : public receiver::delivery_sink {
       const std::string& address) override;
   boost::asio::awaitable<receiver::reply> deliver(core::delivery message,
                                                   std::vector<std::string> keys) override;
+  void handshake_failed(const std::string& session_id, const core::failed_handshake& f) override;
   void session_closed(core::session_record session) override;
 
   // Runs the deliveries that a previous version stored without their report (it stored a
@@ -70,7 +94,9 @@ class pipeline final : public receiver::delivery_sink {
     bool bulk = false;
     std::vector<core::failed_handshake> failed_handshakes;
   };
-  test_context context_of(const std::string& test_id, const std::string& client_ip);
+  // The test's settings, and the client's failed handshakes at or after `since`.
+  test_context context_of(const std::string& test_id, const std::string& client_ip,
+                          core::unix_ms since);
 
   boost::asio::thread_pool& blocking_;
   storage::store& reader_;
@@ -81,6 +107,7 @@ class pipeline final : public receiver::delivery_sink {
   webui::metrics& metrics_;
   const core::clock& clock_;
   sink_settings settings_;
+  recent_failures failures_;
 };
 
 }  // namespace mxlens::app

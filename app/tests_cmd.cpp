@@ -9,6 +9,7 @@
 #include "app/report.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 #include "storage/sqlite_store.hpp"
 
 namespace mxlens::app {
@@ -75,7 +76,7 @@ int tests_new(const std::vector<std::string>& args) {
   t.bulk = vm["bulk"].as<bool>();
   if (!store.create_test(t)) throw std::runtime_error("test id collision, try again");
   if (vm["json"].as<bool>()) {
-    std::cout << json::serialize(core::to_json(t)) << "\n";
+    std::cout << core::printable_json(core::to_json(t)) << "\n";
   } else {
     std::cout << t.address << "\n";
   }
@@ -100,7 +101,7 @@ int tests_show(const std::vector<std::string>& args) {
     if (d) deliveries.push_back(delivery_report(d->facts_json, d->analysis_json));
   }
   out["deliveries"] = std::move(deliveries);
-  std::cout << json::serialize(out) << "\n";
+  std::cout << core::printable_json(out) << "\n";
   return 0;
 }
 
@@ -161,8 +162,8 @@ int sessions_command(const std::vector<std::string>& args) {
     if (vm.count("client-ip")) ip = vm["client-ip"].as<std::string>();
     json::array out;
     for (const auto& s : store.sessions(vm["limit"].as<std::size_t>(), ip))
-      out.push_back(json::parse(s));
-    std::cout << json::serialize(out) << "\n";
+      out.push_back(core::parse_stored(s));
+    std::cout << core::printable_json(out) << "\n";
     return 0;
   } catch (const usage_error& e) {
     std::cerr << "mxlens sessions: " << e.what() << "\n";

@@ -82,8 +82,23 @@ constexpr token_table<auth_result, 8> auth_result_tokens{{{{auth_result::none, "
                                                            {auth_result::policy, "policy"}}},
                                                          "an authentication result"};
 
+constexpr token_table<failure_class, 10> failure_tokens{
+    {{{failure_class::not_tls, "not_tls"},
+      {failure_class::implicit_tls, "implicit_tls"},
+      {failure_class::plaintext_after_starttls, "plaintext_after_starttls"},
+      {failure_class::version, "version"},
+      {failure_class::cipher, "cipher"},
+      {failure_class::certificate_rejected, "certificate_rejected"},
+      {failure_class::aborted, "aborted"},
+      {failure_class::timeout, "timeout"},
+      {failure_class::protocol, "protocol"},
+      {failure_class::other, "other"}}},
+    "a failure class"};
+
 }  // namespace
 
+std::string_view to_string(failure_class c) { return failure_tokens.token(c); }
+failure_class failure_class_of(std::string_view token) { return failure_tokens.value(token); }
 std::string_view to_string(body_type b) { return body_tokens.token(b); }  // "" for none
 body_type body_type_of(std::string_view token) { return body_tokens.value(token); }
 std::string_view to_string(direction d) { return direction_tokens.token(d); }
@@ -151,16 +166,22 @@ client_hello tag_invoke(json::value_to_tag<client_hello>, const json::value& v) 
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const failed_handshake& f) {
-  v = json::object{{"at", format_time(f.at)},
-                   {"client_ip", f.client_ip},
-                   {"reason", f.reason},
-                   {"client_hello", optional_json(f.client_hello)}};
+  json::object o{{"at", format_time(f.at)},    {"client_ip", f.client_ip},
+                 {"reason", f.reason},         {"client_hello", optional_json(f.client_hello)},
+                 {"class", to_string(f.kind)}, {"session", f.session}};
+  if (f.seconds_before) o["seconds_before"] = *f.seconds_before;
+  v = std::move(o);
 }
 
 failed_handshake tag_invoke(json::value_to_tag<failed_handshake>, const json::value& v) {
   const auto& o = object_of(v);
-  return {time_field(o, "at"), text(o, "client_ip"), text(o, "reason"),
-          optional_field<client_hello>(o, "client_hello")};
+  failed_handshake f{time_field(o, "at"), text(o, "client_ip"), text(o, "reason"),
+                     optional_field<client_hello>(o, "client_hello")};
+  // The first schemas wrote neither class nor session.
+  if (o.contains("class")) f.kind = failure_class_of(text(o, "class"));
+  if (o.contains("session")) f.session = text(o, "session");
+  if (o.contains("seconds_before")) f.seconds_before = field<double>(o, "seconds_before");
+  return f;
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const tls_facts& t) {

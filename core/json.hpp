@@ -13,6 +13,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/conversion.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/parse_options.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
@@ -46,10 +47,12 @@ unix_ms parse_time(std::string_view text);
 std::string_view to_string(body_type b);
 std::string_view to_string(direction d);
 std::string_view to_string(auth_result r);
+std::string_view to_string(failure_class c);
 // The inverses; an unknown token throws std::invalid_argument.
 body_type body_type_of(std::string_view token);
 direction direction_of(std::string_view token);
 auth_result auth_result_of(std::string_view token);
+failure_class failure_class_of(std::string_view token);
 
 // What every inverse reads one field of an object with: a missing field, or one of another type,
 // throws (std::system_error from Boost.JSON, std::invalid_argument for a bad token or time).
@@ -163,7 +166,9 @@ namespace mxlens::core {
 template <class T>
 boost::system::result<T> read_json(std::string_view text) {
   boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
+  boost::json::parse_options options;
+  options.allow_invalid_utf8 = true;  // strings hold the wire's bytes (core/text.hpp)
+  auto v = boost::json::parse(text, ec, {}, options);
   if (ec) return ec;
   try {
     return from_json<T>(v);

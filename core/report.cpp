@@ -1,6 +1,7 @@
 #include "core/report.hpp"
 
 #include "core/json.hpp"
+#include "core/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -67,7 +68,7 @@ json::object to_json(const report_line& line) {
 }
 
 json::object merge_report(const std::string& facts_json, json::object analysis) {
-  json::object facts = json::parse(facts_json).as_object();
+  json::object facts = parse_stored(facts_json).as_object();
   json::object out;
   out["schema"] = "mxlens.report/1";
   for (auto& [k, v] : facts) out[k] = std::move(v);

@@ -51,11 +51,30 @@ struct client_hello {
   bool operator==(const client_hello&) const = default;
 };
 
+// What kind of TLS failure it was (report.schema.json tls.failed_handshakes[].class), for people
+// and for sending systems that branch on it.
+enum class failure_class {
+  not_tls,                   // the client sent something that is not TLS at all
+  implicit_tls,              // a ClientHello where plaintext SMTP was expected
+  plaintext_after_starttls,  // SMTP commands after "220 Ready to start TLS"
+  version,                   // no protocol version in common
+  cipher,                    // no cipher suite in common
+  certificate_rejected,      // the client refused this server's certificate
+  aborted,                   // the client closed or reset the connection mid-handshake
+  timeout,                   // the handshake did not finish in time
+  protocol,                  // a malformed or unexpected TLS message
+  other,
+};
+
 struct failed_handshake {
   unix_ms at = 0;
   std::string client_ip;
   std::string reason;  // OpenSSL's reason text
   std::optional<core::client_hello> client_hello;
+  failure_class kind = failure_class::other;
+  std::string session;  // the session that failed ("" in records of the first schemas)
+  // Set in a delivery's list: how long before the delivery's connection began it failed.
+  std::optional<double> seconds_before;
 
   bool operator==(const failed_handshake&) const = default;
 };

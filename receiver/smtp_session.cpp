@@ -173,6 +173,23 @@ asio::awaitable<void> smtp_session::run() {
   }
   finished_ = true;
   timer_.cancel();
+  if (record_.tls.used && !mail_inside_tls_ &&
+      (record_.outcome == "quit" || record_.outcome == "dropped")) {
+    // Told before the socket closes, so that the client's next connection knows of it. A client
+    // that refuses the certificate often completes the handshake and then quits or
+    // drops without a word (OpenSSL clients, Postfix with smtp_tls_security_level = verify).
+    core::failed_handshake f;
+    f.at = core::now_ms();
+    f.client_ip = conn.client_ip;
+    f.reason = "completed TLS, then " +
+               std::string(record_.outcome == "quit" ? "quit" : "closed the connection") +
+               " without MAIL: the client probably rejected the certificate";
+    f.client_hello = record_.tls.client_hello;
+    f.kind = core::failure_class::certificate_rejected;
+    f.session = record_.id;
+    sink_.handshake_failed(record_.id, f);
+    record_.tls.failed_handshakes.push_back(std::move(f));
+  }
   socket_.close(ec);
 
   if (transcript_dropped_ > 0)
@@ -275,6 +292,11 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
     if (!co_await flush()) co_return read_status::error;
     auto status = co_await read_more(command_chunk);
     if (status != read_status::ok) co_return status;
+    // A TLS handshake record (RFC 8446 §5.1: type 22, legacy version 3.x) is no command: a client
+    // that began TLS at once, as on port 465 (RFC 8314 §3.3).
+    if (!tls_ && in_.size() >= 3 && static_cast<unsigned char>(in_[0]) == 0x16 &&
+        static_cast<unsigned char>(in_[1]) == 0x03 && static_cast<unsigned char>(in_[2]) <= 0x04)
+      co_return read_status::tls_record;
   }
 }
 
@@ -320,6 +342,27 @@ asio::awaitable<void> smtp_session::dialogue() {
           record_.outcome = "shutdown";
           send(reply{421, "4.3.2", config_.hostname + " Service shutting down", true});
           break;
+        case read_status::tls_record: {
+          note(core::direction::tls, "a TLS record of " + std::to_string(in_.size()) +
+                                         " octets where a command was expected (not kept)");
+          core::failed_handshake f;
+          f.at = core::now_ms();
+          f.client_ip = record_.connection.client_ip;
+          f.reason =
+              "a TLS ClientHello where SMTP was expected: the client began TLS at once "
+              "(implicit TLS, as on port 465) on a port that offers STARTTLS";
+          f.kind = core::failure_class::implicit_tls;
+          f.session = record_.id;
+          sink_.handshake_failed(record_.id, f);
+          record_.tls.failed_handshakes.push_back(std::move(f));
+          record_.outcome = "implicit_tls";
+          in_.clear();
+          send(reply{554, "5.5.1",
+                     config_.hostname +
+                         " This port speaks SMTP and offers STARTTLS (RFC 3207), not implicit TLS",
+                     true});
+          break;
+        }
         default:
           if (record_.outcome.empty()) record_.outcome = "dropped";
           break;
@@ -400,6 +443,7 @@ asio::awaitable<void> smtp_session::cmd_helo(const std::string& args) {
 }
 
 asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
+  if (tls_) mail_inside_tls_ = true;
   if (record_.messages >= config_.limits.max_messages_per_connection) {
     send(reply{421, "4.7.0",
                config_.hostname + " Too many messages in one connection, reconnect to send more",
@@ -627,6 +671,9 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
     f.client_ip = record_.connection.client_ip;
     f.reason = timed_out_ ? "handshake timed out" : ec.message();
     f.client_hello = captured_client_hello(tls_->native_handle());
+    f.kind = classify_failure(f.reason, f.client_hello.has_value(), timed_out_);
+    f.session = record_.id;
+    sink_.handshake_failed(record_.id, f);
     note(core::direction::tls, "handshake failed: " + f.reason);
     core::log_info("session " + record_.id + " " + f.client_ip +
                    " TLS handshake failed: " + f.reason);

@@ -52,7 +52,8 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
  private:
-  enum class read_status { ok, eof, timeout, shutdown, error };
+  // tls_record: a TLS record came where a plaintext command was expected (implicit TLS).
+  enum class read_status { ok, eof, timeout, shutdown, error, tls_record };
   enum flags : unsigned {
     needs_helo = 1u << 0,      // RFC 5321 §4.1.4: MAIL only after EHLO/HELO
     needs_mail = 1u << 1,      // RFC 5321 §3.3: RCPT only after MAIL
@@ -121,6 +122,7 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   bool stopping_ = false;
   bool finished_ = false;
   bool closing_ = false;
+  bool mail_inside_tls_ = false;  // a MAIL command came after the handshake
 
   std::string in_;   // received, not yet consumed
   std::string out_;  // replies not yet written (flushed before every read: RFC 2920 §3.2)

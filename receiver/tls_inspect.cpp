@@ -111,11 +111,30 @@ int hello_index() {
   return index;
 }
 
+// Whether the client offers a TLS <= 1.2 suite that authenticates the server (TLS 1.3 suites
+// always do, and are chosen apart).
+bool offers_authenticated_suite(SSL* s, const raw_client_hello& hello) {
+  for (auto id : hello.ciphers) {
+    const unsigned char bytes[2] = {static_cast<unsigned char>(id >> 8),
+                                    static_cast<unsigned char>(id & 0xff)};
+    const SSL_CIPHER* c = SSL_CIPHER_find(s, bytes);
+    if (!c || (id >> 8) == 0x13) continue;  // TLS 1.3 suites are 0x13xx (RFC 8446 §B.4)
+    const int auth = SSL_CIPHER_get_auth_nid(c);
+    if (auth != NID_auth_null && auth != NID_undef) return true;
+  }
+  return false;
+}
+
 int on_client_hello(SSL* s, int*, void*) {
   // A renegotiation or HelloRetryRequest brings a second ClientHello; the first is the offer.
   if (SSL_get_ex_data(s, hello_index())) return SSL_CLIENT_HELLO_SUCCESS;
-  auto* hello = new core::client_hello(describe(s, parse_hello(s)));
+  const auto raw = parse_hello(s);
+  auto* hello = new core::client_hello(describe(s, raw));
   SSL_set_ex_data(s, hello_index(), hello);
+  // The client's order is kept (its choice is what is graded), except that an anonymous suite is
+  // never chosen while it offers an authenticated one: stock Postfix lists aNULL suites first at
+  // opportunistic levels, and no provider picks them. A client offering only aNULL gets one.
+  if (offers_authenticated_suite(s, raw)) SSL_set_cipher_list(s, "ALL:!aNULL:@SECLEVEL=0");
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -297,6 +316,38 @@ void read_session(SSL* s, core::tls_facts& f) {
     f.client_certificate = std::move(cert);
   }
   f.client_hello = captured_client_hello(s);
+}
+
+core::failure_class classify_failure(std::string_view reason, bool saw_client_hello,
+                                     bool timed_out) {
+  using core::failure_class;
+  auto has = [&](std::initializer_list<std::string_view> words) {
+    for (auto w : words)
+      if (reason.find(w) != std::string_view::npos) return true;
+    return false;
+  };
+  if (timed_out) return failure_class::timeout;
+  if (!saw_client_hello && has({"http request", "https proxy request"}))
+    return failure_class::not_tls;
+  // Bytes that are no TLS record after "220 Ready to start TLS": the client went on in clear.
+  if (!saw_client_hello && has({"wrong version number", "packet length too long"}))
+    return failure_class::plaintext_after_starttls;
+  if (has({"no shared cipher", "insufficient security"})) return failure_class::cipher;
+  if (has({"unsupported protocol", "version too low", "no protocols available", "protocol version",
+           "wrong ssl version"}))
+    return failure_class::version;
+  // The client's alert about this server's certificate (RFC 8446 §6.2).
+  if (has({"certificate unknown", "bad certificate", "unknown ca", "certificate expired",
+           "certificate revoked", "unsupported certificate", "access denied"}))
+    return failure_class::certificate_rejected;
+  if (has({"unexpected eof", "stream truncated", "end of file", "connection reset", "broken pipe",
+           "user canceled"}) ||
+      (!saw_client_hello && has({"unexpected message"})))
+    return failure_class::aborted;
+  if (has({"unexpected message", "decode error", "illegal parameter", "bad record mac",
+           "record layer", "handshake failure", "decrypt error", "record overflow"}))
+    return failure_class::protocol;
+  return failure_class::other;
 }
 
 }  // namespace mxlens::receiver

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.hpp"
@@ -46,5 +47,10 @@ std::optional<core::client_hello> captured_client_hello(SSL* ssl);
 
 // The negotiated session after a successful handshake (offered/used are the caller's).
 void read_session(SSL* ssl, core::tls_facts& facts);
+
+// What kind of failure a failed server handshake was, from OpenSSL's reason, whether the client
+// got as far as a ClientHello, and whether the handshake's deadline passed.
+core::failure_class classify_failure(std::string_view reason, bool saw_client_hello,
+                                     bool timed_out);
 
 }  // namespace mxlens::receiver

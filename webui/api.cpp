@@ -9,6 +9,7 @@
 #include "core/json.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 #include "storage/blocking.hpp"
 
 namespace mxlens::webui {
@@ -100,7 +101,8 @@ asio::awaitable<std::vector<json::object>> api::reports(const std::string& id, s
   std::vector<json::object> out;
   for (auto& row : rows) {
     if (!row.analysis_json) break;
-    out.push_back(core::merge_report(row.facts_json, json::parse(*row.analysis_json).as_object()));
+    out.push_back(
+        core::merge_report(row.facts_json, core::parse_stored(*row.analysis_json).as_object()));
   }
   co_return out;
 }

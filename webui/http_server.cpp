@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "core/report.hpp"
+#include "core/text.hpp"
 #include "webui/route.hpp"
 
 namespace mxlens::webui {
@@ -215,7 +216,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       for (const auto& line : fresh) {
         es.after = line.number;
         out += "id: " + std::to_string(line.number) +
-               "\nevent: delivery\ndata: " + json::serialize(core::to_json(line)) + "\n\n";
+               "\nevent: delivery\ndata: " + core::printable_json(core::to_json(line)) + "\n\n";
       }
       if (out.empty()) out = ": keep-alive\n\n";
       co_await asio::async_write(stream.socket(), asio::buffer(out),

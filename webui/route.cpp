@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -12,6 +13,7 @@
 #include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 #include "webui/assets.hpp"
 
 namespace mxlens::webui {
@@ -60,7 +62,7 @@ response make_response(const request& req, http::status status, std::string_view
 }
 
 response json_response(const request& req, http::status status, const json::value& body) {
-  return make_response(req, status, "application/json", json::serialize(body));
+  return make_response(req, status, "application/json", core::printable_json(body));
 }
 
 response empty_response(const request& req, http::status status) {
@@ -344,9 +346,9 @@ void secure_headers(http::response_header<>& res) {
 
 response error_response(unsigned version, bool keep_alive, http::status status,
                         const std::string& code, const std::string& message) {
-  auto res = make_response(
-      version, keep_alive, status, "application/json",
-      json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}}));
+  auto res = make_response(version, keep_alive, status, "application/json",
+                           core::printable_json(json::object{
+                               {"error", json::object{{"code", code}, {"message", message}}}}));
   if (status == http::status::method_not_allowed)
     res.set(http::field::allow, message.substr(message.rfind(' ') + 1));
   return res;
@@ -397,10 +399,16 @@ json::array source_aggregates(const std::vector<storage::source_total>& rows) {
   json::array out;
   for (const auto& ip : order) {
     const auto& t = by_ip[ip];
+    // Shares rounded to 4 decimals (a share is for reading: 0.025, not 0.025000000000000022);
+    // the level compares counts, exactly.
     auto share = [&](std::int64_t n) {
-      return t.deliveries ? static_cast<double>(n) / static_cast<double>(t.deliveries) : 0.0;
+      return t.deliveries ? std::round(static_cast<double>(n) / static_cast<double>(t.deliveries) *
+                                       10'000.0) /
+                                10'000.0
+                          : 0.0;
     };
-    const double plaintext = 1.0 - share(t.tls);
+    const std::int64_t clear = t.deliveries - t.tls;
+    const double plaintext = share(clear);
     json::object versions, ciphers;
     for (const auto& [k, v] : t.versions) versions[k] = v;
     for (const auto& [k, v] : t.ciphers) ciphers[k] = v;
@@ -409,9 +417,9 @@ json::array source_aggregates(const std::vector<storage::source_total>& rows) {
                                {"tls_share", share(t.tls)},
                                {"plaintext_share", plaintext},
                                // Under 1% low, 1-5% watch, over 5% incident.
-                               {"plaintext_level", plaintext < 0.01    ? "low"
-                                                   : plaintext <= 0.05 ? "watch"
-                                                                       : "incident"},
+                               {"plaintext_level", clear * 100 < t.deliveries        ? "low"
+                                                   : clear * 100 <= t.deliveries * 5 ? "watch"
+                                                                                     : "incident"},
                                {"tls_versions", std::move(versions)},
                                {"ciphers", std::move(ciphers)},
                                {"spf_pass_share", share(t.spf)},

@@ -29,6 +29,7 @@ const std::vector<catalog_entry>& catalog() {
       {"tls.cipher", "tls", 1, {"RFC 9325 §4.2", "RFC 7465"}},
       {"tls.offer", "tls", 0.5, {"RFC 8996", "RFC 9325 §4.1"}},
       {"tls.handshake", "tls", 0.5, {"RFC 3207 §4.1"}},
+      {"tls.fallback", "tls", 2, {"RFC 3207 §4.1", "https://support.google.com/mail/answer/81126"}},
       {"tls.sni", "tls", 0, {"RFC 6066 §3"}},
       {"tls.client_cert", "tls", 0, {"RFC 8446 §4.4.2"}},
       {"dns.ptr", "dns", 1.5, {"RFC 1912 §2.1", "https://support.google.com/mail/answer/81126"}},

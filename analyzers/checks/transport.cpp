@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
@@ -53,27 +54,42 @@ bool weak_suite(const std::string& upper) {
   return false;
 }
 
+// Anonymous key exchange (OpenSSL ADH-/AECDH-, IANA *_anon_*): no certificate authenticates the
+// server (RFC 5246 §A.5, RFC 4492 §2.5).
+bool anonymous_suite(const std::string& upper) {
+  return upper.rfind("ADH-", 0) == 0 || upper.rfind("AECDH-", 0) == 0 ||
+         upper.find("_ANON_") != std::string::npos;
+}
+
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
-// Forward secrecy and AEAD of a negotiated suite (OpenSSL or IANA name). TLS 1.3 suites have both.
+// Forward secrecy, server authentication and AEAD of a negotiated suite (OpenSSL or IANA name).
+// TLS 1.3 suites have all three.
 struct suite_facts {
   bool forward_secret = false;
+  bool authenticated = true;
   bool aead = false;
-  bool broken = false;  // RC4, 3DES, NULL, EXPORT, anonymous
+  bool broken = false;  // RC4, 3DES, NULL, EXPORT, MD5
 };
 suite_facts classify_suite(const std::string& name, const std::string& version) {
   suite_facts f;
   const std::string u = upper(name);
-  f.broken = weak_suite(u);
+  f.authenticated = !anonymous_suite(u);
+  f.broken = f.authenticated && weak_suite(u);
+  if (!f.authenticated)  // anonymous DH and ECDH are ephemeral: weak only in what they cipher
+    for (const char* bad : {"RC4", "DES", "NULL", "EXPORT", "EXP-", "MD5"})
+      if (u.find(bad) != std::string::npos) f.broken = true;
   if (version == "TLSv1.3" || u.rfind("TLS_AES_", 0) == 0 || u.rfind("TLS_CHACHA20_", 0) == 0) {
     f.forward_secret = f.aead = true;
     return f;
   }
   f.forward_secret = u.rfind("ECDHE", 0) == 0 || u.rfind("DHE", 0) == 0 ||
-                     u.find("_ECDHE_") != std::string::npos || u.find("_DHE_") != std::string::npos;
+                     u.find("_ECDHE_") != std::string::npos ||
+                     u.find("_DHE_") != std::string::npos || u.rfind("ADH-", 0) == 0 ||
+                     u.rfind("AECDH-", 0) == 0 || u.find("DH_ANON") != std::string::npos;
   f.aead = u.find("GCM") != std::string::npos || u.find("CHACHA20") != std::string::npos ||
            u.find("CCM") != std::string::npos;
   return f;
@@ -191,7 +207,7 @@ std::vector<check> tls(const inputs& in) {
   const auto& t = in.session.tls;
   if (!in.have_session) {
     for (auto id : {"tls.starttls", "tls.version", "tls.cipher", "tls.offer", "tls.handshake",
-                    "tls.sni", "tls.client_cert"})
+                    "tls.fallback", "tls.sni", "tls.client_cert"})
       out.push_back(no_session(id));
     return out;
   }
@@ -233,12 +249,22 @@ std::vector<check> tls(const inputs& in) {
     json::object cev{{"cipher", cipher},
                      {"version", version},
                      {"forward_secrecy", f.forward_secret},
+                     {"authenticated", f.authenticated},
                      {"aead", f.aead}};
     if (f.broken || !f.forward_secret) {
       out.push_back(
           make("tls.cipher", status::fail,
                cipher + (f.broken ? " is a broken cipher suite" : " has no forward secrecy"), cev,
                "Prefer ECDHE key exchange with AES-GCM or ChaCha20-Poly1305."));
+    } else if (!f.authenticated) {
+      out.push_back(make("tls.cipher", status::fail,
+                         cipher +
+                             " is anonymous: an ephemeral key exchange (forward secrecy), but no "
+                             "certificate authenticates the receiving server",
+                         cev,
+                         "Offer suites with certificate authentication (ECDHE-RSA or ECDHE-ECDSA "
+                         "with AES-GCM or ChaCha20-Poly1305); the providers never choose an "
+                         "anonymous suite."));
     } else if (!f.aead) {
       out.push_back(make("tls.cipher", status::warn, cipher + " uses CBC mode", cev,
                          "Prefer AEAD suites (AES-GCM, ChaCha20-Poly1305) over CBC."));
@@ -274,12 +300,40 @@ std::vector<check> tls(const inputs& in) {
     out.push_back(make("tls.handshake", status::pass, "No failed TLS handshake from this client",
                        json::object{{"failed_handshakes", 0}}));
   } else {
+    const auto& last = failed.back();
     out.push_back(
         make("tls.handshake", status::warn,
-             std::to_string(failed.size()) + " failed TLS handshake(s) before this delivery",
+             std::to_string(failed.size()) + " failed TLS handshake(s) before this delivery, the " +
+                 "last one " + std::string(core::to_string(last.kind)) + ": " + last.reason,
              json::object{{"failed_handshakes", json::value_from(failed)}},
-             "Look at the recorded reason and offer: the client and this server had no "
-             "version or suite in common, or the client rejected the certificate."));
+             "Look at the recorded class, reason and offer: the client and this server had no "
+             "version or suite in common, the client rejected the certificate, or it went on "
+             "in clear text after STARTTLS."));
+  }
+  // RFC 3207 §4.1: a client whose handshake failed decides what to do next; delivering the same
+  // mail in clear text right after is the fallback Gmail answers with 421-4.7.29.
+  if (used) {
+    out.push_back(make("tls.fallback", status::pass, "The message came over TLS",
+                       json::object{{"used", true}}));
+  } else if (failed.empty()) {
+    out.push_back(make("tls.fallback", status::pass,
+                       "Plaintext, with no failed TLS handshake from this client in the 15 minutes "
+                       "before",
+                       json::object{{"used", false}, {"failed_handshakes", 0}}));
+  } else {
+    const auto& last = failed.back();
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", last.seconds_before.value_or(0));
+    out.push_back(
+        make("tls.fallback", status::fail,
+             "Sent in plaintext " + std::string(seconds) + " s after a failed TLS handshake (" +
+                 std::string(core::to_string(last.kind)) + ": " + last.reason + ")",
+             json::object{{"used", false},
+                          {"failed_handshakes", static_cast<std::int64_t>(failed.size())},
+                          {"last", json::value_from(last)}},
+             "The sender fell back to clear text after TLS failed: fix what the failed handshake "
+             "shows (a version or suite in common, the certificate it expects), or let it defer "
+             "instead of sending in plaintext (Postfix smtp_tls_security_level = encrypt)."));
   }
   const auto& sni = t.sni;
   out.push_back(make("tls.sni", status::info,
@@ -295,26 +349,28 @@ std::vector<check> tls(const inputs& in) {
   return out;
 }
 
-// Dynamic-looking PTR names: the address's digits in the name, or the usual access-network words.
+// Dynamic-looking PTR names: the ones an access network generates, which carry the address's
+// digits (dashed, dotted or as one hex number), alone or beside the usual access words. A name
+// without them is somebody's choice, whatever it says: "pool-a.shop.example" names a sending pool.
 bool looks_generic(const std::string& name, const std::string& ip) {
   const std::string l = core::lowercase(name);
-  for (const char* word :
-       {"dsl", "dyn", "dynamic", "pool", "dhcp", "cable", "ppp", "dial", "broadband", "customer",
-        "client", "host-", "ip-", "user", "res.", "residential", "static"})
-    if (l.find(word) != std::string::npos) return true;
   unsigned char a[4];
-  if (inet_pton(AF_INET, ip.c_str(), a) == 1) {
-    int found = 0;
-    for (int i = 0; i < 4; ++i)
-      if (l.find(std::to_string(a[i])) != std::string::npos) ++found;
-    if (found >= 3 &&
-        (l.find(std::to_string(a[2]) + "-" + std::to_string(a[3])) != std::string::npos ||
-         l.find(std::to_string(a[3]) + "-" + std::to_string(a[2])) != std::string::npos ||
-         l.find(std::to_string(a[2]) + "." + std::to_string(a[3]) + ".") != std::string::npos ||
-         l.find(std::to_string(a[3]) + "." + std::to_string(a[2]) + ".") != std::string::npos))
-      return true;
-  }
-  return false;
+  if (inet_pton(AF_INET, ip.c_str(), a) != 1) return false;
+  int found = 0;
+  for (int i = 0; i < 4; ++i)
+    if (l.find(std::to_string(a[i])) != std::string::npos) ++found;
+  const auto has = [&](const std::string& s) { return l.find(s) != std::string::npos; };
+  const auto d = [&](int i) { return std::to_string(a[i]); };
+  const bool last_two = has(d(2) + "-" + d(3)) || has(d(3) + "-" + d(2)) ||
+                        has(d(2) + "." + d(3) + ".") || has(d(3) + "." + d(2) + ".");
+  char packed[9];
+  std::snprintf(packed, sizeof packed, "%02x%02x%02x%02x", a[0], a[1], a[2], a[3]);
+  if ((found >= 3 && last_two) || has(packed)) return true;
+  bool access_word = false;
+  for (const char* word : {"dsl", "dyn", "dhcp", "cable", "ppp", "dial", "broadband", "customer",
+                           "client", "pool", "host-", "ip-", "user", "res.", "residential"})
+    if (has(word)) access_word = true;
+  return access_word && found >= 2 && (last_two || has(d(3)));
 }
 
 std::vector<check> dns(const inputs& in) {

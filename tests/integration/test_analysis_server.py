@@ -15,6 +15,22 @@ from analysis_helpers import message, sign
 from harness import ServerCase, client_context, schema_errors, smtp, test_id
 
 
+def fail_starttls(port, source, instead):
+    """A raw client from `source`: EHLO, STARTTLS, then `instead` where the ClientHello belongs;
+    returns once the server has closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"EHLO retry.example\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        if not f.readline().startswith(b"220"):
+            raise AssertionError("STARTTLS was not accepted")
+        sock.sendall(instead)
+        f.read()  # until the server closes
+
+
 def deliver(server, msg, source, mail_from, helo="helo.example", address=None):
     address = address or server.new_address()
     with smtp(server.port, helo=helo, source=source) as s:
@@ -95,16 +111,7 @@ class AnalyzedDeliveries(ServerCase):
     def test_a_failed_handshake_before_a_plaintext_retry_is_graded(self):
         # The common fallback: STARTTLS fails, the sender comes back and sends in plaintext.
         address = self.server.new_address()
-        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
-                                      source_address=("127.0.0.5", 0)) as sock:
-            f = sock.makefile("rb")
-            f.readline()
-            sock.sendall(b"EHLO retry.example\r\n")
-            while not f.readline().startswith(b"250 "):
-                pass
-            sock.sendall(b"STARTTLS\r\n")
-            self.assertTrue(f.readline().startswith(b"220"))
-            sock.sendall(b"this is not a TLS ClientHello\r\n" * 20)
+        fail_starttls(self.server.port, "127.0.0.5", b"this is not a TLS ClientHello\r\n" * 20)
         self.assertTrue(self.server.wait_sessions(
             lambda s: s["connection"]["client_ip"] == "127.0.0.5" and s["outcome"] == "tls_failed"))
         r = deliver(self.server, message(), "127.0.0.5", "x@sender.example", address=address)
@@ -113,6 +120,33 @@ class AnalyzedDeliveries(ServerCase):
         self.assertEqual("127.0.0.5", check["evidence"]["failed_handshakes"][0]["client_ip"])
         other = deliver(self.server, message(), "127.0.0.6", "x@sender.example")
         self.assertEqual("pass", next(c for c in other["checks"] if c["id"] == "tls.handshake")["status"])
+
+    def test_a_plaintext_retry_at_once_after_a_failed_starttls_fails_tls_fallback_every_time(self):
+        """Exim and Postfix retry in clear text the moment STARTTLS fails: the delivery must know
+        of the failure however fast it comes (the failed session is not stored yet)."""
+        for run in range(20):
+            address = self.server.new_address()
+            began = time.time()
+            # Clear text where TLS was promised.
+            fail_starttls(self.server.port, "127.0.0.7", b"EHLO fallback.example\r\n")
+            # At once, no waiting for the failed session to be stored.
+            r = deliver(self.server, message(), "127.0.0.7", "x@sender.example", address=address)
+            with self.subTest(run=run):
+                status = {c["id"]: c for c in r["checks"]}
+                self.assertEqual("fail", status["tls.fallback"]["status"], status["tls.fallback"]["summary"])
+                self.assertEqual("warn", status["tls.handshake"]["status"])
+                last = r["tls"]["failed_handshakes"][-1]
+                self.assertEqual("plaintext_after_starttls", last["class"])
+                self.assertEqual("127.0.0.7", last["client_ip"])
+                self.assertTrue(last["session"])
+                self.assertLess(last["seconds_before"], time.time() - began + 1)
+                self.assertGreaterEqual(last["seconds_before"], 0)
+                self.assertEqual([], schema_errors(r))
+        # The per-source table of the last test counts them.
+        import urllib.request
+        with urllib.request.urlopen(f"{self.server.url}/api/v1/tests/{test_id(address)}", timeout=30) as res:
+            sources = json.load(res)["sources"]
+        self.assertGreaterEqual(sources[0]["failed_handshakes"], 1)
 
     def test_a_bulk_test_fails_a_missing_unsubscribe_an_ordinary_one_warns(self):
         statuses = []

@@ -1,0 +1,169 @@
+#include "core/text.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/system/system_error.hpp>
+#include <charconv>
+#include <cmath>
+
+namespace mxlens::core {
+
+namespace json = boost::json;
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629 §4), or 0 when there is none.
+std::size_t sequence_at(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto left = s.size() - i;
+  const auto tail = [&](std::size_t k) { return k < left && (b(k) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return tail(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!tail(1) || !tail(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // a surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!tail(1) || !tail(2) || !tail(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+constexpr char hex[] = "0123456789ABCDEF";
+
+// A JSON string literal of the bytes, printable.
+void write_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (std::size_t i = 0; i < s.size();) {
+    const auto n = sequence_at(s, i);
+    if (n == 0) {
+      const auto c = static_cast<unsigned char>(s[i++]);
+      out += "\\\\x";  // the text \xHH: a backslash, escaped for JSON
+      out += hex[c >> 4];
+      out += hex[c & 15];
+      continue;
+    }
+    if (n > 1) {
+      out.append(s.substr(i, n));
+      i += n;
+      continue;
+    }
+    const char c = s[i++];
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += hex[(c >> 4) & 15];
+          out += hex[c & 15];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+template <class N>
+void write_number(std::string& out, N n) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
+
+void write(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: out += "null"; break;
+    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
+    case json::kind::int64: write_number(out, v.get_int64()); break;
+    case json::kind::uint64: write_number(out, v.get_uint64()); break;
+    case json::kind::double_: {
+      const double d = v.get_double();
+      if (!std::isfinite(d)) out += "null";  // JSON has no NaN or infinity
+      else write_number(out, d);
+      break;
+    }
+    case json::kind::string: write_string(out, v.get_string()); break;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write(out, e);
+      }
+      out += ']';
+      break;
+    }
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [k, e] : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        write_string(out, k);
+        out += ':';
+        write(out, e);
+      }
+      out += '}';
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+std::string printable(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (std::size_t i = 0; i < bytes.size();) {
+    const auto n = sequence_at(bytes, i);
+    if (n == 0) {
+      const auto c = static_cast<unsigned char>(bytes[i++]);
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+bool is_utf8(std::string_view bytes) {
+  for (std::size_t i = 0; i < bytes.size();) {
+    const auto n = sequence_at(bytes, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string printable_json(const json::value& v) {
+  std::string out;
+  write(out, v);
+  return out;
+}
+
+json::value parse_stored(std::string_view text) {
+  json::parse_options options;
+  options.allow_invalid_utf8 = true;
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec, {}, options);
+  if (ec) throw boost::system::system_error(ec);
+  return v;
+}
+
+}  // namespace mxlens::core

@@ -1,0 +1,28 @@
+// Bytes from the wire and from DNS are data: stored exactly as they came, and shown as text that
+// is always valid UTF-8. Storage and the worker's frames keep a string's bytes as they are, UTF-8
+// or not (Boost.JSON writes them unchanged and, with allow_invalid_utf8, reads them back); every
+// JSON text a person or a script reads (the API, the event streams, the command line) is written
+// by printable_json, which shows each byte that is not part of well-formed UTF-8 (RFC 3629 §4) as
+// the four characters \xHH, and writes numbers in their shortest form ("9", "0.025"), not
+// Boost.JSON's "9E0".
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
+
+namespace mxlens::core {
+
+// The bytes, with every byte that is not part of well-formed UTF-8 shown as \xHH.
+std::string printable(std::string_view bytes);
+// Whether the bytes are well-formed UTF-8.
+bool is_utf8(std::string_view bytes);
+
+// The JSON text of v for people and scripts (see above); strings and keys go through printable.
+std::string printable_json(const boost::json::value& v);
+
+// Parses JSON this server wrote (stored facts, reports, sessions, the worker's frames), whose
+// strings may hold bytes that are not UTF-8; throws boost::system::system_error on a syntax error.
+boost::json::value parse_stored(std::string_view text);
+
+}  // namespace mxlens::core
