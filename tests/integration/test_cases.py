@@ -14,23 +14,22 @@ A case folder holds
                objects of the report `mxlens serve` stored when a real client delivered this case's
                message to it on loopback, written by tests/cases/record exactly as the server
                wrote them, except that the keys the analysis adds to "connection" (ptr,
-               ptr_confirmed, fcrdns, iprev, helo_dns, helo_addresses) are left out. It is passed
-               to `mxlens analyze --session`; without it the message is analyzed as a file and the
-               transport and TLS checks say "skip". Its client_ip, helo and mail_from must be the
-               case's (the runner checks). A session is never written by hand: case.json has no
-               "session" member (the runner refuses one).
-  earlier_sessions.json (optional) session records as `mxlens sessions` printed them, of earlier
-               sessions from the same client that failed their TLS handshake, recorded by
-               tests/cases/record before the delivery. At run time the runner appends each
-               record's tls.failed_handshakes, in the file's order (newest first), to
-               session.json's tls.failed_handshakes, as the server does for a delivery (at most 10).
+               ptr_confirmed, fcrdns, iprev, helo_dns, helo_addresses) are left out. Its
+               tls.failed_handshakes is the server's too: every failed TLS handshake from the
+               client's address in the 15 minutes before the delivery's connection (class,
+               session, seconds_before, reason, client_hello), the recorded client's earlier
+               connections included. It is passed, as it is, to `mxlens analyze --session`; without
+               it the message is analyzed as a file and the transport and TLS checks say "skip".
+               Its client_ip, helo and mail_from must be the case's (the runner checks). A session
+               is never written by hand: case.json has no "session" member (the runner refuses
+               one).
 
 To (re-)record the sessions, with the mxlens binary of this tree (MXLENS_BIN, or build/app/mxlens):
   /usr/bin/python3 tests/cases/record            every case the recorder has a client for
   /usr/bin/python3 tests/cases/record <case>     one case
-then commit the changed session.json (and earlier_sessions.json) files. The test run itself never
-records: it reads the committed files. tests/cases/record says which client, settings and source
-address each case is recorded with.
+then commit the changed session.json files. The test run itself never records: it reads the
+committed files. tests/cases/record says which client, settings and source address each case is
+recorded with.
 
 Expected statuses are written from the RFCs and the providers' published rules.
 """
@@ -53,8 +52,6 @@ from harness import MXLENS, schema_errors  # noqa: E402
 
 CASES = os.path.join(os.path.dirname(__file__), "..", "cases")
 CHECKS_MD = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "CHECKS.md")
-# What the server does with earlier sessions' failed handshakes (app/pipeline.cpp, context_of).
-MOST_EARLIER_FAILURES = 10
 # Keys the analysis adds to the report's "connection"; a recorded session.json leaves them out.
 ANALYSIS_CONNECTION_KEYS = ("ptr", "ptr_confirmed", "fcrdns", "iprev", "helo_dns", "helo_addresses")
 
@@ -143,7 +140,7 @@ def write_zone(folder, case, path):
                                    key_record(entry.get("key", "rsa2048.pem"))) + "\n")
 
 
-def recorded_session(name, folder, case, tmp):
+def recorded_session(name, folder, case):
     """The path of the session file to pass to --session, or None without session.json."""
     path = os.path.join(folder, "session.json")
     if not os.path.exists(path):
@@ -160,17 +157,12 @@ def recorded_session(name, folder, case, tmp):
     added = sorted(set(connection) & set(ANALYSIS_CONNECTION_KEYS))
     if added:
         raise AssertionError(f"{name}: session.json has the analysis' connection keys {added}")
-    earlier_path = os.path.join(folder, "earlier_sessions.json")
-    if not os.path.exists(earlier_path):
-        return path
-    with open(earlier_path) as f:
-        earlier = json.load(f)
-    failures = [f for record in earlier for f in record["tls"]["failed_handshakes"]]
-    session["tls"]["failed_handshakes"] += failures[:MOST_EARLIER_FAILURES]
-    merged = os.path.join(tmp, "session.json")
-    with open(merged, "w") as f:
-        json.dump(session, f)
-    return merged
+    if os.path.exists(os.path.join(folder, "earlier_sessions.json")):
+        # The runner once merged these into the session; the server now lists the earlier
+        # failures in the delivery's own tls.failed_handshakes, and the recording has them.
+        raise AssertionError(f"{name}: earlier_sessions.json is no longer read; re-record: "
+                             f"/usr/bin/python3 tests/cases/record {name}")
+    return path
 
 
 def run_case(name):
@@ -188,7 +180,7 @@ def run_case(name):
             args = [MXLENS, "analyze", message_path, "--client-ip", case["client_ip"],
                     "--helo", case.get("helo", ""), "--mail-from", case.get("mail_from", ""),
                     "--dns", server.address, "--dns-timeout", "2", "--hostname", "mx.test.example"]
-            session_path = recorded_session(name, folder, case, tmp)
+            session_path = recorded_session(name, folder, case)
             if session_path:
                 args += ["--session", session_path]
             if case.get("bulk"):
