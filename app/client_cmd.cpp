@@ -106,6 +106,42 @@ std::string error_text(const reply& r) {
   return "HTTP " + std::to_string(r.status);
 }
 
+// One sentence per session from the addresses the test expects (GET .../sessions), newest first:
+// what a person reads when no delivery came. Empty when the test names none or the server is
+// unreachable.
+std::vector<std::string> session_sentences(const server_url& u, const std::string& id) {
+  std::vector<std::string> out;
+  try {
+    auto r = call(u, http::verb::get, "/api/v1/tests/" + id + "/sessions", "");
+    if (r.status != 200) return out;
+    const auto v = json::parse(r.body);
+    for (const auto& s : v.at("sessions").as_array()) {
+      const auto& o = s.as_object();
+      const std::string ip(o.at("client_ip").as_string());
+      const std::string outcome(o.at("outcome").as_string());
+      const auto& failed = o.at("failed_handshakes").as_array();
+      std::string sentence =
+          "a client from " + ip + " at " + std::string(o.at("started_at").as_string()) + ": ";
+      if (!failed.empty()) {
+        const auto& f = failed.back().as_object();
+        const std::string kind(f.at("class").as_string());
+        const std::string reason(f.at("reason").as_string());
+        sentence += kind != "certificate_rejected"
+                        ? "its TLS handshake failed (" + kind + ": " + reason + ")"
+                    : reason.find("probably") != std::string::npos
+                        ? reason
+                        : "it refused this server's certificate (" + reason + ")";
+      } else {
+        sentence += "connected and ended with '" + outcome + "' without delivering to this test";
+      }
+      out.push_back(sentence);
+    }
+  } catch (const std::exception&) {
+    out.clear();
+  }
+  return out;
+}
+
 po::options_description server_options(const char* title) {
   po::options_description o(title);
   o.add_options()("help,h", "show this help")(
@@ -358,11 +394,15 @@ int new_command(const std::vector<std::string>& args) {
   auto o = server_options("mxlens new options");
   o.add_options()("label", po::value<std::string>(), "a note kept with the test")(
       "bulk", po::bool_switch(), "judge its deliveries as a bulk sender's")(
+      "expect-from", po::value<std::vector<std::string>>()->composing(),
+      "a sending address or prefix (at most an IPv4 /24 or IPv6 /56), repeatable: its "
+      "sessions, failed TLS handshakes included, are shown to the test")(
       "json", po::bool_switch(), "print the test as JSON instead of its address");
   try {
     auto vm = parse(args, o);
     if (vm.count("help")) {
-      std::cout << "Usage: mxlens new [--server URL] [--label L] [--bulk] [--json]\n\n"
+      std::cout << "Usage: mxlens new [--server URL] [--label L] [--bulk] [--expect-from IP[/LEN]] "
+                   "[--json]\n\n"
                    "Creates a test address on a running mxlens and prints it.\n\n"
                 << o;
       return 0;
@@ -371,6 +411,11 @@ int new_command(const std::vector<std::string>& args) {
     json::object body;
     if (vm.count("label")) body["label"] = vm["label"].as<std::string>();
     if (vm["bulk"].as<bool>()) body["bulk"] = true;
+    if (vm.count("expect-from")) {
+      json::array from;
+      for (const auto& p : vm["expect-from"].as<std::vector<std::string>>()) from.emplace_back(p);
+      body["expect_from"] = std::move(from);
+    }
     auto r = call(u, http::verb::post, "/api/v1/tests", json::serialize(body));
     if (r.status != 201) {
       std::cerr << "mxlens new: " << error_text(r) << "\n";
@@ -464,8 +509,10 @@ int check_command(const std::vector<std::string>& args) {
       throw;
     }
     if (!report) {
-      const std::string what = "no delivery " + std::to_string(n) + " to test " + id + " within " +
-                               std::to_string(vm["timeout"].as<int>()) + " s";
+      std::string what = "no delivery " + std::to_string(n) + " to test " + id + " within " +
+                         std::to_string(vm["timeout"].as<int>()) + " s";
+      // What the expected senders did instead, when the test names them.
+      for (const auto& line : session_sentences(u, id)) what += "\n" + line;
       std::cerr << "mxlens check: " << what << "\n";
       error_case(what);
       return exit_usage;

@@ -31,7 +31,7 @@ namespace mxlens::app {
 
 // How far back a delivery looks for its client's failed TLS handshakes (report.schema.json
 // tls.failed_handshakes, CHECKS.md tls.fallback).
-inline constexpr core::unix_ms failure_window_ms = 15 * 60 * 1000;
+inline constexpr core::unix_ms failure_window_ms = core::unix_ms{15} * 60 * 1000;
 
 // The failed handshakes of the last failure_window_ms, by client address, as the receiver reports
 // them: a session reaches the store only when it ends, and a sender that falls back to plaintext

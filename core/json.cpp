@@ -332,7 +332,8 @@ void tag_invoke(json::value_from_tag, json::value& v, const test_info& t) {
                    {"expires_at", format_time(t.expires_at)},
                    {"label", t.label},
                    {"profile", t.profile},
-                   {"bulk", t.bulk}};
+                   {"bulk", t.bulk},
+                   {"expect_from", string_array(t.expect_from)}};
 }
 
 test_info tag_invoke(json::value_to_tag<test_info>, const json::value& v) {
@@ -345,6 +346,7 @@ test_info tag_invoke(json::value_to_tag<test_info>, const json::value& v) {
   t.label = text(o, "label");
   t.profile = text(o, "profile");
   t.bulk = field<bool>(o, "bulk");
+  if (o.contains("expect_from")) t.expect_from = field<std::vector<std::string>>(o, "expect_from");
   return t;
 }
 

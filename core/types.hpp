@@ -186,6 +186,9 @@ struct test_info {
   std::string label;
   std::string profile = "accept";
   bool bulk = false;  // judge its deliveries as a bulk sender's
+  // The sending addresses the test expects (canonical prefixes, core/prefix.hpp): their sessions
+  // are shown to it, failed handshakes included.
+  std::vector<std::string> expect_from;
 
   bool operator==(const test_info&) const = default;
 };

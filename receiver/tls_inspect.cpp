@@ -118,7 +118,9 @@ bool offers_authenticated_suite(SSL* s, const raw_client_hello& hello) {
     const unsigned char bytes[2] = {static_cast<unsigned char>(id >> 8),
                                     static_cast<unsigned char>(id & 0xff)};
     const SSL_CIPHER* c = SSL_CIPHER_find(s, bytes);
-    if (!c || (id >> 8) == 0x13) continue;  // TLS 1.3 suites are 0x13xx (RFC 8446 §B.4)
+    // TLS 1.3 suites are 0x13xx (RFC 8446 §B.4); the signalling values of RFC 5746 §3.3 and
+    // RFC 7507 §2 are no suites, though OpenSSL's table knows them.
+    if (!c || (id >> 8) == 0x13 || id == 0x00ff || id == 0x5600) continue;
     const int auth = SSL_CIPHER_get_auth_nid(c);
     if (auth != NID_auth_null && auth != NID_undef) return true;
   }

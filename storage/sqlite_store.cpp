@@ -145,6 +145,10 @@ BEGIN
   DELETE FROM messages WHERE id = old.message_id;
 END;
 )sql",
+    // 6: the sending addresses a test expects (a JSON array of prefixes)
+    R"sql(
+ALTER TABLE tests ADD COLUMN expect_from TEXT NOT NULL DEFAULT '[]';
+)sql",
 };
 
 constexpr int latest_version = static_cast<int>(std::size(migrations));
@@ -291,24 +295,27 @@ void sqlite_store::migrate(int target) {
 }
 
 bool sqlite_store::create_test(const core::test_info& t) {
-  statement s(
-      *this,
-      "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, bulk) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  statement s(*this,
+              "INSERT OR IGNORE INTO tests(id, address, created_at, expires_at, label, profile, "
+              "bulk, expect_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   s.bind(1, t.id).bind(2, t.address).bind(3, t.created_at).bind(4, t.expires_at);
   s.bind(5, t.label).bind(6, t.profile).bind(7, static_cast<std::int64_t>(t.bulk));
+  s.bind(8, boost::json::serialize(core::string_array(t.expect_from)));
   s.step();
   return sqlite3_changes(db_) == 1;
 }
 
 std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
-  statement s(
-      *this,
-      "SELECT id, address, created_at, expires_at, label, profile, bulk FROM tests WHERE id = ?");
+  statement s(*this,
+              "SELECT id, address, created_at, expires_at, label, profile, bulk, expect_from "
+              "FROM tests WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return core::test_info{s.text(0), s.text(1), s.integer(2),     s.integer(3),
-                         s.text(4), s.text(5), s.integer(6) != 0};
+  core::test_info t{s.text(0), s.text(1), s.integer(2),      s.integer(3),
+                    s.text(4), s.text(5), s.integer(6) != 0, {}};
+  if (auto prefixes = core::read_json<std::vector<std::string>>(s.text(7)))
+    t.expect_from = std::move(*prefixes);
+  return t;
 }
 
 bool sqlite_store::delete_test(const std::string& id) {
@@ -565,6 +572,16 @@ std::vector<std::string> sqlite_store::sessions(std::size_t limit,
               "SELECT facts FROM sessions WHERE (?1 IS NULL OR client_ip = ?1) "
               "ORDER BY started_at DESC, rowid DESC LIMIT ?2");
   s.bind(1, client_ip).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+std::vector<std::string> sqlite_store::sessions_since(core::unix_ms since, std::size_t limit) {
+  statement s(*this,
+              "SELECT facts FROM sessions WHERE started_at >= ? "
+              "ORDER BY started_at DESC, rowid DESC LIMIT ?");
+  s.bind(1, since).bind(2, static_cast<std::int64_t>(limit));
   std::vector<std::string> out;
   while (s.step()) out.push_back(s.text(0));
   return out;

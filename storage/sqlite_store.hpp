@@ -43,6 +43,7 @@ class sqlite_store final : public store {
   std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
                                                            core::unix_ms since,
                                                            std::size_t limit) override;
+  std::vector<std::string> sessions_since(core::unix_ms since, std::size_t limit) override;
   std::vector<std::string> sessions(std::size_t limit,
                                     const std::optional<std::string>& client_ip) override;
   purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) override;

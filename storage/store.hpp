@@ -133,6 +133,8 @@ class store {
   virtual std::vector<std::string> sessions_with_failed_handshakes(const std::string& client_ip,
                                                                    core::unix_ms since,
                                                                    std::size_t limit) = 0;
+  // The sessions that started at or after `since`, newest first, at most `limit`, as JSON text.
+  virtual std::vector<std::string> sessions_since(core::unix_ms since, std::size_t limit) = 0;
   // The newest sessions first, as JSON text; optionally only those from one client IP.
   virtual std::vector<std::string> sessions(std::size_t limit,
                                             const std::optional<std::string>& client_ip) = 0;

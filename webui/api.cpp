@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 
 #include "core/json.hpp"
+#include "core/prefix.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
@@ -54,7 +55,8 @@ asio::awaitable<std::optional<core::test_info>> api::find_test(const std::string
   co_return test;
 }
 
-asio::awaitable<std::optional<core::test_info>> api::create_test(std::string label, bool bulk) {
+asio::awaitable<std::optional<core::test_info>> api::create_test(
+    std::string label, bool bulk, std::vector<std::string> expect_from) {
   core::test_info t;
   t.id = core::new_test_id();
   t.address = t.id + "@" + settings_.domain;
@@ -62,6 +64,7 @@ asio::awaitable<std::optional<core::test_info>> api::create_test(std::string lab
   t.expires_at = t.created_at + settings_.retention_days * ms_per_day;
   t.label = std::move(label);
   t.bulk = bulk;
+  t.expect_from = std::move(expect_from);
   auto insert = [t](storage::store& s) { return s.create_test(t); };
   const bool created = co_await storage::on_writer(queue_, std::move(insert));
   if (!created) co_return std::nullopt;
@@ -166,6 +169,61 @@ asio::awaitable<bool> api::sleep_until_news(const std::string& id, std::uint64_t
 }
 
 std::string api::metrics_text() const { return metrics_.render() + render(queue_.timing()); }
+
+namespace {
+
+// A session as a test that claims its address may see it: how it went (outcome, EHLO, TLS, the
+// failures with their class and offer), never what it carried (no transcript, no envelope: the
+// same address may have sent to other tests).
+json::object session_view(const core::session_record& s) {
+  json::array failures;
+  for (const auto& f : s.tls.failed_handshakes)
+    failures.push_back(json::object{{"at", core::format_time(f.at)},
+                                    {"class", core::to_string(f.kind)},
+                                    {"reason", f.reason},
+                                    {"client_hello", core::optional_json(f.client_hello)}});
+  return json::object{
+      {"id", s.id},
+      {"client_ip", s.connection.client_ip},
+      {"started_at", core::format_time(s.connection.started_at)},
+      {"ended_at", core::format_time(s.ended_at)},
+      {"helo", s.connection.helo},
+      {"outcome", s.outcome},
+      {"tls", json::object{{"offered", s.tls.offered},
+                           {"used", s.tls.used},
+                           {"version", core::optional_json(s.tls.version)},
+                           {"cipher", core::optional_json(s.tls.cipher)},
+                           {"sni", core::optional_json(s.tls.sni)},
+                           {"client_hello", core::optional_json(s.tls.client_hello)}}},
+      {"failed_handshakes", std::move(failures)}};
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<json::object>> api::sessions_of(const core::test_info& t) {
+  constexpr std::size_t scanned = 5000, shown = 100;
+  std::vector<json::object> out;
+  std::vector<core::address_prefix> claims;
+  for (const auto& text : t.expect_from) {
+    std::string problem;
+    if (auto p = core::parse_prefix(text, problem)) claims.push_back(*p);
+  }
+  if (claims.empty()) co_return out;
+  auto find = [since = t.created_at](storage::store& s) {
+    return s.sessions_since(since, scanned);
+  };
+  const auto texts = co_await read(std::move(find));
+  for (const auto& text : texts) {
+    auto s = core::read_json<core::session_record>(text);
+    if (!s) continue;
+    const auto& ip = s->connection.client_ip;
+    if (std::none_of(claims.begin(), claims.end(), [&](const auto& c) { return c.contains(ip); }))
+      continue;
+    out.push_back(session_view(*s));
+    if (out.size() == shown) break;
+  }
+  co_return out;
+}
 
 json::object api::test_json(const core::test_info& t) const {
   auto o = core::to_json(t).as_object();

@@ -65,7 +65,11 @@ class api {
   // The test, unless it does not exist or has expired (an id of the wrong form is neither).
   boost::asio::awaitable<std::optional<core::test_info>> find_test(const std::string& id);
   // A new test with a fresh id; nullopt if the id was taken meanwhile.
-  boost::asio::awaitable<std::optional<core::test_info>> create_test(std::string label, bool bulk);
+  boost::asio::awaitable<std::optional<core::test_info>> create_test(
+      std::string label, bool bulk, std::vector<std::string> expect_from = {});
+  // The sessions from the addresses the test expects, since it was made, newest first, as the
+  // test may see them (see session_view).
+  boost::asio::awaitable<std::vector<boost::json::object>> sessions_of(const core::test_info& t);
   // False if the test was gone already. Its waiters are woken.
   boost::asio::awaitable<bool> delete_test(const std::string& id);
   // A page of the test's listing (one past the page read to say whether there is more).

@@ -8,10 +8,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/json/serialize.hpp>
 #include <map>
 #include <optional>
 
+#include "core/json.hpp"
 #include "core/report.hpp"
 #include "core/text.hpp"
 #include "webui/route.hpp"
@@ -21,7 +21,6 @@ namespace mxlens::webui {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
 namespace {

@@ -11,6 +11,7 @@
 
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/prefix.hpp"
 #include "core/report.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
@@ -149,7 +150,7 @@ response asset(const api& service, const request& req, const std::string& name) 
   return res;
 }
 
-// POST /api/v1/tests, with an optional body {label, bulk, profile}.
+// POST /api/v1/tests, with an optional body {label, bulk, profile, expect_from}.
 asio::awaitable<response> create(api& service, const request& req) {
   json::object body;
   if (!req.body().empty()) {
@@ -161,6 +162,7 @@ asio::awaitable<response> create(api& service, const request& req) {
   }
   std::string label;
   bool bulk = false;
+  std::vector<std::string> expect_from;
   for (const auto& [k, v] : body) {
     if (k == "label") {
       if (!v.is_string() || v.as_string().size() > max_label)
@@ -172,6 +174,21 @@ asio::awaitable<response> create(api& service, const request& req) {
       if (!v.is_bool())
         throw http_error{http::status::bad_request, "bad_field", "bulk must be true or false"};
       bulk = v.as_bool();
+    } else if (k == "expect_from") {
+      // A few narrow claims (core/prefix.hpp), so that no test watches a whole network.
+      constexpr std::size_t most_claims = 4;
+      if (!v.is_array() || v.as_array().size() > most_claims)
+        throw http_error{http::status::bad_request, "bad_field",
+                         "expect_from must be an array of at most " + std::to_string(most_claims) +
+                             " addresses or prefixes"};
+      for (const auto& e : v.as_array()) {
+        std::string problem;
+        auto p = e.is_string() ? core::parse_prefix(e.as_string(), problem) : std::nullopt;
+        if (!p)
+          throw http_error{http::status::bad_request, "bad_field",
+                           "expect_from: " + (problem.empty() ? "not a string" : problem)};
+        expect_from.push_back(p->text());
+      }
     } else if (k == "profile") {
       if (!v.is_string() || v.as_string() != "accept")
         throw http_error{http::status::bad_request, "bad_field",
@@ -181,7 +198,7 @@ asio::awaitable<response> create(api& service, const request& req) {
                        "unknown field '" + std::string(k) + "'"};
     }
   }
-  auto t = co_await service.create_test(std::move(label), bulk);
+  auto t = co_await service.create_test(std::move(label), bulk, std::move(expect_from));
   if (!t)
     throw http_error{http::status::internal_server_error, "internal",
                      "test id collision, try again"};
@@ -317,6 +334,15 @@ asio::awaitable<routed> dispatch(api& service, const request& req) {
   if (p.size() == 5 && p[4] == "wait") {
     require_method(req, http::verb::get, "GET");
     co_return co_await wait(service, req, t, id);
+  }
+  if (p.size() == 5 && p[4] == "sessions") {
+    require_method(req, http::verb::get, "GET");
+    const auto test = co_await existing_test(service, id);
+    auto sessions = co_await service.sessions_of(test);
+    json::array list(sessions.begin(), sessions.end());
+    co_return json_response(req, http::status::ok,
+                            json::object{{"expect_from", core::string_array(test.expect_from)},
+                                         {"sessions", std::move(list)}});
   }
   if (p.size() == 5 && p[4] == "events") {
     require_method(req, http::verb::get, "GET");

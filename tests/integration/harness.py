@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import smtplib
 import ssl
 import subprocess
@@ -200,3 +201,20 @@ def smtp(port, helo="client.example", source=None):
     """An SMTP client; `source` is the loopback address it connects from (127.0.0.2, ...)."""
     return smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=60,
                         source_address=(source, 0) if source else None)
+
+
+def starttls_then(port, source, instead, wait_close=True):
+    """A raw client from `source`: EHLO, STARTTLS, then `instead` where the ClientHello belongs;
+    with `wait_close`, returns once the server has closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"EHLO client.example\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        if not f.readline().startswith(b"220"):
+            raise AssertionError("STARTTLS was not accepted")
+        sock.sendall(instead)
+        if wait_close:
+            f.read()

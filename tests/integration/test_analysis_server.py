@@ -12,23 +12,7 @@ import time
 import unittest
 
 from analysis_helpers import message, sign
-from harness import ServerCase, client_context, schema_errors, smtp, test_id
-
-
-def fail_starttls(port, source, instead):
-    """A raw client from `source`: EHLO, STARTTLS, then `instead` where the ClientHello belongs;
-    returns once the server has closed the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
-        f = sock.makefile("rb")
-        f.readline()
-        sock.sendall(b"EHLO retry.example\r\n")
-        while not f.readline().startswith(b"250 "):
-            pass
-        sock.sendall(b"STARTTLS\r\n")
-        if not f.readline().startswith(b"220"):
-            raise AssertionError("STARTTLS was not accepted")
-        sock.sendall(instead)
-        f.read()  # until the server closes
+from harness import ServerCase, client_context, schema_errors, smtp, starttls_then, test_id
 
 
 def deliver(server, msg, source, mail_from, helo="helo.example", address=None):
@@ -111,7 +95,7 @@ class AnalyzedDeliveries(ServerCase):
     def test_a_failed_handshake_before_a_plaintext_retry_is_graded(self):
         # The common fallback: STARTTLS fails, the sender comes back and sends in plaintext.
         address = self.server.new_address()
-        fail_starttls(self.server.port, "127.0.0.5", b"this is not a TLS ClientHello\r\n" * 20)
+        starttls_then(self.server.port, "127.0.0.5", b"this is not a TLS ClientHello\r\n" * 20)
         self.assertTrue(self.server.wait_sessions(
             lambda s: s["connection"]["client_ip"] == "127.0.0.5" and s["outcome"] == "tls_failed"))
         r = deliver(self.server, message(), "127.0.0.5", "x@sender.example", address=address)
@@ -128,7 +112,7 @@ class AnalyzedDeliveries(ServerCase):
             address = self.server.new_address()
             began = time.time()
             # Clear text where TLS was promised.
-            fail_starttls(self.server.port, "127.0.0.7", b"EHLO fallback.example\r\n")
+            starttls_then(self.server.port, "127.0.0.7", b"EHLO fallback.example\r\n")
             # At once, no waiting for the failed session to be stored.
             r = deliver(self.server, message(), "127.0.0.7", "x@sender.example", address=address)
             with self.subTest(run=run):

@@ -42,6 +42,7 @@ struct failing_store final : storage::store {
     fail();
   }
   std::vector<storage::stored_delivery> unanalyzed(core::unix_ms, std::size_t) override { fail(); }
+  std::vector<std::string> sessions_since(core::unix_ms, std::size_t) override { fail(); }
   std::vector<storage::delivery_record> delivery_records(const std::string&, std::int64_t,
                                                          std::size_t) override {
     fail();
