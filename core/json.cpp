@@ -175,8 +175,11 @@ void tag_invoke(json::value_from_tag, json::value& v, const failed_handshake& f)
 
 failed_handshake tag_invoke(json::value_to_tag<failed_handshake>, const json::value& v) {
   const auto& o = object_of(v);
-  failed_handshake f{time_field(o, "at"), text(o, "client_ip"), text(o, "reason"),
-                     optional_field<client_hello>(o, "client_hello")};
+  failed_handshake f;
+  f.at = time_field(o, "at");
+  f.client_ip = text(o, "client_ip");
+  f.reason = text(o, "reason");
+  f.client_hello = optional_field<client_hello>(o, "client_hello");
   // The first schemas wrote neither class nor session.
   if (o.contains("class")) f.kind = failure_class_of(text(o, "class"));
   if (o.contains("session")) f.session = text(o, "session");

@@ -264,7 +264,7 @@ int main(int argc, char** argv) try {
   {
     storage::sqlite_store store(dir / "floor.db");
     store.create_test(
-        {d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false});
+        {d.test_id, "floorfloor@mx.bench.example", 0, INT64_MAX / 2, "", "accept", false, {}});
     const auto summary = analyzers::summary_of(first);
     const auto analysis_text = json::serialize(core::to_json(first));
     core::session_record session;

@@ -170,7 +170,13 @@ TEST_CASE("the worker's job and its analysis read back as written", "[model]") {
   in.delivery.connection.client_ip = "192.0.2.1";
   in.delivery.connection.helo = "mail.sender.example";
   in.delivery.tls.used = true;
-  in.delivery.tls.failed_handshakes = {{1'799'999'999'000, "192.0.2.1", "no shared cipher", {}}};
+  in.delivery.tls.failed_handshakes = {{1'799'999'999'000,
+                                        "192.0.2.1",
+                                        "no shared cipher",
+                                        {},
+                                        core::failure_class::cipher,
+                                        "s0",
+                                        1.0}};
   in.delivery.envelope.mail_from = "a@sender.example";
   in.delivery.envelope.body = core::body_type::eight_bit_mime;
   in.delivery.data.bare_lf = 2;

@@ -40,8 +40,10 @@ core::tls_facts tls() {
   t.client_certificate =
       core::client_certificate{"CN=client", "CN=ca", "2027-01-01T00:00:00.000Z", "ab12"};
   t.client_hello = hello();
-  t.failed_handshakes = {{1'800'000'000'123, "127.0.0.2", "no shared cipher", hello()},
-                         {1'800'000'000'456, "127.0.0.2", "unexpected eof", std::nullopt}};
+  t.failed_handshakes = {{1'800'000'000'123, "127.0.0.2", "no shared cipher", hello(),
+                          core::failure_class::cipher, "s1", 2.5},
+                         {1'800'000'000'456, "127.0.0.2", "unexpected eof", std::nullopt,
+                          core::failure_class::aborted, "s2", std::nullopt}};
   return t;
 }
 
@@ -113,7 +115,8 @@ TEST_CASE("json: every core type reads back as written", "[core]") {
                     1'802'592'000'000,
                     "release 4.2",
                     "accept",
-                    true};
+                    true,
+                    {"192.0.2.0/24", "2001:db8::/64"}};
   CHECK(round_trip(t) == t);
   core::delivery_summary sum{7, 1'800'000'000'999, "127.0.0.2", "a@b.example", 4096, "TLSv1.2"};
   CHECK(round_trip(sum) == sum);

@@ -33,7 +33,8 @@ TEST_CASE("the listing line: the recorded facts, the analysis summary, the answe
   d.tls.used = true;
   d.tls.version = "TLSv1.2";
   d.tls.cipher = "X";
-  d.tls.failed_handshakes = {{1, "192.0.2.7", "no shared cipher", std::nullopt}};
+  d.tls.failed_handshakes = {
+      {1, "192.0.2.7", "no shared cipher", std::nullopt, core::failure_class::cipher, "s1", 3.0}};
   core::analysis_summary summary;
   summary.score = {6.5, 5, 9};
   summary.spf = core::auth_result::pass;

@@ -28,7 +28,7 @@ struct temp_db {
 };
 
 core::test_info test(const std::string& id, core::unix_ms expires = 10'000) {
-  return {id, id + "@mx.example", 1'000, expires, "", "accept"};
+  return {id, id + "@mx.example", 1'000, expires, "", "accept", false, {}};
 }
 
 // An analysis of a delivery from `ip`, over TLS or not, with its listing line.
@@ -44,7 +44,8 @@ storage::analysis_update analysed(const std::string& id, std::int64_t n, const s
   facts.tls.used = tls;
   facts.tls.version = "TLSv1.3";
   facts.tls.cipher = "TLS_AES_256_GCM_SHA384";
-  facts.tls.failed_handshakes = {{1, ip, "no shared cipher", std::nullopt}};
+  facts.tls.failed_handshakes = {
+      {1, ip, "no shared cipher", std::nullopt, core::failure_class::cipher, "s1", std::nullopt}};
   core::analysis_summary summary{{7.5, 3, 4},
                                  spf ? auth_result::pass : auth_result::fail,
                                  {auth_result::fail, dkim ? auth_result::pass : auth_result::none},
