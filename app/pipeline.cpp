@@ -23,15 +23,21 @@ constexpr std::string_view postmaster_id = "postmaster";
 
 const reply store_failed{451, "4.3.0", "Temporary failure storing the message, try again later"};
 
-// The accept profile's answer: which rows the message became ("abcdefgh/3, …").
-reply accepted(const std::vector<std::string>& tests, const std::vector<std::int64_t>& numbers) {
+// The rows a message became ("abcdefgh/3, ijklmnop/1"), leaving out tests deleted meanwhile.
+std::string row_names(const std::vector<std::string>& tests,
+                      const std::vector<std::int64_t>& numbers) {
   std::string names;
   for (std::size_t i = 0; i < tests.size(); ++i) {
-    if (numbers[i] == 0) continue;  // the test was deleted meanwhile
+    if (numbers[i] == 0) continue;
     auto name = tests[i] + "/" + std::to_string(numbers[i]);
     names += names.empty() ? name : ", " + name;
   }
-  return {250, "2.0.0", "Ok: delivered as " + names};
+  return names;
+}
+
+// The accept profile's answer.
+reply accepted(const std::vector<std::string>& tests, const std::vector<std::int64_t>& numbers) {
+  return {250, "2.0.0", "Ok: delivered as " + row_names(tests, numbers)};
 }
 
 core::disposition disposition_of(const reply& r, std::optional<std::string> reason = {}) {
@@ -66,8 +72,9 @@ void recent_failures::add(const core::failed_handshake& f, core::unix_ms now) {
   if (list.size() > per_address) list.pop_front();
   order_.emplace_back(f.at, f.client_ip);
   while (order_.size() > in_all) {
+    // The oldest entry, unless the per-address bound dropped it already.
     auto it = by_ip_.find(order_.front().second);
-    if (it != by_ip_.end() && !it->second.empty()) it->second.pop_front();
+    if (it != by_ip_.end() && it->second.front().at <= order_.front().first) it->second.pop_front();
     if (it != by_ip_.end() && it->second.empty()) by_ip_.erase(it);
     order_.pop_front();
   }
@@ -250,13 +257,9 @@ asio::awaitable<reply> pipeline::run(job j) {
   }
 
   // 5. Notice.
-  std::string names;
-  for (std::size_t i = 0; i < j.tests.size(); ++i) {
-    if (numbers[i] == 0) continue;
-    events_.notify(j.tests[i]);
-    auto name = j.tests[i] + "/" + std::to_string(numbers[i]);
-    names += names.empty() ? name : ", " + name;
-  }
+  for (std::size_t i = 0; i < j.tests.size(); ++i)
+    if (numbers[i] != 0) events_.notify(j.tests[i]);
+  const auto names = row_names(j.tests, numbers);
   if (!recovered)
     metrics_.delivery(
         tls, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
@@ -339,9 +342,7 @@ pipeline::test_context pipeline::context_of(const std::string& test_id,
   return context;
 }
 
-void pipeline::handshake_failed(const std::string&, const core::failed_handshake& f) {
-  failures_.add(f, clock_.now());
-}
+void pipeline::handshake_failed(const core::failed_handshake& f) { failures_.add(f, clock_.now()); }
 
 void pipeline::session_closed(core::session_record session) {
   metrics_.session(session.outcome);

@@ -67,7 +67,7 @@ class pipeline final : public receiver::delivery_sink {
       const std::string& address) override;
   boost::asio::awaitable<receiver::reply> deliver(core::delivery message,
                                                   std::vector<std::string> keys) override;
-  void handshake_failed(const std::string& session_id, const core::failed_handshake& f) override;
+  void handshake_failed(const core::failed_handshake& f) override;
   void session_closed(core::session_record session) override;
 
   // Runs the deliveries that a previous version stored without their report (it stored a

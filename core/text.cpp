@@ -36,24 +36,11 @@ std::size_t sequence_at(std::string_view s, std::size_t i) {
 
 constexpr char hex[] = "0123456789ABCDEF";
 
-// A JSON string literal of the bytes, printable.
-void write_string(std::string& out, std::string_view s) {
+// A JSON string literal of the bytes, printable: what printable() shows, with JSON's own escapes
+// (its \xHH text thus reads "\\xHH" in the literal).
+void write_string(std::string& out, std::string_view bytes) {
   out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const auto n = sequence_at(s, i);
-    if (n == 0) {
-      const auto c = static_cast<unsigned char>(s[i++]);
-      out += "\\\\x";  // the text \xHH: a backslash, escaped for JSON
-      out += hex[c >> 4];
-      out += hex[c & 15];
-      continue;
-    }
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    const char c = s[i++];
+  for (char c : printable(bytes)) {
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -68,7 +55,7 @@ void write_string(std::string& out, std::string_view s) {
           out += hex[(c >> 4) & 15];
           out += hex[c & 15];
         } else {
-          out += c;
+          out += c;  // octets of UTF-8 sequences included
         }
     }
   }

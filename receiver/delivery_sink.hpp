@@ -32,7 +32,7 @@ class delivery_sink {
   // A TLS handshake failed, or a client completed one and left without MAIL (it probably refused
   // the certificate): told at once, before the session ends, so that the client's next
   // connection, however fast it comes, knows of it.
-  virtual void handshake_failed(const std::string& session_id, const core::failed_handshake& f) = 0;
+  virtual void handshake_failed(const core::failed_handshake& f) = 0;
 
   // A connection ended (whether or not it delivered anything).
   virtual void session_closed(core::session_record session) = 0;

@@ -178,17 +178,10 @@ asio::awaitable<void> smtp_session::run() {
     // Told before the socket closes, so that the client's next connection knows of it. A client
     // that refuses the certificate often completes the handshake and then quits or
     // drops without a word (OpenSSL clients, Postfix with smtp_tls_security_level = verify).
-    core::failed_handshake f;
-    f.at = core::now_ms();
-    f.client_ip = conn.client_ip;
-    f.reason = "completed TLS, then " +
-               std::string(record_.outcome == "quit" ? "quit" : "closed the connection") +
-               " without MAIL: the client probably rejected the certificate";
-    f.client_hello = record_.tls.client_hello;
-    f.kind = core::failure_class::certificate_rejected;
-    f.session = record_.id;
-    sink_.handshake_failed(record_.id, f);
-    record_.tls.failed_handshakes.push_back(std::move(f));
+    record_failure("completed TLS, then " +
+                       std::string(record_.outcome == "quit" ? "quit" : "closed the connection") +
+                       " without MAIL: the client probably rejected the certificate",
+                   core::failure_class::certificate_rejected, record_.tls.client_hello);
   }
   socket_.close(ec);
 
@@ -204,6 +197,19 @@ asio::awaitable<void> smtp_session::run() {
                  " messages=" + std::to_string(record_.messages) + " outcome=" + record_.outcome +
                  " duration=" + std::to_string(record_.ended_at - conn.started_at) + "ms");
   sink_.session_closed(std::move(record_));
+}
+
+void smtp_session::record_failure(std::string reason, core::failure_class kind,
+                                  std::optional<core::client_hello> hello) {
+  core::failed_handshake f;
+  f.at = core::now_ms();
+  f.client_ip = record_.connection.client_ip;
+  f.reason = std::move(reason);
+  f.client_hello = std::move(hello);
+  f.kind = kind;
+  f.session = record_.id;
+  sink_.handshake_failed(f);
+  record_.tls.failed_handshakes.push_back(std::move(f));
 }
 
 asio::awaitable<void> smtp_session::watchdog() {
@@ -345,16 +351,10 @@ asio::awaitable<void> smtp_session::dialogue() {
         case read_status::tls_record: {
           note(core::direction::tls, "a TLS record of " + std::to_string(in_.size()) +
                                          " octets where a command was expected (not kept)");
-          core::failed_handshake f;
-          f.at = core::now_ms();
-          f.client_ip = record_.connection.client_ip;
-          f.reason =
+          record_failure(
               "a TLS ClientHello where SMTP was expected: the client began TLS at once "
-              "(implicit TLS, as on port 465) on a port that offers STARTTLS";
-          f.kind = core::failure_class::implicit_tls;
-          f.session = record_.id;
-          sink_.handshake_failed(record_.id, f);
-          record_.tls.failed_handshakes.push_back(std::move(f));
+              "(implicit TLS, as on port 465) on a port that offers STARTTLS",
+              core::failure_class::implicit_tls, std::nullopt);
           record_.outcome = "implicit_tls";
           in_.clear();
           send(reply{554, "5.5.1",
@@ -666,18 +666,13 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
   arm(config_.limits.tls_handshake_timeout);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
   if (ec) {
-    core::failed_handshake f;
-    f.at = core::now_ms();
-    f.client_ip = record_.connection.client_ip;
-    f.reason = timed_out_ ? "handshake timed out" : ec.message();
-    f.client_hello = captured_client_hello(tls_->native_handle());
-    f.kind = classify_failure(f.reason, f.client_hello.has_value(), timed_out_);
-    f.session = record_.id;
-    sink_.handshake_failed(record_.id, f);
-    note(core::direction::tls, "handshake failed: " + f.reason);
-    core::log_info("session " + record_.id + " " + f.client_ip +
-                   " TLS handshake failed: " + f.reason);
-    record_.tls.failed_handshakes.push_back(std::move(f));
+    const std::string reason = timed_out_ ? "handshake timed out" : ec.message();
+    auto hello = captured_client_hello(tls_->native_handle());
+    const auto kind = classify_failure(reason, hello.has_value(), timed_out_);
+    note(core::direction::tls, "handshake failed: " + reason);
+    core::log_info("session " + record_.id + " " + record_.connection.client_ip +
+                   " TLS handshake failed: " + reason);
+    record_failure(reason, kind, std::move(hello));
     record_.outcome = "tls_failed";
     tls_.reset();
     closing_ = true;

@@ -104,6 +104,9 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   void send(const reply& r);
   // Records a transcript line and returns the entry as recorded (time stamped, cut to length).
   core::transcript_line note(core::direction dir, std::string_view line);
+  // A failed handshake (or what stands for one): told to the sink at once, kept in the record.
+  void record_failure(std::string reason, core::failure_class kind,
+                      std::optional<core::client_hello> hello);
   void arm(std::chrono::milliseconds timeout);
   double elapsed_ms() const;
 
