@@ -86,6 +86,7 @@ po::options_description serve_options() {
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
     ("idle-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_idle_timeout.count())), "seconds to wait for the next command or data")
+    ("tls-handshake-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_tls_handshake_timeout.count())), "seconds a STARTTLS handshake may take")
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
@@ -161,8 +162,11 @@ serve_config to_config(const po::variables_map& vm) {
   if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
   auto idle = vm["idle-timeout"].as<unsigned>();
   auto session = vm["max-session-time"].as<unsigned>();
-  if (idle < 1 || session < 1) throw usage_error("timeouts must be at least 1 second");
+  auto handshake = vm["tls-handshake-timeout"].as<unsigned>();
+  if (idle < 1 || session < 1 || handshake < 1)
+    throw usage_error("timeouts must be at least 1 second");
   l.idle_timeout = std::chrono::seconds(idle);
+  l.tls_handshake_timeout = std::chrono::seconds(handshake);
   l.max_session_time = std::chrono::seconds(session);
   c.dns = dns_settings(vm);
   c.workers = vm["workers"].as<std::size_t>();

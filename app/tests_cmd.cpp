@@ -8,6 +8,7 @@
 #include "app/commands.hpp"
 #include "app/report.hpp"
 #include "core/json.hpp"
+#include "core/prefix.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
 #include "storage/sqlite_store.hpp"
@@ -47,6 +48,9 @@ int tests_new(const std::vector<std::string>& args) {
                   "domain of the address (default: the one 'mxlens serve' last ran with)")(
       "label", po::value<std::string>()->default_value(""), "a note kept with the test")(
       "bulk", po::bool_switch(), "judge its deliveries as a bulk sender's (unsubscribe required)")(
+      "expect-from", po::value<std::vector<std::string>>()->composing(),
+      "a sending address or prefix (at most an IPv4 /24 or IPv6 /56), repeatable: its "
+      "sessions, failed TLS handshakes included, are shown to the test")(
       "json", po::bool_switch(), "print the test as JSON instead of its address");
   auto vm = parse(args, o);
   if (vm.count("help")) {
@@ -74,6 +78,18 @@ int tests_new(const std::vector<std::string>& args) {
   t.expires_at = t.created_at + static_cast<std::int64_t>(days) * 86'400'000;
   t.label = vm["label"].as<std::string>();
   t.bulk = vm["bulk"].as<bool>();
+  if (vm.count("expect-from")) {
+    const auto& claims = vm["expect-from"].as<std::vector<std::string>>();
+    if (claims.size() > core::most_claims)
+      throw usage_error("--expect-from: at most " + std::to_string(core::most_claims) +
+                        " addresses or prefixes");
+    for (const auto& c : claims) {
+      std::string problem;
+      auto p = core::parse_prefix(c, problem);
+      if (!p) throw usage_error("--expect-from: " + problem);
+      t.expect_from.push_back(p->text());
+    }
+  }
   if (!store.create_test(t)) throw std::runtime_error("test id collision, try again");
   if (vm["json"].as<bool>()) {
     std::cout << core::printable_json(core::to_json(t)) << "\n";

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,8 @@ namespace mxlens::core {
 
 inline constexpr int widest_v4_prefix = 24;
 inline constexpr int widest_v6_prefix = 56;
+// The most prefixes one test may claim.
+inline constexpr std::size_t most_claims = 4;
 
 struct address_prefix {
   std::array<std::uint8_t, 16> bytes{};  // the network, host bits zero; IPv4 in the first 4

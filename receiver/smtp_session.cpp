@@ -28,6 +28,8 @@ constexpr std::size_t data_chunk = std::size_t{64} * 1024;
 constexpr auto goodbye_grace = 5s;
 // How long to wait for the client's close_notify after ours.
 constexpr auto tls_close_grace = 1s;
+// How long the rest of a ClientHello sent where SMTP was expected may take to arrive.
+constexpr auto implicit_hello_wait = 2s;
 // RFC 5321 §4.1.1.1: a domain is at most 255 octets; what is kept of an EHLO argument.
 constexpr std::size_t max_helo_kept = 255;
 
@@ -89,6 +91,8 @@ double smtp_session::elapsed_ms() const {
 
 void smtp_session::arm(std::chrono::milliseconds timeout) {
   deadline_ = std::min(std::chrono::steady_clock::now() + timeout, session_deadline_);
+  // A shorter deadline than the one the watchdog sleeps on wakes it to sleep on this one.
+  if (deadline_ < timer_.expiry()) timer_.cancel();
 }
 
 void smtp_session::shutdown() {
@@ -247,10 +251,11 @@ asio::awaitable<bool> smtp_session::flush() {
   co_return !ec;
 }
 
-asio::awaitable<smtp_session::read_status> smtp_session::read_more(std::size_t chunk) {
+asio::awaitable<smtp_session::read_status> smtp_session::read_more(
+    std::size_t chunk, std::chrono::milliseconds timeout) {
   if (stopping_) co_return read_status::shutdown;
   if (timed_out_) co_return read_status::timeout;
-  arm(config_.limits.idle_timeout);
+  arm(timeout.count() > 0 ? timeout : config_.limits.idle_timeout);
   const auto old = in_.size();
   in_.resize(old + chunk);
   auto buffer = asio::buffer(in_.data() + old, chunk);
@@ -306,6 +311,26 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
   }
 }
 
+asio::awaitable<std::optional<core::client_hello>> smtp_session::read_implicit_client_hello() {
+  // RFC 8446 §5.1: a 5-octet header whose last two octets are the length, at most 2^14.
+  constexpr std::size_t header = 5;
+  constexpr std::size_t max_record = header + 16384;
+  auto need = [&] {
+    if (in_.size() < header) return header;
+    return header + ((static_cast<std::size_t>(static_cast<unsigned char>(in_[3])) << 8) |
+                     static_cast<unsigned char>(in_[4]));
+  };
+  // A client speaking TLS sent its whole ClientHello at once: waiting for the rest is short.
+  while (in_.size() < std::min(need(), max_record)) {
+    auto status =
+        co_await read_more(std::min(need(), max_record) - in_.size(), implicit_hello_wait);
+    if (status != read_status::ok) break;
+  }
+  if (in_.size() < header) co_return std::nullopt;
+  co_return read_client_hello(tls_config_.context().get(),
+                              std::string_view(in_).substr(0, std::min(need(), in_.size())));
+}
+
 std::optional<reply> smtp_session::check(const command_spec& spec, const std::string& args) const {
   const unsigned f = spec.flags;
   if ((f & no_args) && !args.empty())
@@ -349,12 +374,13 @@ asio::awaitable<void> smtp_session::dialogue() {
           send(reply{421, "4.3.2", config_.hostname + " Service shutting down", true});
           break;
         case read_status::tls_record: {
+          auto offer = co_await read_implicit_client_hello();
           note(core::direction::tls, "a TLS record of " + std::to_string(in_.size()) +
                                          " octets where a command was expected (not kept)");
           record_failure(
               "a TLS ClientHello where SMTP was expected: the client began TLS at once "
               "(implicit TLS, as on port 465) on a port that offers STARTTLS",
-              core::failure_class::implicit_tls, std::nullopt);
+              core::failure_class::implicit_tls, std::move(offer));
           record_.outcome = "implicit_tls";
           in_.clear();
           send(reply{554, "5.5.1",
@@ -666,9 +692,11 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
   arm(config_.limits.tls_handshake_timeout);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
   if (ec) {
-    const std::string reason = timed_out_ ? "handshake timed out" : ec.message();
+    const auto trace = trace_of(tls_->native_handle());
+    std::string reason = timed_out_ ? "handshake timed out" : ec.message();
+    const auto kind = classify_failure(reason, trace, timed_out_);
+    reason = explain_failure(std::move(reason), trace, kind);
     auto hello = captured_client_hello(tls_->native_handle());
-    const auto kind = classify_failure(reason, hello.has_value(), timed_out_);
     note(core::direction::tls, "handshake failed: " + reason);
     core::log_info("session " + record_.id + " " + record_.connection.client_ip +
                    " TLS handshake failed: " + reason);

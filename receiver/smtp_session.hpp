@@ -81,7 +81,11 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   boost::asio::awaitable<void> dialogue();
   boost::asio::awaitable<void> watchdog();
   boost::asio::awaitable<read_status> read_line(std::string& line, bool& too_long);
-  boost::asio::awaitable<read_status> read_more(std::size_t chunk);
+  // Reads up to `chunk` more octets into in_, waiting at most `timeout` (the idle timeout if 0).
+  boost::asio::awaitable<read_status> read_more(std::size_t chunk,
+                                                std::chrono::milliseconds timeout = {});
+  // The rest of the TLS record at the start of in_ (implicit TLS), and the offer in it.
+  boost::asio::awaitable<std::optional<core::client_hello>> read_implicit_client_hello();
   boost::asio::awaitable<bool> flush();
 
   boost::asio::awaitable<void> cmd_ehlo(const std::string& args);

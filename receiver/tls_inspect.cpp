@@ -1,5 +1,6 @@
 #include "receiver/tls_inspect.hpp"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -7,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <memory>
 
 namespace mxlens::receiver {
@@ -127,17 +129,67 @@ bool offers_authenticated_suite(SSL* s, const raw_client_hello& hello) {
   return false;
 }
 
+// Set on a connection that only reads an offer (read_client_hello): nothing is answered.
+int offer_only_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 int on_client_hello(SSL* s, int*, void*) {
   // A renegotiation or HelloRetryRequest brings a second ClientHello; the first is the offer.
   if (SSL_get_ex_data(s, hello_index())) return SSL_CLIENT_HELLO_SUCCESS;
   const auto raw = parse_hello(s);
   auto* hello = new core::client_hello(describe(s, raw));
   SSL_set_ex_data(s, hello_index(), hello);
+  if (SSL_get_ex_data(s, offer_only_index())) return SSL_CLIENT_HELLO_ERROR;
   // The client's order is kept (its choice is what is graded), except that an anonymous suite is
   // never chosen while it offers an authenticated one: stock Postfix lists aNULL suites first at
   // opportunistic levels, and no provider picks them. A client offering only aNULL gets one.
   if (offers_authenticated_suite(s, raw)) SSL_set_cipher_list(s, "ALL:!aNULL:@SECLEVEL=0");
   return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+int trace_index() {
+  static const int index = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<handshake_trace*>(ptr);
+      });
+  return index;
+}
+
+// OpenSSL's message callback: each handshake message and alert, sent (write_p) or received,
+// after the record layer has decrypted it (TLS 1.3's encrypted flight too).
+void on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* s,
+                void*) {
+  if (len == 0 || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
+                   content_type != SSL3_RT_HEADER))
+    return;
+  auto* t = static_cast<handshake_trace*>(SSL_get_ex_data(s, trace_index()));
+  if (!t) {
+    t = new handshake_trace;
+    SSL_set_ex_data(s, trace_index(), t);
+  }
+  const auto* b = static_cast<const unsigned char*>(buf);
+  if (content_type == SSL3_RT_HEADER) {
+    // A record's header, before OpenSSL judges it: an alert record refused as the first one
+    // still shows here.
+    if (!write_p && !t->first_record) t->first_record = b[0];
+    return;
+  }
+  if (content_type == SSL3_RT_ALERT) {
+    if (len < 2) return;
+    auto& first = write_p ? t->server_alert : t->client_alert;
+    if (!first) first = b[1];
+    return;
+  }
+  if (write_p) {
+    if (b[0] == SSL3_MT_CERTIFICATE) t->certificate_sent = true;
+  } else if (b[0] == SSL3_MT_CLIENT_HELLO) {
+    t->client_hello =
+        true;  // a second one answers a HelloRetryRequest: no answer to the certificate
+  } else if (t->certificate_sent) {
+    t->client_answered = true;
+  }
 }
 
 std::string name_text(X509_NAME* name) {
@@ -265,8 +317,68 @@ core::client_hello describe(SSL* ssl, const raw_client_hello& h) {
 }
 
 void install_client_hello_capture(SSL_CTX* ctx) {
-  hello_index();  // allocate the index before any thread races for it
+  hello_index();  // allocate the indexes before any thread races for them
+  trace_index();
+  offer_only_index();
   SSL_CTX_set_client_hello_cb(ctx, on_client_hello, nullptr);
+  SSL_CTX_set_msg_callback(ctx, on_message);
+}
+
+std::optional<core::client_hello> read_client_hello(SSL_CTX* ctx, std::string_view record) {
+  std::unique_ptr<SSL, decltype(&SSL_free)> s(SSL_new(ctx), SSL_free);
+  if (!s || record.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    return std::nullopt;
+  BIO* in = BIO_new_mem_buf(record.data(), static_cast<int>(record.size()));
+  BIO* out = BIO_new(BIO_s_mem());
+  if (!in || !out) {
+    BIO_free(in);
+    BIO_free(out);
+    return std::nullopt;
+  }
+  SSL_set_bio(s.get(), in, out);  // s owns both now
+  SSL_set_ex_data(s.get(), offer_only_index(), s.get());
+  SSL_set_accept_state(s.get());
+  SSL_do_handshake(s.get());
+  ERR_clear_error();  // the handshake is stopped on purpose
+  return captured_client_hello(s.get());
+}
+
+handshake_trace trace_of(SSL* ssl) {
+  if (auto* t = static_cast<handshake_trace*>(SSL_get_ex_data(ssl, trace_index()))) return *t;
+  return {};
+}
+
+std::string alert_name(std::uint8_t description) {
+  switch (description) {
+    case 0: return "close_notify";
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 22: return "record_overflow";
+    case 40: return "handshake_failure";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 70: return "protocol_version";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 86: return "inappropriate_fallback";
+    case 90: return "user_canceled";
+    case 109: return "missing_extension";
+    case 110: return "unsupported_extension";
+    case 112: return "unrecognized_name";
+    case 113: return "bad_certificate_status_response";
+    case 115: return "unknown_psk_identity";
+    case 116: return "certificate_required";
+    case 120: return "no_application_protocol";
+    default: return "alert " + std::to_string(description);
+  }
 }
 
 std::optional<core::client_hello> captured_client_hello(SSL* ssl) {
@@ -320,7 +432,47 @@ void read_session(SSL* s, core::tls_facts& f) {
   f.client_hello = captured_client_hello(s);
 }
 
-core::failure_class classify_failure(std::string_view reason, bool saw_client_hello,
+namespace {
+
+// The class an alert from the client states (RFC 8446 §6.2), if it states one.
+std::optional<core::failure_class> class_of_client_alert(std::uint8_t alert,
+                                                         const handshake_trace& t) {
+  using core::failure_class;
+  switch (alert) {
+    case 42:
+    case 43:
+    case 44:
+    case 45:
+    case 46:
+    case 48:
+    case 49:
+    case 113: return failure_class::certificate_rejected;
+    case 70:
+    case 86: return failure_class::version;
+    // "Unable to negotiate an acceptable set of security parameters": a client with no suite it
+    // is willing to use sends it, sometimes before any ClientHello.
+    case 40:
+    case 71: return failure_class::cipher;
+    case 0:
+    case 90:
+      return t.certificate_sent && !t.client_answered ? failure_class::certificate_rejected
+                                                      : failure_class::aborted;
+    case 10:
+    case 20:
+    case 22:
+    case 47:
+    case 50:
+    case 51:
+    case 109:
+    case 110:
+    case 120: return failure_class::protocol;
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
+core::failure_class classify_failure(std::string_view reason, const handshake_trace& t,
                                      bool timed_out) {
   using core::failure_class;
   auto has = [&](std::initializer_list<std::string_view> words) {
@@ -328,28 +480,59 @@ core::failure_class classify_failure(std::string_view reason, bool saw_client_he
       if (reason.find(w) != std::string_view::npos) return true;
     return false;
   };
+  if (t.client_alert)
+    if (auto k = class_of_client_alert(*t.client_alert, t)) return *k;
   if (timed_out) return failure_class::timeout;
-  if (!saw_client_hello && has({"http request", "https proxy request"}))
+  // An alert where the ClientHello belongs: the client could not build one, as OpenSSL's client
+  // does (internal_error) when no suite it has enabled is left for the versions it allows.
+  if (!t.client_hello && t.first_record == SSL3_RT_ALERT) return failure_class::cipher;
+  if (!t.client_hello && has({"http request", "https proxy request"}))
     return failure_class::not_tls;
   // Bytes that are no TLS record after "220 Ready to start TLS": the client went on in clear.
-  if (!saw_client_hello && has({"wrong version number", "packet length too long"}))
+  if (!t.client_hello && has({"wrong version number", "packet length too long"}))
     return failure_class::plaintext_after_starttls;
-  if (has({"no shared cipher", "insufficient security"})) return failure_class::cipher;
-  if (has({"unsupported protocol", "version too low", "no protocols available", "protocol version",
-           "wrong ssl version"}))
+  // This server's own verdict on the offer: handshake_failure before its certificate is "no
+  // shared cipher", protocol_version is "unsupported protocol".
+  if (t.server_alert == 70 || has({"unsupported protocol", "version too low",
+                                   "no protocols available", "wrong ssl version"}))
     return failure_class::version;
-  // The client's alert about this server's certificate (RFC 8446 §6.2).
-  if (has({"certificate unknown", "bad certificate", "unknown ca", "certificate expired",
-           "certificate revoked", "unsupported certificate", "access denied"}))
-    return failure_class::certificate_rejected;
-  if (has({"unexpected eof", "stream truncated", "end of file", "connection reset", "broken pipe",
-           "user canceled"}) ||
-      (!saw_client_hello && has({"unexpected message"})))
-    return failure_class::aborted;
-  if (has({"unexpected message", "decode error", "illegal parameter", "bad record mac",
-           "record layer", "handshake failure", "decrypt error", "record overflow"}))
+  if ((t.server_alert == 40 && !t.certificate_sent) ||
+      has({"no shared cipher", "insufficient security"}))
+    return failure_class::cipher;
+  if (has({"unexpected eof", "stream truncated", "end of file", "connection reset", "broken pipe"}))
+    // Gone after this server's certificate without answering it: most stacks that refuse a
+    // certificate send an alert, some just leave.
+    return t.certificate_sent && !t.client_answered ? failure_class::certificate_rejected
+                                                    : failure_class::aborted;
+  if (t.server_alert || has({"unexpected message", "decode error", "illegal parameter",
+                             "bad record mac", "record layer", "handshake failure", "decrypt error",
+                             "record overflow", "length mismatch"}))
     return failure_class::protocol;
   return failure_class::other;
+}
+
+std::string explain_failure(std::string reason, const handshake_trace& t,
+                            core::failure_class kind) {
+  const char* when = t.certificate_sent ? " after this server's certificate"
+                     : t.client_hello   ? " after its ClientHello"
+                                        : " before any ClientHello";
+  if (t.client_alert)
+    return reason + " (the client sent alert " + alert_name(*t.client_alert) + when + ")";
+  if (!t.client_hello && t.first_record == SSL3_RT_ALERT)
+    return reason +
+           " (the client sent an alert instead of a ClientHello: it had no cipher suite it "
+           "could offer for the TLS versions it allows)";
+  if (kind == core::failure_class::certificate_rejected)
+    return reason +
+           " (the client left after this server's certificate without answering it: it "
+           "probably rejected the certificate)";
+  if (kind == core::failure_class::plaintext_after_starttls)
+    return reason + " (the client went on in clear text after \"220 Ready to start TLS\")";
+  if (kind == core::failure_class::not_tls)
+    return reason + " (the client sent something that is not TLS where its ClientHello belongs)";
+  if (kind == core::failure_class::timeout)
+    return reason + (t.client_hello ? " after the ClientHello" : " before a whole ClientHello");
+  return reason;
 }
 
 }  // namespace mxlens::receiver

@@ -176,7 +176,7 @@ asio::awaitable<response> create(api& service, const request& req) {
       bulk = v.as_bool();
     } else if (k == "expect_from") {
       // A few narrow claims (core/prefix.hpp), so that no test watches a whole network.
-      constexpr std::size_t most_claims = 4;
+      using core::most_claims;
       if (!v.is_array() || v.as_array().size() > most_claims)
         throw http_error{http::status::bad_request, "bad_field",
                          "expect_from must be an array of at most " + std::to_string(most_claims) +

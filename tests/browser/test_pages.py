@@ -10,6 +10,7 @@ $MXLENS_ARTIFACTS (build/artifacts by default).
 import base64
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -201,6 +202,50 @@ class Pages(unittest.TestCase):
         d.get(f"{base}/t/aaaaaaaaaaaaaaaa/d/1")
         self.visible("#error")
         self.assertRegex(self.text("#error"), r"\S")
+        self.assert_nothing_ran()
+        self.assertEqual(self.script_errors(), [])
+
+    def test_the_expected_senders_sessions_appear_live_failed_ones_too(self):
+        d = self.driver
+        sender = "127.0.0.13"
+        test_id = harness.test_id(self.server.new_address("--expect-from", sender))
+        d.get(f"{self.server.url}/t/{test_id}")
+        self.visible("#no-sessions")
+        self.assertIn(sender, self.text("#claims"))
+        self.js("window.__same_page = true")
+
+        # A sender that fails TLS and never reaches RCPT, with markup and a Latin-1 byte in its
+        # EHLO name, then one that completes TLS; someone else's session stays off the page.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                      source_address=(sender, 0)) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(b"EHLO <img src=x onerror=window.__pwned=6>caf\xe9\r\n")
+            while not f.readline().startswith(b"250 "):
+                pass
+            sock.sendall(b"STARTTLS\r\n")
+            f.readline()
+            sock.sendall(b"MAIL FROM:<a@sender.example>\r\n")
+            f.read()
+        harness.starttls_then(self.server.port, "127.0.0.14", b"EHLO other.example\r\n")
+        row = self.visible('#sessions tbody tr[data-class="plaintext_after_starttls"]', timeout=20)
+        self.assertIs(self.js("return window.__same_page"), True, "the page was reloaded")
+        cells = [c.get_attribute("textContent") for c in row.find_elements(By.TAG_NAME, "td")]
+        self.assertEqual(sender, cells[1])
+        self.assertEqual("<img src=x onerror=window.__pwned=6>caf\\xE9", cells[2])
+        self.assertEqual("tls_failed", cells[3])
+        self.assertRegex(cells[5], r"^plaintext_after_starttls: ")
+        self.assertNotIn("127.0.0.14", self.text("#sessions"))
+        self.assertEqual(d.find_elements(By.CSS_SELECTOR, "#sessions img, #sessions script"), [])
+
+        subprocess.run(["swaks", "--server", f"127.0.0.1:{self.server.port}", "--quit-after",
+                        "EHLO", "--tls", "--local-interface", sender, "--helo", "tls.example"],
+                       check=True, capture_output=True, timeout=60)
+        WebDriverWait(d, 20).until(lambda _: len(d.find_elements(By.CSS_SELECTOR,
+                                                                 "#sessions tbody tr")) == 2)
+        newest = d.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")[0]
+        self.assertRegex(newest.get_attribute("textContent"), r"tls\.examplequitTLSv1\.3 TLS_")
+        self.shot("test-sessions.png", full=True)
         self.assert_nothing_ran()
         self.assertEqual(self.script_errors(), [])
 

@@ -203,11 +203,11 @@ def smtp(port, helo="client.example", source=None):
                         source_address=(source, 0) if source else None)
 
 
-def starttls_then(port, source, instead, wait_close=True):
-    """A raw client from `source`: EHLO, STARTTLS, then `instead` where the ClientHello belongs;
-    with `wait_close`, returns once the server has closed the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
-        f = sock.makefile("rb")
+def starttls_socket(port, source):
+    """A raw client from `source` that said EHLO and STARTTLS and read the 220: its socket is
+    where the ClientHello belongs."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    with sock.makefile("rb") as f:
         f.readline()
         sock.sendall(b"EHLO client.example\r\n")
         while not f.readline().startswith(b"250 "):
@@ -215,6 +215,13 @@ def starttls_then(port, source, instead, wait_close=True):
         sock.sendall(b"STARTTLS\r\n")
         if not f.readline().startswith(b"220"):
             raise AssertionError("STARTTLS was not accepted")
+    return sock
+
+
+def starttls_then(port, source, instead, wait_close=True):
+    """A raw client from `source`: EHLO, STARTTLS, then `instead` where the ClientHello belongs;
+    with `wait_close`, returns once the server has closed the connection."""
+    with starttls_socket(port, source) as sock:
         sock.sendall(instead)
-        if wait_close:
-            f.read()
+        while wait_close and sock.recv(65536):
+            pass

@@ -12,6 +12,7 @@ import unittest
 import urllib.request
 import xml.etree.ElementTree as ET
 
+import tlsraw
 from analysis_helpers import message
 from harness import MXLENS, ServerCase, smtp, test_id
 
@@ -126,10 +127,25 @@ class NonUtf8Bytes(ServerCase):
         self.assertTrue(found)
         s = found[0]
         self.assertEqual("implicit_tls", s["outcome"])
-        self.assertEqual("implicit_tls", s["tls"]["failed_handshakes"][0]["class"])
+        failed = s["tls"]["failed_handshakes"][0]
+        self.assertEqual("implicit_tls", failed["class"])
+        # Its offer is read, as on the STARTTLS path: Python's ssl offers TLS 1.3.
+        offer = failed["client_hello"]
+        self.assertEqual("mx.test.example", offer["sni"])
+        self.assertIn("TLSv1.3", offer["versions"])
+        self.assertTrue(offer["fingerprint"].startswith("t13d"), offer)
         for line in s["transcript"]:
             if line["dir"] == "c":
                 self.fail(f"TLS bytes stored as a command: {line['line']!r}")
+        # A hand-made ClientHello whose SNI is Latin-1: the offer shows the byte escaped.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                      source_address=("127.0.0.12", 0)) as sock:
+            sock.recv(1024)
+            sock.sendall(tlsraw.client_hello(sni=b"caf\xe9.example"))
+            self.assertIn(b"554 5.5.1", sock.recv(1024))
+        found = self.server.wait_sessions(lambda s: s["connection"]["client_ip"] == "127.0.0.12")
+        self.assertEqual("caf\\xE9.example",
+                         found[0]["tls"]["failed_handshakes"][0]["client_hello"]["sni"])
 
 
 if __name__ == "__main__":

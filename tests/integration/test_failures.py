@@ -2,6 +2,7 @@
 that expects the client's address: through GET /api/v1/tests/{id}/sessions and through
 `mxlens check`, which times out printing them and writes a JUnit <error> case."""
 import json
+from collections import Counter
 import os
 import socket
 import ssl
@@ -13,7 +14,8 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 
-from harness import MXLENS, ServerCase, starttls_then
+import tlsraw
+from harness import DOMAIN, MXLENS, ServerCase, starttls_socket, starttls_then
 
 SENDER = "127.0.0.9"
 
@@ -25,6 +27,8 @@ def s_client(port, source, *options):
 
 
 class FailureClasses(ServerCase):
+    server_args = ("--tls-handshake-timeout", "1")
+
     def post(self, body):
         req = urllib.request.Request(self.server.url + "/api/v1/tests", data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
@@ -65,7 +69,22 @@ class FailureClasses(ServerCase):
         # A suite this server does not have (it never does NULL encryption).
         out = s_client(port, SENDER, "-tls1_2", "-cipher", "NULL-SHA256:@SECLEVEL=0")
         self.assertNotEqual(0, out.returncode)
-        made["cipher"] = 1
+        # A client left with no suite at all (aNULL is below OpenSSL's default security level): it
+        # sends an alert where its ClientHello belongs.
+        out = s_client(port, SENDER, "-tls1_2", "-cipher", "aNULL")
+        self.assertIn(b"no ciphers available", out.stderr)
+        made["cipher"] = 2
+        # Only SSL 3.0 offered, which no server should accept (RFC 7568).
+        starttls_then(port, SENDER, tlsraw.client_hello(version=0x0300))
+        made["version"] = 1
+        # A ClientHello whose extensions overrun it.
+        starttls_then(port, SENDER, tlsraw.client_hello(broken_length=True))
+        made["protocol"] = 1
+        # A ClientHello, and nothing more until the handshake's time is up.
+        started = time.time()
+        starttls_then(port, SENDER, tlsraw.client_hello()[:30])
+        self.assertLess(time.time() - started, 5)
+        made["timeout"] = 1
         # A client that checks the certificate and refuses the self-signed one.
         with tempfile.TemporaryDirectory() as tmp:
             ca = os.path.join(tmp, "empty.pem")
@@ -73,8 +92,17 @@ class FailureClasses(ServerCase):
                             os.path.join(tmp, "k"), "-out", ca, "-subj", "/CN=other", "-days", "1"],
                            check=True, capture_output=True)
             out = s_client(port, SENDER, "-verify_return_error", "-CAfile", ca)
-        self.assertNotEqual(0, out.returncode)
-        made["certificate_rejected"] = 1
+            self.assertNotEqual(0, out.returncode)
+            # Python's ssl checks the certificate inside TLS 1.3 (its alert is encrypted).
+            ctx = ssl.create_default_context(cafile=ca)
+            with starttls_socket(port, SENDER) as sock:
+                with self.assertRaises(ssl.SSLCertVerificationError):
+                    ctx.wrap_socket(sock, server_hostname=DOMAIN)
+        # A stack that leaves after the certificate without a word.
+        with starttls_socket(port, SENDER) as sock:
+            sock.sendall(tlsraw.client_hello())
+            self.assertTrue(sock.recv(65536).startswith(b"\x16\x03\x03"))  # its flight
+        made["certificate_rejected"] = 3
         # A TLS client on the STARTTLS port.
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -89,11 +117,17 @@ class FailureClasses(ServerCase):
         deadline = time.time() + 15
         while time.time() < deadline:
             seen = self.sessions(test["id"])["sessions"]
-            if len(seen) >= len(made):
+            if len(seen) >= sum(made.values()):
                 break
             time.sleep(0.2)
-        classes = [s["failed_handshakes"][-1]["class"] for s in seen if s["failed_handshakes"]]
-        self.assertEqual(sorted(made), sorted(classes), seen)
+        classes = Counter(s["failed_handshakes"][-1]["class"] for s in seen if s["failed_handshakes"])
+        self.assertEqual(made, classes, seen)
+        reasons = {s["failed_handshakes"][-1]["reason"] for s in seen}
+        for said in ("the client sent an alert instead of a ClientHello",
+                     "the client sent alert unknown_ca after this server's certificate",
+                     "the client left after this server's certificate without answering it",
+                     "handshake timed out before a whole ClientHello"):
+            self.assertTrue(any(said in r for r in reasons), (said, reasons))
         self.assertTrue(all(s["client_ip"] == SENDER for s in seen))
         for s in seen:
             self.assertNotIn("transcript", s)

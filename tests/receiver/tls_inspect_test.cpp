@@ -51,3 +51,50 @@ TEST_CASE("versions and groups are named", "[receiver]") {
   CHECK(group_name(0x11ec) == "X25519MLKEM768");
   CHECK(group_name(0x1234) == "0x1234");
 }
+
+TEST_CASE("a failed handshake is classed by what the wire showed before OpenSSL's words",
+          "[receiver]") {
+  using mxlens::core::failure_class;
+  handshake_trace after_certificate;
+  after_certificate.client_hello = after_certificate.certificate_sent = true;
+
+  // The client's alert decides, whatever OpenSSL called it.
+  auto alerted = after_certificate;
+  alerted.client_alert = 48;
+  CHECK(classify_failure("tlsv1 alert unknown ca", alerted, false) ==
+        failure_class::certificate_rejected);
+  alerted.client_alert = 70;
+  CHECK(classify_failure("anything", alerted, false) == failure_class::version);
+  alerted.client_alert = 50;
+  CHECK(classify_failure("anything", alerted, true) == failure_class::protocol);
+
+  // Gone after the certificate without answering: likely a refused certificate; gone after
+  // answering it, or before it: aborted.
+  CHECK(classify_failure("unexpected eof while reading", after_certificate, false) ==
+        failure_class::certificate_rejected);
+  auto answered = after_certificate;
+  answered.client_answered = true;
+  CHECK(classify_failure("unexpected eof while reading", answered, false) ==
+        failure_class::aborted);
+  CHECK(classify_failure("unexpected eof while reading", {}, false) == failure_class::aborted);
+
+  // An alert record where the ClientHello belongs: the client had nothing to offer.
+  handshake_trace alert_first;
+  alert_first.first_record = 21;
+  CHECK(classify_failure("unexpected message", alert_first, false) == failure_class::cipher);
+  CHECK(explain_failure("unexpected message", alert_first, failure_class::cipher)
+            .find("instead of a ClientHello") != std::string::npos);
+
+  // Where the wire is silent, OpenSSL's words and this server's own alert.
+  CHECK(classify_failure("wrong version number", {}, false) ==
+        failure_class::plaintext_after_starttls);
+  CHECK(classify_failure("handshake timed out", {}, true) == failure_class::timeout);
+  handshake_trace refused;
+  refused.client_hello = true;
+  refused.server_alert = 40;
+  CHECK(classify_failure("no shared cipher", refused, false) == failure_class::cipher);
+  refused.server_alert = 70;
+  CHECK(classify_failure("version too low", refused, false) == failure_class::version);
+  CHECK(alert_name(46) == "certificate_unknown");
+  CHECK(alert_name(200) == "alert 200");
+}

@@ -30,7 +30,38 @@ async function refresh() {
        el("td", {}, percent(s.dmarc_pass_share)), el("td", {}, String(s.failed_handshakes))));
   $("sources").tBodies[0].replaceChildren(...sources);
   $("sources").hidden = sources.length === 0;
+  claims = test.expect_from || [];
   return test.deliveries.length ? test.deliveries[0].delivery : 0;
+}
+
+// The sessions from the addresses the test expects, failed ones too: a sender that fails TLS or
+// refuses the certificate never reaches RCPT, so no delivery shows it.
+let claims = [];
+function failure(s) {
+  const f = s.failed_handshakes.at(-1);
+  return f ? [el("strong", { class: "level-incident" }, f.class), `: ${f.reason}`] : "—";
+}
+async function sessions() {
+  if (!claims.length) return;
+  const { sessions: list } = await api(`/api/v1/tests/${id}/sessions`);
+  $("expected").hidden = false;
+  $("claims").textContent = `Mail is expected from ${claims.join(", ")}; every session from there since the test was made, newest first.`;
+  const rows = list.map((s) =>
+    el("tr", { "data-class": s.failed_handshakes.at(-1)?.class },
+       el("td", {}, s.started_at), el("td", {}, s.client_ip), el("td", {}, s.helo || "—"),
+       el("td", {}, s.outcome), el("td", {}, s.tls.used ? `${s.tls.version} ${s.tls.cipher}` : "—"),
+       el("td", {}, failure(s))));
+  $("sessions").tBodies[0].replaceChildren(...rows);
+  $("sessions").hidden = rows.length === 0;
+  $("no-sessions").hidden = rows.length !== 0;
+}
+// Sessions end without an event; they are read every few seconds while the page is seen.
+const session_poll_ms = 3000;
+function poll_sessions() {
+  if (!claims.length) return;  // a test's claims never change
+  const next = () => setTimeout(poll_sessions, session_poll_ms);
+  if (document.visibilityState === "hidden") return next();
+  sessions().catch((err) => showError(err.message)).finally(next);
 }
 
 // Deliveries can arrive hundreds a second: the page reads the test at most once a second.
@@ -49,6 +80,7 @@ function soon() {
 // with many deliveries does not replay them all.
 refresh().then((newest) => {
   last = Date.now();
+  poll_sessions();
   const events = new EventSource(`/api/v1/tests/${id}/events?after=${newest}`);
   events.addEventListener("delivery", soon);
 }).catch((err) => showError(err.message));
