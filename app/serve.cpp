@@ -86,6 +86,7 @@ po::options_description serve_options() {
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
     ("idle-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_idle_timeout.count())), "seconds to wait for the next command or data")
+    ("greet-pause", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_greet_pause.count())), "milliseconds the greeting is held back to see whether the client talks first (0: not tested)")
     ("tls-handshake-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_tls_handshake_timeout.count())), "seconds a STARTTLS handshake may take")
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
@@ -167,6 +168,11 @@ serve_config to_config(const po::variables_map& vm) {
     throw usage_error("timeouts must be at least 1 second");
   l.idle_timeout = std::chrono::seconds(idle);
   l.tls_handshake_timeout = std::chrono::seconds(handshake);
+  const std::chrono::milliseconds pause(vm["greet-pause"].as<unsigned>());
+  if (pause > receiver::max_greet_pause)
+    throw usage_error("--greet-pause must be at most " +
+                      std::to_string(receiver::max_greet_pause.count()) + " ms");
+  l.greet_pause = pause;
   l.max_session_time = std::chrono::seconds(session);
   c.dns = dns_settings(vm);
   c.workers = vm["workers"].as<std::size_t>();

@@ -230,6 +230,7 @@ void tag_invoke(json::value_from_tag, json::value& v, const connection_facts& c)
       {"helo", c.helo},
       {"esmtp", c.esmtp},
       {"early_talker", c.early_talker},
+      {"greet_pause_ms", c.greet_pause_ms},
       {"started_at", format_time(c.started_at)},
   };
 }
@@ -247,6 +248,8 @@ connection_facts tag_invoke(json::value_to_tag<connection_facts>, const json::va
   // The first schema kept early_talker on the session record only, and not in a delivery's facts:
   // what it stored reads as a client that waited (the session's own flag is taken below).
   c.early_talker = o.contains("early_talker") && field<bool>(o, "early_talker");
+  // Records from before --greet-pause: the greeting was not held back.
+  if (o.contains("greet_pause_ms")) c.greet_pause_ms = field<std::uint32_t>(o, "greet_pause_ms");
   c.started_at = time_field(o, "started_at");
   return c;
 }

@@ -105,6 +105,9 @@ struct connection_facts {
   bool esmtp = false;
   // Spoke before the greeting, or sent ahead where PIPELINING does not allow it (RFC 2920 §3.1).
   bool early_talker = false;
+  // How long the greeting was held back to see whether the client talks first; 0: not at all,
+  // so talking before the greeting was not tested.
+  std::uint32_t greet_pause_ms = 0;
   unix_ms started_at = 0;
 
   bool operator==(const connection_facts&) const = default;

@@ -17,6 +17,10 @@ inline constexpr std::uint64_t default_max_message_size = 50ull * 1024 * 1024;
 inline constexpr std::chrono::seconds default_idle_timeout{300};
 inline constexpr std::chrono::seconds default_max_session_time{1800};
 inline constexpr std::chrono::seconds default_tls_handshake_timeout{30};
+// The greeting is held back this long to see whether the client talks first (RFC 5321 §4.3.1),
+// as Postfix's postscreen_greet_wait does: without it, early talking is caught only by chance.
+inline constexpr std::chrono::milliseconds default_greet_pause{250};
+inline constexpr std::chrono::milliseconds max_greet_pause{5000};
 inline constexpr std::size_t default_max_connections = 1000;
 inline constexpr std::size_t default_max_connections_per_ip = 50;
 inline constexpr std::size_t default_max_messages_per_connection = 1000;
@@ -37,6 +41,7 @@ struct limits {
   std::chrono::milliseconds idle_timeout = default_idle_timeout;
   std::chrono::milliseconds max_session_time = default_max_session_time;
   std::chrono::milliseconds tls_handshake_timeout = default_tls_handshake_timeout;
+  std::chrono::milliseconds greet_pause = default_greet_pause;
   std::size_t max_connections = default_max_connections;
   std::size_t max_connections_per_ip = default_max_connections_per_ip;
   std::size_t max_messages_per_connection = default_max_messages_per_connection;

@@ -356,7 +356,12 @@ std::optional<reply> smtp_session::check(const command_spec& spec, const std::st
 asio::awaitable<void> smtp_session::dialogue() {
   // A client that speaks before the greeting is an early talker (graded later).
   boost::system::error_code ec;
-  if (socket_.available(ec) > 0) record_.connection.early_talker = true;
+  if (const auto pause = config_.limits.greet_pause; pause.count() > 0) {
+    asio::steady_timer wait(socket_.get_executor(), pause);
+    auto [ignored] = co_await wait.async_wait(tuple_awaitable);
+    record_.connection.greet_pause_ms = static_cast<std::uint32_t>(pause.count());
+    if (socket_.available(ec) > 0) record_.connection.early_talker = true;
+  }
   send(reply{220, "", config_.hostname + " ESMTP mxlens"});
 
   std::string line;

@@ -110,15 +110,22 @@ std::vector<check> transport(const inputs& in) {
                              json::object{{"helo", helo}},
                              "Use EHLO: extensions such as STARTTLS, SIZE and 8BITMIME are offered "
                              "only to EHLO."));
-    out.push_back(c.early_talker
-                      ? make("smtp.early_talker", status::warn,
-                             "The client sent commands before the server's reply allowed it",
-                             json::object{{"early_talker", true}},
-                             "Wait for the 220 greeting and for each reply where PIPELINING does "
-                             "not allow sending ahead (after EHLO, DATA, STARTTLS).")
-                      : make("smtp.early_talker", status::pass,
-                             "The client waited for the greeting and for its replies",
-                             json::object{{"early_talker", false}}));
+    const json::object talk{{"early_talker", c.early_talker}, {"greet_pause_ms", c.greet_pause_ms}};
+    out.push_back(
+        c.early_talker
+            ? make("smtp.early_talker", status::warn,
+                   "The client sent commands before the server's reply allowed it", talk,
+                   "Wait for the 220 greeting and for each reply where PIPELINING does not allow "
+                   "sending ahead (after EHLO, DATA, STARTTLS).")
+        : c.greet_pause_ms > 0
+            ? make("smtp.early_talker", status::pass,
+                   "The client waited for the greeting (held back " +
+                       std::to_string(c.greet_pause_ms) + " ms) and for its replies",
+                   talk)
+            : make("smtp.early_talker", status::pass,
+                   "The client waited for its replies; the greeting was not held back, so "
+                   "talking before it was not tested (mxlens serve --greet-pause)",
+                   talk));
     const auto body = in.session.envelope.body;
     const bool utf8 = in.session.envelope.smtputf8;
     const auto eight = in.session.data.eight_bit;

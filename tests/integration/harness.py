@@ -62,6 +62,10 @@ class Server:
             self.extra += ["--dns", dnsd.shared().address, "--dns-timeout", "2"]
         if not any(a.startswith("--workers") for a in self.extra):
             self.extra += ["--workers", "2"]
+        # The greeting is not held back unless a test asks (test_delivery.GreetingPause): the
+        # suite makes thousands of connections.
+        if not any(a.startswith("--greet-pause") for a in self.extra):
+            self.extra += ["--greet-pause", "0"]
         self.proc = None
         self.port = None
         self.log_path = os.path.join(data_dir, "server.log")

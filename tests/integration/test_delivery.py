@@ -3,10 +3,11 @@ import os
 import random
 import smtplib
 import socket
+import subprocess
 import threading
 import unittest
 
-from harness import ServerCase, DOMAIN, Server, client_context, message, smtp, test_id
+from harness import MXLENS, ServerCase, DOMAIN, Server, client_context, message, smtp, test_id
 
 
 def dialogue(port, lines):
@@ -166,6 +167,64 @@ class Deliveries(ServerCase):
         self.assertEqual(codes, [b"503 5.5.1", b"250-" + DOMAIN.encode()[:5], b"503 5.5.1",
                                  b"501 5.1.7", b"501 5.5.4", b"252 2.5.0", b"500 5.5.1",
                                  b"221 2.0.0"])
+
+
+def talk_first(port, source, address, wait_for_greeting):
+    """One delivery from a raw client that sends EHLO right after connecting (an early talker) or
+    after the greeting; returns the final reply to the message."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0)) as sock:
+        f = sock.makefile("rb")
+        if wait_for_greeting:
+            f.readline()
+        sock.sendall(b"EHLO talker.example\r\n")
+        if not wait_for_greeting:
+            f.readline()
+        while not f.readline().startswith(b"250 "):
+            pass
+        for command in (b"MAIL FROM:<a@sender.example>", f"RCPT TO:<{address}>".encode(), b"DATA"):
+            sock.sendall(command + b"\r\n")
+            f.readline()
+        sock.sendall(message("early", "x", to=address) + b".\r\nQUIT\r\n")
+        return f.readline()
+
+
+class GreetingPause(ServerCase):
+    """With --greet-pause, a client that talks before the 220 is caught every time, and the
+    report says how long the greeting was held back; without it, the check says it did not test."""
+    server_args = ("--greet-pause", "300")
+
+    def early_talker(self, address, n):
+        report = self.server.show(test_id(address))["deliveries"][n - 1]
+        check = next(c for c in report["checks"] if c["id"] == "smtp.early_talker")
+        self.assertEqual(300, report["connection"]["greet_pause_ms"])
+        return check
+
+    def test_a_client_that_talks_first_is_caught_every_time(self):
+        address = self.server.new_address()
+        for _ in range(10):
+            self.assertTrue(talk_first(self.server.port, "127.0.0.2", address, False).startswith(b"250"))
+        for n in range(1, 11):
+            check = self.early_talker(address, n)
+            self.assertEqual("warn", check["status"], check)
+            self.assertEqual({"early_talker": True, "greet_pause_ms": 300}, check["evidence"])
+        polite = self.server.new_address()
+        self.assertTrue(talk_first(self.server.port, "127.0.0.2", polite, True).startswith(b"250"))
+        check = self.early_talker(polite, 1)
+        self.assertEqual("pass", check["status"])
+        self.assertIn("held back 300 ms", check["summary"])
+
+    def test_the_pause_is_bounded_and_zero_says_untested(self):
+        out = subprocess.run([MXLENS, "serve", "--greet-pause", "60000"], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(2, out.returncode)
+        self.assertIn("--greet-pause must be at most 5000 ms", out.stderr)
+        with Server("--greet-pause", "0") as server:
+            address = server.new_address()
+            talk_first(server.port, "127.0.0.2", address, False)
+            report = server.show(test_id(address))["deliveries"][0]
+        check = next(c for c in report["checks"] if c["id"] == "smtp.early_talker")
+        self.assertEqual("pass", check["status"])
+        self.assertIn("talking before it was not tested", check["summary"])
 
 
 class Durability(unittest.TestCase):
