@@ -1,5 +1,6 @@
 #include "core/text.hpp"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/system/system_error.hpp>
 #include <charconv>
@@ -136,6 +137,51 @@ bool is_utf8(std::string_view bytes) {
     i += n;
   }
   return true;
+}
+
+std::string ascii_escaped(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7F) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string non_ascii_item(std::string_view text, char separator) {
+  const auto ascii = [](char c) { return static_cast<unsigned char>(c) < 0x80; };
+  const auto at =
+      static_cast<std::size_t>(std::find_if_not(text.begin(), text.end(), ascii) - text.begin());
+  if (at == text.size()) return {};
+  auto begin = text.rfind(separator, at);
+  begin = begin == std::string_view::npos ? 0 : begin + 1;
+  auto end = std::min(text.find(separator, at), text.size());
+  begin = std::min(text.find_first_not_of(" \t", begin), at);
+  end = std::max(text.find_last_not_of(" \t", end - 1) + 1, at + 1);
+  const auto item = text.substr(begin, end - begin);
+  const auto bad = at - begin;  // the first byte that is not ASCII, in the item
+  const auto run_end = static_cast<std::size_t>(
+      std::find_if(item.begin() + static_cast<std::ptrdiff_t>(bad), item.end(), ascii) -
+      item.begin());
+  constexpr std::size_t around = 16;  // characters kept on either side of the bytes
+  const auto from = bad > around ? bad - around : 0;
+  const auto to = std::min(item.size(), run_end + around);
+  std::string out;
+  if (from > 0) {
+    const auto eq = item.find('=');
+    if (eq < from) out = ascii_escaped(item.substr(0, eq + 1));
+    out += "...";
+  }
+  out += ascii_escaped(item.substr(from, to - from));
+  if (to < item.size()) out += "...";
+  return out;
 }
 
 std::string printable_json(const json::value& v) {

@@ -18,6 +18,16 @@ std::string printable(std::string_view bytes);
 // Whether the bytes are well-formed UTF-8.
 bool is_utf8(std::string_view bytes);
 
+// The bytes with every byte that is not printable ASCII (0x20-0x7E) shown as \xHH, UTF-8 or not:
+// for naming bytes in a record whose grammar is ASCII, where a byte order mark is as wrong as
+// \x96 and, being well-formed UTF-8, would otherwise be shown as an invisible character.
+std::string ascii_escaped(std::string_view bytes);
+// The first item of `text` (between `separator`s, spaces and tabs around it trimmed) that holds a
+// byte that is not ASCII, as ascii_escaped shows it; a long item is cut to the characters around
+// that byte, keeping its name up to '=' ("p=...QEAmTPypfPx\x80Tf+WOGoAHi+Tc0..."). Empty when
+// every byte of `text` is ASCII. For SPF terms (' ') and DKIM and DMARC tags (';').
+std::string non_ascii_item(std::string_view text, char separator);
+
 // The JSON text of v for people and scripts (see above); strings and keys go through printable.
 std::string printable_json(const boost::json::value& v);
 

@@ -350,14 +350,19 @@ std::vector<check> dmarc_checks(const inputs& in) {
     out.push_back(make("dmarc.record", status::fail, "The DMARC record is unusable: " + d.problem,
                        ev, "Keep exactly one record starting with v=DMARC1 and a valid p= tag."));
   } else if (!record) {
-    out.push_back(
-        make("dmarc.record", status::fail,
-             from.empty() ? "No From domain to look up a DMARC record for"
-                          : "Neither " + from + " nor its organizational domain has a DMARC record",
-             ev, publish));
+    out.push_back(make("dmarc.record", status::fail,
+                       from.empty() ? "No From domain to look up a DMARC record for"
+                                    : "Neither " + from +
+                                          " nor its organizational domain has a DMARC record" +
+                                          (d.problem.empty() ? "" : ": " + d.problem),
+                       ev, publish));
   } else {
+    // Values the record gets wrong are ignored (§6.3): said, as they may change the policy.
+    std::string ignored;
+    for (const auto& w : record->warnings) ignored += "; " + w;
+    ev["warnings"] = core::string_array(record->warnings);
     out.push_back(make("dmarc.record", status::pass,
-                       "DMARC record at _dmarc." + d.record_domain.value_or(""), ev));
+                       "DMARC record at _dmarc." + d.record_domain.value_or("") + ignored, ev));
   }
 
   if (!record) {

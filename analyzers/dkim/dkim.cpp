@@ -18,6 +18,7 @@
 
 #include "core/json.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 
 namespace mxlens::analyzers::dkim {
 
@@ -202,6 +203,12 @@ std::optional<std::string> key_name(std::string_view signature_value) {
 
 key_facts inspect_key(std::string_view record) {
   key_facts out;
+  // The tag-list (§3.2, §3.6.1) is ASCII: a record with another byte does not parse, a PERMFAIL
+  // (key syntax error, §6.1.2), whatever the library makes of it.
+  if (auto item = core::non_ascii_item(record, ';'); !item.empty()) {
+    out.problem = "key syntax error: a byte that is not ASCII in " + item;
+    return out;
+  }
   auto t = tags(record);
   auto k = t.count("k") ? core::lowercase(t["k"]) : std::string("rsa");
   out.type = k;

@@ -7,6 +7,7 @@
 
 #include "core/json.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 
 namespace mxlens::analyzers::dmarc {
 
@@ -23,6 +24,9 @@ const psl_ctx_t* psl() {
 }
 
 bool valid_uri(const std::string& u) {
+  // RFC 3986 §2: a URI is printable ASCII.
+  for (unsigned char c : u)
+    if (c <= 0x20 || c >= 0x7F) return false;
   auto colon = u.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == u.size()) return false;
   if (!std::isalpha(static_cast<unsigned char>(u[0]))) return false;
@@ -97,6 +101,7 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
   r.text = std::string(text);
   std::optional<std::string> p, sp;
   bool p_bad = false, sp_bad = false;
+  std::string p_text, sp_text;  // as given, for saying what is wrong with them
   std::size_t pos = text.find(';');
   while (pos != std::string_view::npos && pos < text.size()) {
     ++pos;
@@ -105,7 +110,8 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
     pos = end;
     auto eq = item.find('=');
     if (eq == std::string_view::npos) {
-      if (!core::trim(item).empty()) r.warnings.push_back("ignored '" + core::trim(item) + "'");
+      if (!core::trim(item).empty())
+        r.warnings.push_back("ignored '" + core::ascii_escaped(core::trim(item)) + "'");
       continue;
     }
     auto name = core::lowercase(core::trim(item.substr(0, eq)));
@@ -113,15 +119,18 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
     if (name == "p") {
       p = policy_value(value);
       p_bad = !p;
+      p_text = core::ascii_escaped(value);
     } else if (name == "sp") {
       sp = policy_value(value);
       sp_bad = !sp;
+      sp_text = core::ascii_escaped(value);
     } else if (name == "adkim" || name == "aspf") {
       auto v = core::lowercase(value);
       if (v == "r" || v == "s") {
         (name == "adkim" ? r.adkim : r.aspf) = v[0];
       } else {
-        r.warnings.push_back("invalid " + name + "=" + value + " ignored (relaxed)");
+        r.warnings.push_back("invalid " + name + "=" + core::ascii_escaped(value) +
+                             " ignored (relaxed)");
       }
     } else if (name == "pct") {
       bool digits = !value.empty() && value.size() <= 3 &&
@@ -130,7 +139,7 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
       if (v >= 0 && v <= 100) {
         r.pct = v;
       } else {
-        r.warnings.push_back("invalid pct=" + value + " ignored (100)");
+        r.warnings.push_back("invalid pct=" + core::ascii_escaped(value) + " ignored (100)");
       }
     } else if (name == "rua") {
       std::size_t s = 0;
@@ -142,7 +151,7 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
         if (valid_uri(uri.substr(0, bang))) {
           r.rua.push_back(uri);
         } else if (!uri.empty()) {
-          r.warnings.push_back("invalid rua URI '" + uri + "' ignored");
+          r.warnings.push_back("invalid rua URI '" + core::ascii_escaped(uri) + "' ignored");
         }
         s = c + 1;
       }
@@ -152,15 +161,16 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
   if (!p || p_bad || sp_bad) {
     // §6.6.3 step 6: without a valid p= (or with an invalid sp=), a record with a valid rua=
     // counts as p=none; otherwise DMARC is not applied.
+    const std::string why =
+        !p ? (p_bad ? "p=" + p_text + " is not a valid policy" : "p= is missing")
+           : "sp=" + sp_text + " is not a valid policy";
     if (!r.rua.empty()) {
       r.policy = "none";
       r.subdomain_policy.reset();
-      r.warnings.push_back(!p ? "p= missing or invalid: treated as p=none"
-                              : "sp= invalid: treated as p=none");
+      r.warnings.push_back(why + ": treated as p=none");
       return r;
     }
-    problem =
-        !p ? (p_bad ? "p= has an invalid value" : "p= is missing") : "sp= has an invalid value";
+    problem = why;
     return std::nullopt;
   }
   r.policy = *p;
@@ -187,9 +197,22 @@ result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const 
       return out;
     }
     std::vector<std::string> candidates;
-    for (const auto& r : a.records)
-      if (is_dmarc_record(r)) candidates.push_back(r);
+    for (const auto& r : a.records) {
+      if (is_dmarc_record(r)) {
+        candidates.push_back(r);
+        continue;
+      }
+      // Step 2 discards a record that does not begin with v=DMARC1, whatever precedes it (a
+      // byte order mark, say); said in `problem`, as the result is none.
+      const auto at = r.find("v=DMARC1");
+      if (out.problem.empty() && at != 0 && at != std::string::npos &&
+          !core::non_ascii_item(r.substr(0, at), ';').empty())
+        out.problem = "_dmarc." + place + " has a TXT record with " +
+                      core::ascii_escaped(r.substr(0, at)) +
+                      " before v=DMARC1, so it is not a DMARC record (RFC 7489 §6.6.3)";
+    }
     if (candidates.empty()) continue;
+    out.problem.clear();
     out.record_domain = place;
     if (candidates.size() > 1) {
       // §6.6.3 step 5: several records end discovery; reported as the RFC 8601 permerror.

@@ -16,6 +16,7 @@ extern "C" {
 
 #include "core/json.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 
 namespace mxlens::analyzers::spf {
 
@@ -58,6 +59,7 @@ struct evaluation {
   std::string problem;
   std::optional<std::string> record;
   int records = 0;
+  std::string record_error;  // the domain's own record, unusable before libspf2 reads it
   std::optional<std::string> explanation;
 };
 
@@ -121,12 +123,37 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
     // §5.5: only the first 10 names are used (libspf2 would make it a permerror).
     values.resize(10);
   }
-  if (qtype == dns::rr_type::txt && ev.terms == 0 && !ev.record) {
+  const bool own = qtype == dns::rr_type::txt && ev.terms == 0 && !ev.record;
+  if (own) {
     std::vector<std::string> spf;
     for (const auto& v : values)
       if (is_spf_record(v)) spf.push_back(v);
     ev.records = static_cast<int>(spf.size());
     if (spf.size() == 1) ev.record = spf.front();
+    // §4.5: a record that does not begin with "v=spf1" is discarded, whatever precedes it (a
+    // byte order mark, say); said, as the result is none.
+    for (std::size_t i = 0; spf.empty() && i < values.size(); ++i) {
+      const auto at = values[i].find("v=spf1");
+      if (at == 0 || at == std::string::npos) continue;
+      if (const auto prefix = values[i].substr(0, at); !core::non_ascii_item(prefix, ' ').empty()) {
+        ev.record_error = "a TXT record has " + core::ascii_escaped(prefix) +
+                          " before v=spf1, so it is not an SPF record (RFC 7208 §4.5)";
+        break;
+      }
+    }
+  }
+  if (qtype == dns::rr_type::txt && !(own && ev.records > 1)) {  // several: a permerror anyway
+    // The record grammar (§4.6.1, §12) is ASCII: a record with another byte is a syntax error,
+    // a permerror (§4.6), in an included or redirected record too. libspf2 would take such a
+    // byte into a domain-spec and ask for the name, so the evaluation stops here.
+    for (const auto& v : values) {
+      const auto item = is_spf_record(v) ? core::non_ascii_item(v, ' ') : std::string();
+      if (item.empty()) continue;
+      const std::string error = "syntax error: a byte that is not ASCII in " + item;
+      if (own) ev.record_error = error;
+      ev.problem = own ? error : error + " (the SPF record of " + name + ")";
+      return make_rr(layer, domain, type, TRY_AGAIN);
+    }
   }
   if (qtype == dns::rr_type::mx || qtype == dns::rr_type::ptr) {
     ev.pending_hosts.assign(values.begin(),
@@ -309,6 +336,7 @@ result check(dns::lookups& dns, const request& req, identity id) {
   out.void_lookups = ev.voids;
   out.record = ev.record;
   out.records = ev.records;
+  out.record_error = ev.record_error;
   if (err != SPF_E_SUCCESS && err != SPF_E_DNS_ERROR && ev.records > 0) {
     // The domain's own record is unusable: several of them, or one that does not compile.
     out.record_error = ev.records > 1 ? "more than one SPF record" : "syntax error";

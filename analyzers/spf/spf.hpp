@@ -27,7 +27,8 @@ struct result {
   int void_lookups = 0;  // of those, answered NXDOMAIN or with no records
   std::optional<std::string> explanation;  // from exp=, on fail
   int records = 0;                         // v=spf1 records at the domain itself
-  std::string record_error;  // why the domain's own record is unusable (syntax, several)
+  std::string record_error;  // why the domain's own record is unusable (syntax, several), or
+                             // why a TXT record that looks like one is not (bytes before v=spf1)
   std::string problem;       // why a permerror or temperror happened
 
   bool operator==(const result&) const = default;

@@ -61,3 +61,24 @@ TEST_CASE("a key's size is the same read once or many times", "[dkim]") {
   CHECK(again.bits == first.bits);
   CHECK(again.type == first.type);
 }
+
+TEST_CASE("a key record with a byte that is not ASCII does not parse (RFC 6376 §3.2, §6.1.2)",
+          "[dkim]") {
+  const std::string key =
+      "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDwIRP/UC3SBsEmGqZ9ZJW3/DkMoGeLnQg1fWn7/"
+      "zYtIxN2SnFCjxOCKG9v3b4jYfcTNh5ijSsq631uBItLa7od+v/RtdC2UzJ1lWT947qR+Rcac2gbto/"
+      "NMqJ0fzfVjH4OuKhitdY9tf6mcwGjaNBcWToIMmPSPDdQPNUYckcQ2QIDAQAB";
+  REQUIRE(dkim::inspect_key("v=DKIM1; n=rotated 2026 - ask; p=" + key).problem.empty());
+
+  auto dash = dkim::inspect_key("v=DKIM1; n=rotated 2026 \x96 ask; p=" + key);
+  CHECK(dash.problem == "key syntax error: a byte that is not ASCII in n=rotated 2026 \\x96 ask");
+  CHECK_FALSE(dash.bits);
+
+  auto bom = dkim::inspect_key("\xEF\xBB\xBFv=DKIM1; p=" + key);
+  CHECK(bom.problem == "key syntax error: a byte that is not ASCII in \\xEF\\xBB\\xBFv=DKIM1");
+
+  // In a long p=, the characters around the byte, after the tag's name.
+  auto inside = dkim::inspect_key("v=DKIM1; p=" + key.substr(0, 100) + "\x80" + key.substr(100));
+  CHECK(inside.problem == "key syntax error: a byte that is not ASCII in p=..." +
+                              key.substr(84, 16) + "\\x80" + key.substr(100, 16) + "...");
+}

@@ -67,7 +67,7 @@ TEST_CASE("tags are parsed strictly; unknown tags are ignored (§6.3)", "[dmarc]
 TEST_CASE("invalid values: p= makes the record unusable unless rua= is valid (§6.6.3)", "[dmarc]") {
   std::string problem;
   CHECK_FALSE(dmarc::parse("v=DMARC1; p=bogus", problem));
-  CHECK(problem == "p= has an invalid value");
+  CHECK(problem == "p=bogus is not a valid policy");
   CHECK_FALSE(dmarc::parse("v=DMARC1; rua=nonsense", problem));
   CHECK(problem == "p= is missing");
   CHECK_FALSE(dmarc::parse("v=DMARC1; p=reject; sp=maybe", problem));
@@ -84,4 +84,32 @@ TEST_CASE("invalid values: p= makes the record unusable unless rua= is valid (§
 
   CHECK_FALSE(dmarc::parse("p=reject", problem));
   CHECK(problem.empty());  // not a DMARC record at all
+}
+
+TEST_CASE("bytes that are not ASCII: named as \\xHH, never a valid value (§6.3, §6.4)", "[dmarc]") {
+  std::string problem;
+  // A byte order mark before v=DMARC1: not a DMARC record (§6.6.3 step 2).
+  CHECK_FALSE(dmarc::is_dmarc_record("\xEF\xBB\xBFv=DMARC1; p=reject"));
+  CHECK_FALSE(dmarc::parse("\xEF\xBB\xBFv=DMARC1; p=reject", problem));
+  CHECK(problem.empty());
+
+  CHECK_FALSE(
+      dmarc::parse("v=DMARC1; p=rej\x80"
+                   "ect",
+                   problem));
+  CHECK(problem == "p=rej\\x80ect is not a valid policy");
+
+  auto dash = dmarc::parse("v=DMARC1; p=quarantine\x96; rua=mailto:d@example.com", problem);
+  REQUIRE(dash);
+  CHECK(dash->policy == "none");  // §6.6.3 step 6.1
+  CHECK(dash->warnings ==
+        std::vector<std::string>{"p=quarantine\\x96 is not a valid policy: treated as p=none"});
+
+  // A URI is ASCII (RFC 3986 §2): the address is ignored, the policy stands.
+  auto rua = dmarc::parse("v=DMARC1; p=reject; rua=mailto:d\x96r@example.com", problem);
+  REQUIRE(rua);
+  CHECK(rua->policy == "reject");
+  CHECK(rua->rua.empty());
+  CHECK(rua->warnings == std::vector<std::string>{"invalid rua URI 'mailto:d\\x96r@example.com' "
+                                                  "ignored"});
 }

@@ -16,8 +16,8 @@ ZONES = os.path.join(os.path.dirname(__file__), "..", "dns", "zones.conf")
 KEYS = os.path.join(os.path.dirname(__file__), "..", "dns", "keys")
 
 
-def _query(port, name, qtype=16, timeout=0.5):
-    """One UDP question; returns the response code, or None without an answer."""
+def _ask(port, name, qtype=16, timeout=0.5):
+    """One UDP question; returns the response, or None without an answer."""
     qid = random.randint(0, 0xFFFF)
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
@@ -30,7 +30,42 @@ def _query(port, name, qtype=16, timeout=0.5):
             data, _ = s.recvfrom(4096)
         except socket.timeout:
             return None
-    return data[3] & 0x0F
+    return data
+
+
+def _query(port, name, qtype=16, timeout=0.5):
+    """One UDP question; returns the response code, or None without an answer."""
+    data = _ask(port, name, qtype, timeout)
+    return None if data is None else data[3] & 0x0F
+
+
+def _skip_name(data, pos):
+    while data[pos]:
+        if data[pos] & 0xC0 == 0xC0:  # a compression pointer ends the name
+            return pos + 2
+        pos += data[pos] + 1
+    return pos + 1
+
+
+def _txt_answers(data):
+    """The TXT records of a response (RFC 1035 §3.3.14): each a list of its character-strings,
+    as bytes, exactly as they were on the wire."""
+    answers = struct.unpack(">H", data[6:8])[0]
+    pos = _skip_name(data, 12) + 4  # the question
+    records = []
+    for _ in range(answers):
+        pos = _skip_name(data, pos)
+        rtype, _, _, length = struct.unpack(">HHIH", data[pos:pos + 10])
+        pos += 10
+        rdata, pos = data[pos:pos + length], pos + length
+        if rtype != 16:
+            continue
+        strings, i = [], 0
+        while i < len(rdata):
+            strings.append(rdata[i + 1:i + 1 + rdata[i]])
+            i += 1 + rdata[i]
+        records.append(strings)
+    return records
 
 
 class DnsServer:
@@ -65,6 +100,13 @@ class DnsServer:
             self.stop()
         raise RuntimeError("dnsmasq did not start: " +
                            (self.proc.stderr.read().decode() if self.proc else ""))
+
+    def txt(self, name):
+        """The TXT records of `name` as this server sends them: lists of bytes."""
+        data = _ask(self.port, name, timeout=2)
+        if data is None:
+            raise AssertionError(f"no answer from dnsmasq for {name} TXT")
+        return _txt_answers(data)
 
     @property
     def address(self):

@@ -75,6 +75,12 @@ class Spf(unittest.TestCase):
     def test_exactly_ten_dns_terms_through_nested_includes_pass(self):
         self.check("127.0.0.2", "x@limit10.example", "pass", lookups=10)
 
+    def test_an_included_record_with_a_byte_that_is_not_ascii_is_a_permerror(self):
+        # RFC 7208 §4.6.1's grammar is ASCII; a permerror in an include is the result (§5.2).
+        got = self.check("127.0.0.2", "x@includebytes.example", "permerror")
+        self.assertIn("\\x96all (the SPF record of spf96.example)", got["problem"])
+        self.assertNotIn("record_error", got)  # its own record is fine
+
     def test_an_eleventh_term_is_a_permerror(self):
         got = self.check("127.0.0.2", "x@limit11.example", "permerror", lookups=11)
         self.assertIn("10 DNS-querying terms", got["problem"])

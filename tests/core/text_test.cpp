@@ -1,0 +1,37 @@
+// How bytes are shown: printable() for any text, ascii_escaped() and non_ascii_item() for
+// records whose grammar is ASCII.
+#include "core/text.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace mxlens;
+
+TEST_CASE("printable shows only bytes that are not UTF-8 as \\xHH (RFC 3629 §4)", "[core]") {
+  CHECK(core::printable("caf\xE9") == "caf\\xE9");
+  CHECK(core::printable("caf\xC3\xA9") == "caf\xC3\xA9");
+  CHECK(core::printable("\xEF\xBB\xBFv=spf1") == "\xEF\xBB\xBFv=spf1");  // a BOM is UTF-8
+}
+
+TEST_CASE("ascii_escaped shows every byte outside printable ASCII, UTF-8 or not", "[core]") {
+  CHECK(core::ascii_escaped("\xEF\xBB\xBFv=spf1 -all") == "\\xEF\\xBB\\xBFv=spf1 -all");
+  CHECK(core::ascii_escaped("a\x80z\tb") == "a\\x80z\\x09b");
+  CHECK(core::ascii_escaped("plain text") == "plain text");
+}
+
+TEST_CASE("non_ascii_item names the item holding the first byte that is not ASCII", "[core]") {
+  CHECK(core::non_ascii_item("v=spf1 ip4:192.0.2.1 -all", ' ').empty());
+  CHECK(core::non_ascii_item("v=spf1 ip4:192.0.2.1 \x96"
+                             "all",
+                             ' ') == "\\x96all");
+  CHECK(core::non_ascii_item("v=DMARC1;  p=rej\x80"
+                             "ect ; rua=mailto:a@example.com",
+                             ';') == "p=rej\\x80ect");
+  CHECK(core::non_ascii_item("\xEF\xBB\xBFv=DKIM1; p=AAAA", ';') == "\\xEF\\xBB\\xBFv=DKIM1");
+  // A long item: 16 characters either side of the bytes, after its name.
+  const std::string p = "p=" + std::string(40, 'A') + "\xC3\xA9" + std::string(40, 'B');
+  CHECK(core::non_ascii_item("v=DKIM1; " + p, ';') ==
+        "p=..." + std::string(16, 'A') + "\\xC3\\xA9" + std::string(16, 'B') + "...");
+  // Near the start of an item nothing is cut before the bytes.
+  CHECK(core::non_ascii_item("x\x80" + std::string(40, 'y'), ' ') ==
+        "x\\x80" + std::string(16, 'y') + "...");
+}
