@@ -136,10 +136,15 @@ pipeline::lookup_result pipeline::lookup(const std::string& address) {
   }
   const auto now = clock_.now();
   std::optional<core::test_info> test;
+  bool deleted = false;
   {
     std::lock_guard lock(reader_mutex_);
     test = reader_.find_test(*id);
+    deleted = !test && reader_.was_deleted(*id, now);
   }
+  if (deleted)
+    return {{reply{550, "5.1.1", "<" + address + ">: this test address was deleted"}, {}},
+            std::nullopt};
   if (test && test->expires_at <= now)
     return {{reply{550, "5.1.1", "<" + address + ">: this test address has expired"}, {}},
             std::nullopt};

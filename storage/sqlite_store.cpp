@@ -149,6 +149,14 @@ END;
     R"sql(
 ALTER TABLE tests ADD COLUMN expect_from TEXT NOT NULL DEFAULT '[]';
 )sql",
+    // 7: deleted tests, until they would have expired, so that --catch-all does not bring one
+    // back on its next mail
+    R"sql(
+CREATE TABLE deleted_tests (
+  id    TEXT PRIMARY KEY,
+  until INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int latest_version = static_cast<int>(std::size(migrations));
@@ -319,10 +327,29 @@ std::optional<core::test_info> sqlite_store::find_test(const std::string& id) {
 }
 
 bool sqlite_store::delete_test(const std::string& id) {
-  statement s(*this, "DELETE FROM tests WHERE id = ?");
-  s.bind(1, id);
-  s.step();
-  return sqlite3_changes(db_) == 1;
+  exec("SAVEPOINT delete_test");
+  try {
+    statement keep(*this,
+                   "INSERT OR REPLACE INTO deleted_tests(id, until) "
+                   "SELECT id, expires_at FROM tests WHERE id = ?");
+    keep.bind(1, id);
+    keep.step();
+    statement s(*this, "DELETE FROM tests WHERE id = ?");
+    s.bind(1, id);
+    s.step();
+    const bool deleted = sqlite3_changes(db_) == 1;
+    exec("RELEASE delete_test");
+    return deleted;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK TO delete_test; RELEASE delete_test", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+bool sqlite_store::was_deleted(const std::string& id, core::unix_ms now) {
+  statement s(*this, "SELECT 1 FROM deleted_tests WHERE id = ? AND until > ?");
+  s.bind(1, id).bind(2, now);
+  return s.step();
 }
 
 // A report, its listing line and its share of the per-source totals; a delivery whose report is
@@ -601,6 +628,9 @@ purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_befor
     t.bind(1, now);
     t.step();
     counts.tests = sqlite3_changes(db_);
+    statement gone(*this, "DELETE FROM deleted_tests WHERE until <= ?");
+    gone.bind(1, now);
+    gone.step();
     statement s(*this, "DELETE FROM sessions WHERE started_at < ?");
     s.bind(1, sessions_before);
     s.step();

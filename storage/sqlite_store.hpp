@@ -30,6 +30,7 @@ class sqlite_store final : public store {
   bool create_test(const core::test_info& test) override;
   std::optional<core::test_info> find_test(const std::string& id) override;
   bool delete_test(const std::string& id) override;
+  bool was_deleted(const std::string& id, core::unix_ms now) override;
   void commit(batch& b) override;
   std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
   std::optional<stored_delivery> delivery(const std::string& test_id, std::int64_t number) override;

@@ -105,7 +105,10 @@ class store {
   // Inserts the test; false if a test with that id exists already.
   virtual bool create_test(const core::test_info& test) = 0;
   virtual std::optional<core::test_info> find_test(const std::string& id) = 0;
+  // Deletes the test and its deliveries; its id is remembered until the test would have expired.
   virtual bool delete_test(const std::string& id) = 0;
+  // Whether a test with this id was deleted and would not have expired by `now`.
+  virtual bool was_deleted(const std::string& id, core::unix_ms now) = 0;
 
   // Commits the batch in one transaction and sets each delivery's number (0 for a delivery whose
   // test no longer exists, which is skipped). A test's deliveries are numbered 1, 2, … without

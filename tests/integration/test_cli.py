@@ -6,6 +6,8 @@ import socket
 import subprocess
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import dnsd
 from harness import DOMAIN, MXLENS, Server, message, smtp, test_id
@@ -90,6 +92,22 @@ class Recipients(unittest.TestCase):
             self.assertEqual((code, text[:5]), (550, b"5.1.1"))
             c.quit()
             self.assertEqual(len(server.show("mypipeline1")["deliveries"]), 2)
+
+            # A deleted test stays deleted: its next mail is refused, not a new test.
+            req = urllib.request.Request(server.url + "/api/v1/tests/mypipeline1", method="DELETE")
+            with urllib.request.urlopen(req, timeout=30) as res:
+                self.assertEqual(204, res.status)
+            c = smtp(server.port)
+            c.ehlo()
+            c.mail("a@example.org")
+            code, text = c.rcpt("mypipeline1@" + DOMAIN)
+            self.assertEqual((code, text), (550, b"5.1.1 <mypipeline1@" + DOMAIN.encode() +
+                                            b">: this test address was deleted"))
+            self.assertEqual(250, c.rcpt("mypipeline2@" + DOMAIN)[0])
+            c.quit()
+            with self.assertRaises(urllib.error.HTTPError) as gone:
+                urllib.request.urlopen(server.url + "/api/v1/tests/mypipeline1", timeout=30)
+            self.assertEqual(404, gone.exception.code)
 
     def test_unknown_test_is_550_511_and_postmaster_is_always_accepted(self):
         with Server() as server:

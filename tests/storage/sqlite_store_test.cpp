@@ -77,12 +77,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 6);
+    CHECK(s.schema_version() == 7);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 6);
+  CHECK(again.schema_version() == 7);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -115,7 +115,7 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 6);
+  CHECK(s.schema_version() == 7);
   CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
@@ -203,6 +203,23 @@ TEST_CASE("retention removes expired tests with their deliveries and old session
   CHECK(counts.sessions == 1);
   CHECK_FALSE(s.find_test("oldoldol"));
   CHECK(s.deliveries("newnewne").size() == 1);
+}
+
+TEST_CASE("a deleted test is remembered until it would have expired", "[storage]") {
+  temp_db t;
+  storage::sqlite_store s(t.file());
+  s.create_test(test("deldelde", 50'000));
+  CHECK_FALSE(s.was_deleted("deldelde", 1'000));
+  CHECK(s.delete_test("deldelde"));
+  CHECK_FALSE(s.find_test("deldelde"));
+  CHECK(s.was_deleted("deldelde", 1'000));
+  CHECK_FALSE(s.was_deleted("deldelde", 50'000));
+  CHECK_FALSE(s.delete_test("deldelde"));  // once
+  CHECK_FALSE(s.was_deleted("neverwas", 1'000));
+  s.purge(60'000, 0);
+  s.create_test(test("deldelde", 90'000));  // its time is over: the id may be used again
+  CHECK(s.find_test("deldelde"));
+  CHECK_FALSE(s.was_deleted("deldelde", 60'000));
 }
 
 TEST_CASE("the commit queue groups submissions and calls back after the commit", "[storage]") {
@@ -339,7 +356,7 @@ UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 6);
+  CHECK(s.schema_version() == 7);
   REQUIRE(s.delivery("aaaaaaaa", 1)->analysis_json);
   CHECK(boost::json::parse(*s.delivery("aaaaaaaa", 1)->analysis_json).at("score").at("value") == 9);
   CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");  // the bytes a version-4 row kept itself

@@ -36,6 +36,7 @@ struct failing_store final : storage::store {
   bool create_test(const core::test_info&) override { fail(); }
   std::optional<core::test_info> find_test(const std::string&) override { fail(); }
   bool delete_test(const std::string&) override { fail(); }
+  bool was_deleted(const std::string&, core::unix_ms) override { fail(); }
   void commit(storage::batch&) override { fail(); }
   std::vector<core::delivery_summary> deliveries(const std::string&) override { fail(); }
   std::optional<storage::stored_delivery> delivery(const std::string&, std::int64_t) override {
