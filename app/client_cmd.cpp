@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "analyzers/checks/checks.hpp"
+#include "analyzers/providers/providers.hpp"
 #include "app/cli.hpp"
 #include "app/commands.hpp"
 #include "core/json.hpp"
@@ -260,6 +261,17 @@ requirement parse_requirement(const std::string& text) {
           }
         },
         "pass, warn, fail, info, skip, error");
+  } else if (r.lhs.rfind("providers.", 0) == 0 && r.lhs.ends_with("verdict")) {
+    each(
+        [](const std::string& v) {
+          try {
+            analyzers::providers::verdict_of(v);
+            return true;
+          } catch (const std::invalid_argument&) {
+            return false;
+          }
+        },
+        "accept, defer, reject");
   }
   return r;
 }
@@ -291,7 +303,17 @@ struct verdict {
   bool holds = false;
   std::string actual;
   std::string fix;
+  std::string reply;  // a provider's reply, for a failed providers.* requirement
 };
+
+// "providers.gmail.bulk_verdict" -> the reply that verdict comes with.
+std::string provider_reply(const json::object& report, const std::string& lhs) {
+  const auto dot = lhs.find('.', std::strlen("providers."));
+  if (dot == std::string::npos) return {};
+  const bool bulk = lhs.find("bulk", dot) != std::string::npos;
+  const auto* reply = path(report, lhs.substr(0, dot) + (bulk ? ".bulk_reply" : ".reply"));
+  return reply && reply->is_string() ? std::string(reply->as_string()) : std::string();
+}
 
 verdict evaluate(const requirement& r, const json::object& report) {
   verdict v;
@@ -362,6 +384,7 @@ verdict evaluate(const requirement& r, const json::object& report) {
     }
     v.holds = r.op == "=" ? any : !any;
   }
+  if (!v.holds && r.lhs.rfind("providers.", 0) == 0) v.reply = provider_reply(report, r.lhs);
   if (!v.holds && !fix_from.empty()) {
     for (const auto& c : report.at("checks").as_array()) {
       const auto& o = c.as_object();
@@ -528,10 +551,18 @@ int check_command(const std::vector<std::string>& args) {
       } else {
         ++failed;
         std::cout << "FAILED  " << r.text << "  (is " << v.actual << ")\n";
+        if (!v.reply.empty()) {
+          // A multi-line reply (RFC 5321 §4.2.1) keeps its lines, under the first.
+          std::string shown = v.reply;
+          for (auto at = shown.find('\n'); at != std::string::npos; at = shown.find('\n', at + 1))
+            shown.insert(at + 1, "               ");
+          std::cout << "        reply: " << shown << "\n";
+        }
         if (!v.fix.empty()) std::cout << "        fix: " << v.fix << "\n";
         junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\""
               << xml_escape(r.text) << "\">\n      <failure message=\""
-              << xml_escape(r.text + " is " + v.actual) << "\">" << xml_escape(v.fix)
+              << xml_escape(r.text + " is " + v.actual) << "\">"
+              << xml_escape(v.reply.empty() ? v.fix : v.reply + (v.fix.empty() ? "" : "\n") + v.fix)
               << "</failure>\n    </testcase>\n";
       }
     }

@@ -55,6 +55,19 @@ class PipelineClient(ServerCase):
             self.assertIsNotNone(cases[0].find("failure"))
             self.assertEqual("1", root.find("testsuite").get("failures"))
 
+        # A provider's verdict that does not hold comes with the reply that provider would give.
+        with tempfile.NamedTemporaryFile(suffix=".xml") as junit:
+            failed = self.mxlens("check", plain, "--require", "providers.gmail.verdict=accept",
+                                 "--junit", junit.name)
+            self.assertEqual(1, failed.returncode, failed.stdout + failed.stderr)
+            self.assertRegex(failed.stdout, r"FAILED  providers\.gmail\.verdict=accept  \(is (defer|reject)\)")
+            self.assertRegex(failed.stdout, r"\n        reply: [45]\d\d[- ][45]\.7\.\d+ ")
+            failure = ET.parse(junit.name).getroot().find("testsuite/testcase/failure")
+            self.assertRegex(failure.text, r"^[45]\d\d[- ][45]\.7\.\d+ ")
+        out = self.mxlens("check", plain, "--require", "providers.gmail.verdict=acept")
+        self.assertEqual(2, out.returncode)
+        self.assertIn("is not one of accept, defer, reject", out.stderr)
+
     def test_scores_checks_and_report_paths(self):
         address = self.new()
         self.swaks(address, "--tls")
