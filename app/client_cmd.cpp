@@ -237,41 +237,26 @@ requirement parse_requirement(const std::string& text) {
       start = bar + 1;
     }
   };
+  // A token table's reader (core/tokens.hpp) throws std::invalid_argument for an unknown token.
+  auto token_of = [](auto read) {
+    return [read](const std::string& v) {
+      try {
+        read(v);
+        return true;
+      } catch (const std::invalid_argument&) {
+        return false;
+      }
+    };
+  };
   if (r.lhs == "spf" || r.lhs == "dkim" || r.lhs == "dmarc") {
-    each(
-        [](const std::string& v) {
-          try {
-            core::auth_result_of(v);
-            return true;
-          } catch (const std::invalid_argument&) {
-            return false;
-          }
-        },
-        "pass, fail, softfail, neutral, none, temperror, permerror, policy");
+    each(token_of(core::auth_result_of),
+         "pass, fail, softfail, neutral, none, temperror, permerror, policy");
   } else if (r.lhs == "tls.used") {
     each([](const std::string& v) { return v == "true" || v == "false"; }, "true, false");
   } else if (r.lhs.rfind("check:", 0) == 0) {
-    each(
-        [](const std::string& v) {
-          try {
-            analyzers::checks::status_of(v);
-            return true;
-          } catch (const std::invalid_argument&) {
-            return false;
-          }
-        },
-        "pass, warn, fail, info, skip, error");
+    each(token_of(analyzers::checks::status_of), "pass, warn, fail, info, skip, error");
   } else if (r.lhs.rfind("providers.", 0) == 0 && r.lhs.ends_with("verdict")) {
-    each(
-        [](const std::string& v) {
-          try {
-            analyzers::providers::verdict_of(v);
-            return true;
-          } catch (const std::invalid_argument&) {
-            return false;
-          }
-        },
-        "accept, defer, reject");
+    each(token_of(analyzers::providers::verdict_of), "accept, defer, reject");
   }
   return r;
 }
