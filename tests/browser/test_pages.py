@@ -26,6 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402  (the integration tests' server and DNS server)
+import tlsraw  # noqa: E402  (hand-made TLS records)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACTS = os.environ.get("MXLENS_ARTIFACTS") or os.path.join(HERE, "..", "..", "build", "artifacts")
@@ -228,6 +229,16 @@ class Pages(unittest.TestCase):
             sock.sendall(b"MAIL FROM:<a@sender.example>\r\n")
             f.read()
         harness.starttls_then(self.server.port, "127.0.0.14", b"EHLO other.example\r\n")
+        # More classes, from raw clients: each gets its row.
+        harness.starttls_then(self.server.port, sender, b"GET / HTTP/1.1\r\n\r\n")
+        harness.starttls_then(self.server.port, sender, tlsraw.client_hello(version=0x0300))
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                      source_address=(sender, 0)) as sock:
+            sock.recv(1024)
+            sock.sendall(tlsraw.client_hello())
+            sock.recv(1024)
+        for kind in ("not_tls", "version", "implicit_tls"):
+            self.visible(f'#sessions tbody tr[data-class="{kind}"]', timeout=20)
         row = self.visible('#sessions tbody tr[data-class="plaintext_after_starttls"]', timeout=20)
         self.assertIs(self.js("return window.__same_page"), True, "the page was reloaded")
         cells = [c.get_attribute("textContent") for c in row.find_elements(By.TAG_NAME, "td")]
@@ -242,7 +253,7 @@ class Pages(unittest.TestCase):
                         "EHLO", "--tls", "--local-interface", sender, "--helo", "tls.example"],
                        check=True, capture_output=True, timeout=60)
         WebDriverWait(d, 20).until(lambda _: len(d.find_elements(By.CSS_SELECTOR,
-                                                                 "#sessions tbody tr")) == 2)
+                                                                 "#sessions tbody tr")) == 5)
         newest = d.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")[0]
         self.assertRegex(newest.get_attribute("textContent"), r"tls\.examplequitTLSv1\.3 TLS_")
         self.shot("test-sessions.png", full=True)
