@@ -212,10 +212,13 @@ asio::awaitable<reply> pipeline::run(job j) {
   } catch (const std::exception& e) {
     core::log_warn(std::string("looking up the test's context: ") + e.what());
   }
+  // Every other session's failure up to the message itself counts: a sender that reconnects the
+  // moment it gets the alert is connected again before its failed session has written down the
+  // time (a few milliseconds), so a failure can be "after" the connection it caused.
   auto& failed = j.delivery.tls.failed_handshakes;
   for (auto& f : context.failed_handshakes) {
-    if (f.at > began || f.session == session) continue;
-    f.seconds_before = static_cast<double>(began - f.at) / 1000.0;
+    if (f.at > j.delivery.received_at || f.session == session) continue;
+    f.seconds_before = static_cast<double>(std::max<core::unix_ms>(0, began - f.at)) / 1000.0;
     failed.push_back(std::move(f));
   }
   std::sort(failed.begin(), failed.end(), [](auto& a, auto& b) { return a.at < b.at; });

@@ -9,6 +9,8 @@
 #include <boost/json/object.hpp>
 #include <cctype>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/log.hpp"
@@ -238,8 +240,42 @@ bool answer_records(const std::vector<unsigned char>& msg, rr_type type,
 // unbound runs in this thread, on an event base of its own, rather than in its threaded mode:
 // there every question crossed to unbound's thread and its answer back, two thread wake-ups per
 // question that cost as much CPU again as the question itself (bench/floor).
+namespace {
+
+// What ub_ctx_resolvconf takes from resolv.conf(5): its name servers, 127.0.0.1 when it has none.
+std::vector<std::string> system_name_servers() {
+  std::vector<std::string> out;
+  std::ifstream in("/etc/resolv.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string keyword, address;
+    if (words >> keyword >> address && keyword == "nameserver") out.push_back(address);
+  }
+  if (out.empty()) out.push_back("127.0.0.1");
+  return out;
+}
+
+// A trust anchor file's records, one per line, without comments (ub_ctx_add_ta takes each).
+std::vector<std::string> trust_anchor_records(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("resolver: trust anchor: cannot read " + file);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == ';') continue;
+    out.push_back(line.substr(start));
+  }
+  return out;
+}
+
+}  // namespace
+
 resolver::resolver(const settings& s) : settings_(s) {
   if (s.upstream != "system") validate_upstream(s.upstream);
+  forwarders_ = s.upstream == "system" ? system_name_servers() : std::vector{s.upstream};
+  if (!s.trust_anchor.empty()) trust_anchor_ = trust_anchor_records(s.trust_anchor);
   base_ = event_base_new();
   if (!base_) throw std::runtime_error("resolver: cannot create an event base");
   timer_ = evtimer_new(base_, on_deadline, nullptr);
@@ -260,13 +296,9 @@ void resolver::open_context() {
   ctx_ = ub_ctx_create_event(base_);
   if (!ctx_) throw std::runtime_error("resolver: cannot create the unbound context");
   try {
-    if (settings_.upstream == "system") {
-      check(ub_ctx_resolvconf(ctx_, nullptr), "resolv.conf");
-    } else {
-      check(ub_ctx_set_fwd(ctx_, settings_.upstream.c_str()), "forwarder");
-    }
-    if (!settings_.trust_anchor.empty()) {
-      check(ub_ctx_add_ta_file(ctx_, settings_.trust_anchor.c_str()), "trust anchor");
+    for (const auto& f : forwarders_) check(ub_ctx_set_fwd(ctx_, f.c_str()), "forwarder");
+    if (!trust_anchor_.empty()) {
+      for (const auto& ta : trust_anchor_) check(ub_ctx_add_ta(ctx_, ta.c_str()), "trust anchor");
     } else {
       // Without a trust anchor nothing can be validated: the validator module only costs time.
       check(ub_ctx_set_option(ctx_, "module-config:", "iterator"), "module-config");

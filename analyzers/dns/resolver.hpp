@@ -74,6 +74,10 @@ class resolver {
   void abandon(std::unique_ptr<pending> p);
 
   settings settings_;
+  // The files the context is made from, read once: a context made anew later (in a worker whose
+  // sandbox opens no file) takes them from here.
+  std::vector<std::string> forwarders_;    // resolv.conf's name servers, or the upstream
+  std::vector<std::string> trust_anchor_;  // the trust anchor file's records
   event_base* base_ = nullptr;
   event* timer_ = nullptr;  // ends a wait at its deadline
   ub_ctx* ctx_ = nullptr;

@@ -12,7 +12,8 @@ import time
 import unittest
 
 from analysis_helpers import message, sign
-from harness import ServerCase, client_context, schema_errors, smtp, starttls_then, test_id
+from harness import (ServerCase, client_context, schema_errors, smtp, starttls_socket, starttls_then,
+                     test_id)
 
 
 def deliver(server, msg, source, mail_from, helo="helo.example", address=None):
@@ -131,6 +132,26 @@ class AnalyzedDeliveries(ServerCase):
         with urllib.request.urlopen(f"{self.server.url}/api/v1/tests/{test_id(address)}", timeout=30) as res:
             sources = json.load(res)["sources"]
         self.assertGreaterEqual(sources[0]["failed_handshakes"], 1)
+
+    def test_a_failure_that_ends_after_the_retry_connected_still_counts(self):
+        """A sender reconnects the moment it gets the alert, before its failed session has ended
+        (Postfix does): the failure then ends after the new connection began, and still counts."""
+        address = self.server.new_address()
+        with starttls_socket(self.server.port, "127.0.0.21") as failing:
+            failing.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a ClientHello
+            with smtp(self.server.port, helo="helo.example", source="127.0.0.21") as s:
+                s.ehlo()
+                s.mail("x@sender.example")
+                s.rcpt(address)
+                failing.close()  # the failed session ends now, inside this one
+                time.sleep(0.2)
+                self.assertEqual(250, s.data(message())[0])
+        r = self.server.show(test_id(address))["deliveries"][-1]
+        status = {c["id"]: c for c in r["checks"]}
+        self.assertEqual("fail", status["tls.fallback"]["status"], status["tls.fallback"]["summary"])
+        last = r["tls"]["failed_handshakes"][-1]
+        self.assertEqual(("aborted", 0), (last["class"], last["seconds_before"]))
+        self.assertEqual([], schema_errors(r))
 
     def test_a_bulk_test_fails_a_missing_unsubscribe_an_ordinary_one_warns(self):
         statuses = []
