@@ -165,7 +165,9 @@ int worker_command(const std::vector<std::string>& args) {
   po::options_description o("mxlens __worker options");
   o.add_options()("fd", po::value<int>()->default_value(3), "socket to the server")(
       "memory-mb", po::value<std::size_t>()->default_value(1024), "address-space limit")(
-      "cpu-seconds", po::value<int>()->default_value(60), "CPU time per job");
+      "cpu-seconds", po::value<int>()->default_value(60), "CPU time per job")(
+      "uid", po::value<unsigned>(), "the user to become")("gid", po::value<unsigned>(),
+                                                          "the group to become");
   o.add(dns_options());
   try {
     auto vm = parse(args, o);
@@ -174,6 +176,8 @@ int worker_command(const std::vector<std::string>& args) {
     s.memory_mb = vm["memory-mb"].as<std::size_t>();
     s.cpu_seconds = vm["cpu-seconds"].as<int>();
     s.dns = dns_settings(vm);
+    if (vm.count("uid")) s.sandbox.uid = vm["uid"].as<unsigned>();
+    if (vm.count("gid")) s.sandbox.gid = vm["gid"].as<unsigned>();
     return analyzers::worker::run_worker(s);
   } catch (const std::exception& e) {
     std::cerr << "mxlens __worker: " << e.what() << "\n";

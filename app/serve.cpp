@@ -61,6 +61,7 @@ struct serve_config {
   std::size_t workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
   std::size_t worker_memory_mb = 1024;
+  analyzers::worker::sandbox_settings worker_user;
 };
 
 po::options_description serve_options() {
@@ -91,6 +92,7 @@ po::options_description serve_options() {
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
+    ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
   // clang-format on
@@ -182,6 +184,11 @@ serve_config to_config(const po::variables_map& vm) {
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
   c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
+  try {
+    c.worker_user = analyzers::worker::worker_user(vm["user"].as<std::string>());
+  } catch (const std::runtime_error& e) {
+    throw usage_error(e.what());
+  }
   if (c.worker_memory_mb != 0 && c.worker_memory_mb < 64)
     throw usage_error("--worker-memory must be 0 (no limit) or at least 64 MiB");
   auto level = vm["log-level"].as<std::string>();
@@ -254,6 +261,9 @@ int run_server(const serve_config& config) {
   ps.worker_args.insert(ps.worker_args.end(),
                         {"--memory-mb", std::to_string(config.worker_memory_mb), "--cpu-seconds",
                          std::to_string(config.analysis_timeout.count() / 1000 + 1)});
+  if (const auto& u = config.worker_user; u.uid)
+    ps.worker_args.insert(ps.worker_args.end(), {"--uid", std::to_string(*u.uid), "--gid",
+                                                 std::to_string(u.gid.value_or(*u.uid))});
   analyzers::worker::pool analysis(io.get_executor(), ps);
   analysis.start();
   webui::hub events;

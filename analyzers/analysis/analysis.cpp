@@ -238,6 +238,11 @@ std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis
 
 }  // namespace
 
+void preload() {
+  dkim::preload();
+  dmarc::organizational_domain("mxlens.example");
+}
+
 analysis analyze(const analysis_input& in, dns::resolver& resolver) {
   const auto start = std::chrono::steady_clock::now();
   const auto& d = in.delivery;

@@ -70,6 +70,11 @@ core::analysis_summary summary_of(const analysis& a);
 
 analysis analyze(const analysis_input& in, dns::resolver& resolver);
 
+// Loads what the analyzers would otherwise open on first use — the public suffix list,
+// libopendkim's library state (which reads the resolver's files) — for a worker whose sandbox
+// opens no file afterwards.
+void preload();
+
 // The analysis of a job that produced none, so that the delivery still gets a report: every
 // check an error (nothing was judged, nothing reads as a pass), every provider deferring.
 analysis failed_analysis(const std::string& error);

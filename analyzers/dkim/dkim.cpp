@@ -124,6 +124,12 @@ DKIM_LIB* library() {
   return lib;
 }
 
+}  // namespace
+
+void preload() { library(); }
+
+namespace {
+
 std::optional<std::string> tag_value(DKIM_SIGINFO* sig, const char* tag) {
   auto v = dkim_sig_gettagvalue(sig, false, reinterpret_cast<u_char*>(const_cast<char*>(tag)));
   if (!v) return std::nullopt;

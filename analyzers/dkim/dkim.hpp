@@ -55,6 +55,9 @@ std::optional<std::string> key_name(std::string_view signature_value);
 // Verifies every signature of the raw message (CRLF line ends, dot-stuffing removed).
 std::vector<signature> verify(dns::lookups& dns, std::string_view raw);
 
+// Starts libopendkim now rather than on the first verification (analysis::preload).
+void preload();
+
 // One entry of the report's auth.dkim array, and its inverse.
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const signature& s);
 signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::value& v);

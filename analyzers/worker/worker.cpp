@@ -28,8 +28,6 @@
 #include "core/log.hpp"
 #include "core/test_id.hpp"
 
-extern char** environ;
-
 namespace mxlens::analyzers::worker {
 
 namespace asio = boost::asio;
@@ -93,7 +91,8 @@ void budget_cpu(int seconds) {
 }
 
 // Test-only: with MXLENS_TEST_FAULTS set in the environment, a message carrying
-// "X-Mxlens-Test-Fault: crash" or "hang" makes this worker crash or hang.
+// "X-Mxlens-Test-Fault: crash" or "hang" makes this worker crash or hang, and "open" or "exec"
+// makes it try what a library taken over by an attacker would (the sandbox refuses both).
 void test_fault(const std::string& raw) {
   static const bool enabled = std::getenv("MXLENS_TEST_FAULTS") != nullptr;
   if (!enabled) return;
@@ -103,6 +102,20 @@ void test_fault(const std::string& raw) {
     if (v == "crash") std::abort();
     if (v == "hang")
       for (;;) ::pause();
+    if (v == "open") {
+      const int fd = ::open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      throw std::runtime_error(fd >= 0 ? "test fault: opened /etc/passwd"
+                                       : std::string("test fault: open /etc/passwd: ") +
+                                             std::strerror(err));
+    }
+    if (v == "exec") {
+      char* const argv[] = {const_cast<char*>("true"), nullptr};
+      char* const envp[] = {nullptr};
+      ::execve("/bin/true", argv, envp);
+      throw std::runtime_error(std::string("test fault: exec /bin/true: ") + std::strerror(errno));
+    }
   }
 }
 
@@ -111,6 +124,9 @@ void test_fault(const std::string& raw) {
 int run_worker(const worker_settings& s) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the server
   if (getppid() == 1) return 1;
+  // Nothing but the standard descriptors and the socket to the server, whatever was inherited
+  // (the pool's spawn closes the rest too).
+  if (::close_range(3 + 1, ~0U, 0) != 0) return 1;
   ::signal(SIGPIPE, SIG_IGN);
   rlimit none{0, 0};
   setrlimit(RLIMIT_CORE, &none);
@@ -122,6 +138,13 @@ int run_worker(const worker_settings& s) {
   }
 #endif
   dns::resolver resolver(s.dns);
+  try {
+    preload();
+    enter_sandbox(s.sandbox);
+  } catch (const std::exception& e) {
+    core::log_error(std::string("analysis worker: ") + e.what());
+    return 1;
+  }
   for (;;) {
     std::string header, raw;
     if (!read_frame(s.fd, header)) return 0;  // the server closed the socket
@@ -174,9 +197,21 @@ std::shared_ptr<pool::process> pool::spawn() {
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The worker gets its socket as 3, the log as 1 and 2, and nothing else: no listening socket,
+  // no client connection, no database (Asio's descriptors are not close-on-exec), and no
+  // environment but what a test or a sanitizer build asked to pass on.
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, child_end, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
+  std::vector<std::string> env_kept;
+  for (const char* name : {"MXLENS_TEST_FAULTS", "ASAN_OPTIONS",
+                           "UBSAN_OPTIONS", "LSAN_OPTIONS"})
+    if (const char* v = std::getenv(name)) env_kept.push_back(std::string(name) + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_kept) envp.push_back(e.data());
+  envp.push_back(nullptr);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;
@@ -190,7 +225,7 @@ std::shared_ptr<pool::process> pool::spawn() {
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), environ);
+  int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(child_end);
@@ -216,8 +251,7 @@ std::string pool::retire(const std::shared_ptr<process>& p) {
     }
     if (r == p->pid) {
       if (WIFSIGNALED(status)) {
-        how = "crashed (signal " + std::to_string(WTERMSIG(status)) + ", " +
-              ::strsignal(WTERMSIG(status)) + ")";
+        how = death_of_signal(WTERMSIG(status));
       } else if (WIFEXITED(status)) {
         how = "exited with status " + std::to_string(WEXITSTATUS(status));
       }

@@ -21,6 +21,7 @@
 
 #include "analyzers/analysis/analysis.hpp"
 #include "analyzers/dns/resolver.hpp"
+#include "analyzers/worker/sandbox.hpp"
 
 namespace mxlens::analyzers::worker {
 
@@ -32,6 +33,7 @@ struct worker_settings {
   dns::settings dns;
   std::size_t memory_mb = 1024;  // address-space limit; 0 = none
   int cpu_seconds = 60;          // CPU time per job
+  sandbox_settings sandbox;
 };
 
 // The worker process: answers jobs until its socket closes. Returns the exit status.
@@ -40,7 +42,7 @@ int run_worker(const worker_settings& s);
 struct pool_settings {
   std::size_t workers = 2;
   std::chrono::milliseconds deadline{60000};
-  // Passed to each worker: --dns, --dns-timeout-ms, --memory-mb, --cpu-seconds.
+  // Passed to each worker: --dns, --dns-timeout-ms, --memory-mb, --cpu-seconds, --uid, --gid.
   std::vector<std::string> worker_args;
 };
 
