@@ -369,7 +369,12 @@ verdict evaluate(const requirement& r, const json::object& report) {
     }
     v.holds = r.op == "=" ? any : !any;
   }
-  if (!v.holds && r.lhs.rfind("providers.", 0) == 0) v.reply = provider_reply(report, r.lhs);
+  if (!v.holds && r.lhs.rfind("providers.", 0) == 0) {
+    v.reply = provider_reply(report, r.lhs);
+    // The reply's lines as the provider sends them end in CRLF: shown, they end in a newline.
+    for (auto at = v.reply.find("\r\n"); at != std::string::npos; at = v.reply.find("\r\n", at))
+      v.reply.erase(at, 1);
+  }
   if (!v.holds && !fix_from.empty()) {
     for (const auto& c : report.at("checks").as_array()) {
       const auto& o = c.as_object();

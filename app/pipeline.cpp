@@ -140,7 +140,8 @@ pipeline::lookup_result pipeline::lookup(const std::string& address) {
   {
     std::lock_guard lock(reader_mutex_);
     test = reader_.find_test(*id);
-    deleted = !test && reader_.was_deleted(*id, now);
+    // Postmaster is always accepted (RFC 5321 §4.5.1): deleting its test only empties it.
+    deleted = !test && !postmaster && reader_.was_deleted(*id, now);
   }
   if (deleted)
     return {{reply{550, "5.1.1", "<" + address + ">: this test address was deleted"}, {}},

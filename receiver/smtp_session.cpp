@@ -1,5 +1,6 @@
 #include "receiver/smtp_session.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -177,7 +178,7 @@ asio::awaitable<void> smtp_session::run() {
   }
   finished_ = true;
   timer_.cancel();
-  if (record_.tls.used && !mail_inside_tls_ &&
+  if (record_.tls.used && !spoke_inside_tls_ &&
       (record_.outcome == "quit" || record_.outcome == "dropped")) {
     // Told before the socket closes, so that the client's next connection knows of it. A client
     // that refuses the certificate often completes the handshake and then quits or
@@ -320,10 +321,14 @@ asio::awaitable<std::optional<core::client_hello>> smtp_session::read_implicit_c
     return header + ((static_cast<std::size_t>(static_cast<unsigned char>(in_[3])) << 8) |
                      static_cast<unsigned char>(in_[4]));
   };
-  // A client speaking TLS sent its whole ClientHello at once: waiting for the rest is short.
+  // A client speaking TLS sent its whole ClientHello at once: waiting for the rest is short, in
+  // all, however it trickles in.
+  const auto until = std::chrono::steady_clock::now() + implicit_hello_wait;
   while (in_.size() < std::min(need(), max_record)) {
-    auto status =
-        co_await read_more(std::min(need(), max_record) - in_.size(), implicit_hello_wait);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto status = co_await read_more(std::min(need(), max_record) - in_.size(), left);
     if (status != read_status::ok) break;
   }
   if (in_.size() < header) co_return std::nullopt;
@@ -413,6 +418,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       continue;
     }
     auto cmd = split_command(line);
+    if (tls_ && cmd.verb != "QUIT") spoke_inside_tls_ = true;
     const command_spec* spec = nullptr;
     for (const auto& c : commands)
       if (c.verb == cmd.verb) spec = &c;
@@ -474,7 +480,6 @@ asio::awaitable<void> smtp_session::cmd_helo(const std::string& args) {
 }
 
 asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
-  if (tls_) mail_inside_tls_ = true;
   if (record_.messages >= config_.limits.max_messages_per_connection) {
     send(reply{421, "4.7.0",
                config_.hostname + " Too many messages in one connection, reconnect to send more",
@@ -695,9 +700,21 @@ asio::awaitable<void> smtp_session::cmd_starttls(const std::string&) {
   ssl_ctx_ = std::make_unique<asio::ssl::context>(ctx.get());
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *ssl_ctx_);
   arm(config_.limits.tls_handshake_timeout);
+  // The first record, looked at without taking it: OpenSSL refuses an alert where the ClientHello
+  // belongs unread, and its description says why the client sent none.
+  std::optional<std::uint8_t> first_alert;
+  if (auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, tuple_awaitable);
+      !wait_ec) {
+    std::array<unsigned char, 7> head{};
+    boost::system::error_code peek_ec;
+    const auto n = socket_.receive(asio::buffer(head), tcp::socket::message_peek, peek_ec);
+    if (!peek_ec && n == head.size() && head[0] == 21 && head[3] == 0 && head[4] == 2)
+      first_alert = head[6];
+  }
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
   if (ec) {
-    const auto trace = trace_of(tls_->native_handle());
+    auto trace = trace_of(tls_->native_handle());
+    if (!trace.client_hello && !trace.client_alert) trace.client_alert = first_alert;
     std::string reason = timed_out_ ? "handshake timed out" : ec.message();
     const auto kind = classify_failure(reason, trace, timed_out_);
     reason = explain_failure(std::move(reason), trace, kind);

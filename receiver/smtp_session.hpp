@@ -129,7 +129,7 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   bool stopping_ = false;
   bool finished_ = false;
   bool closing_ = false;
-  bool mail_inside_tls_ = false;  // a MAIL command came after the handshake
+  bool spoke_inside_tls_ = false;  // a command other than QUIT came after the handshake
 
   std::string in_;   // received, not yet consumed
   std::string out_;  // replies not yet written (flushed before every read: RFC 2920 §3.2)

@@ -129,6 +129,8 @@ bool offers_authenticated_suite(SSL* s, const raw_client_hello& hello) {
   return false;
 }
 
+handshake_trace* trace_for(SSL* s);  // below, with the message callback
+
 // Set on a connection that only reads an offer (read_client_hello): nothing is answered.
 int offer_only_index() {
   static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -141,6 +143,7 @@ int on_client_hello(SSL* s, int*, void*) {
   const auto raw = parse_hello(s);
   auto* hello = new core::client_hello(describe(s, raw));
   SSL_set_ex_data(s, hello_index(), hello);
+  trace_for(s)->client_hello = true;  // an SSL 2.0 hello reaches the message callback as no type
   if (SSL_get_ex_data(s, offer_only_index())) return SSL_CLIENT_HELLO_ERROR;
   // The client's order is kept (its choice is what is graded), except that an anonymous suite is
   // never chosen while it offers an authenticated one: stock Postfix lists aNULL suites first at
@@ -157,6 +160,15 @@ int trace_index() {
   return index;
 }
 
+handshake_trace* trace_for(SSL* s) {
+  auto* t = static_cast<handshake_trace*>(SSL_get_ex_data(s, trace_index()));
+  if (!t) {
+    t = new handshake_trace;
+    SSL_set_ex_data(s, trace_index(), t);
+  }
+  return t;
+}
+
 // OpenSSL's message callback: each handshake message and alert, sent (write_p) or received,
 // after the record layer has decrypted it (TLS 1.3's encrypted flight too).
 void on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* s,
@@ -164,11 +176,7 @@ void on_message(int write_p, int, int content_type, const void* buf, std::size_t
   if (len == 0 || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
                    content_type != SSL3_RT_HEADER))
     return;
-  auto* t = static_cast<handshake_trace*>(SSL_get_ex_data(s, trace_index()));
-  if (!t) {
-    t = new handshake_trace;
-    SSL_set_ex_data(s, trace_index(), t);
-  }
+  auto* t = trace_for(s);
   const auto* b = static_cast<const unsigned char*>(buf);
   if (content_type == SSL3_RT_HEADER) {
     // A record's header, before OpenSSL judges it: an alert record refused as the first one
@@ -177,7 +185,9 @@ void on_message(int write_p, int, int content_type, const void* buf, std::size_t
     return;
   }
   if (content_type == SSL3_RT_ALERT) {
-    if (len < 2) return;
+    // The first fatal alert, or the end of the connection (close_notify, user_canceled): a
+    // warning says nothing about why the handshake failed.
+    if (len < 2 || (b[0] != SSL3_AL_FATAL && b[1] != 0 && b[1] != 90)) return;
     auto& first = write_p ? t->server_alert : t->client_alert;
     if (!first) first = b[1];
     return;
@@ -353,8 +363,11 @@ std::string alert_name(std::uint8_t description) {
     case 0: return "close_notify";
     case 10: return "unexpected_message";
     case 20: return "bad_record_mac";
+    case 21: return "decryption_failed";
     case 22: return "record_overflow";
+    case 30: return "decompression_failure";
     case 40: return "handshake_failure";
+    case 41: return "no_certificate";
     case 42: return "bad_certificate";
     case 43: return "unsupported_certificate";
     case 44: return "certificate_revoked";
@@ -365,19 +378,23 @@ std::string alert_name(std::uint8_t description) {
     case 49: return "access_denied";
     case 50: return "decode_error";
     case 51: return "decrypt_error";
+    case 60: return "export_restriction";
     case 70: return "protocol_version";
     case 71: return "insufficient_security";
     case 80: return "internal_error";
     case 86: return "inappropriate_fallback";
     case 90: return "user_canceled";
+    case 100: return "no_renegotiation";
     case 109: return "missing_extension";
     case 110: return "unsupported_extension";
+    case 111: return "certificate_unobtainable";
     case 112: return "unrecognized_name";
     case 113: return "bad_certificate_status_response";
+    case 114: return "bad_certificate_hash_value";
     case 115: return "unknown_psk_identity";
     case 116: return "certificate_required";
     case 120: return "no_application_protocol";
-    default: return "alert " + std::to_string(description);
+    default: return std::to_string(description);
   }
 }
 
@@ -438,6 +455,19 @@ namespace {
 std::optional<core::failure_class> class_of_client_alert(std::uint8_t alert,
                                                          const handshake_trace& t) {
   using core::failure_class;
+  if (!t.client_hello) {
+    // Sent where its ClientHello belongs: the client could not build one. OpenSSL's client says
+    // internal_error when no suite it has enabled is left for the versions it allows.
+    switch (alert) {
+      case 40:
+      case 71:
+      case 80: return failure_class::cipher;
+      case 70: return failure_class::version;
+      case 0:
+      case 90: return failure_class::aborted;
+      default: return failure_class::protocol;
+    }
+  }
   switch (alert) {
     case 42:
     case 43:
@@ -449,9 +479,9 @@ std::optional<core::failure_class> class_of_client_alert(std::uint8_t alert,
     case 113: return failure_class::certificate_rejected;
     case 70:
     case 86: return failure_class::version;
-    // "Unable to negotiate an acceptable set of security parameters": a client with no suite it
-    // is willing to use sends it, sometimes before any ClientHello.
-    case 40:
+    // "Unable to negotiate an acceptable set of security parameters": before this server's
+    // certificate, nothing in common; after it, the client refused what it was sent.
+    case 40: return t.certificate_sent ? failure_class::protocol : failure_class::cipher;
     case 71: return failure_class::cipher;
     case 0:
     case 90:
@@ -483,18 +513,19 @@ core::failure_class classify_failure(std::string_view reason, const handshake_tr
   if (t.client_alert)
     if (auto k = class_of_client_alert(*t.client_alert, t)) return *k;
   if (timed_out) return failure_class::timeout;
-  // An alert where the ClientHello belongs: the client could not build one, as OpenSSL's client
-  // does (internal_error) when no suite it has enabled is left for the versions it allows.
-  if (!t.client_hello && t.first_record == SSL3_RT_ALERT) return failure_class::cipher;
+  // A record of a TLS type (RFC 8446 §5.1) that did not make sense: not clear text.
+  const bool tls_record = t.first_record && *t.first_record >= 20 && *t.first_record <= 24;
+  if (!t.client_hello && t.first_record == SSL3_RT_ALERT) return failure_class::protocol;
   if (!t.client_hello && has({"http request", "https proxy request"}))
     return failure_class::not_tls;
   // Bytes that are no TLS record after "220 Ready to start TLS": the client went on in clear.
-  if (!t.client_hello && has({"wrong version number", "packet length too long"}))
+  if (!t.client_hello && !tls_record && has({"wrong version number", "packet length too long"}))
     return failure_class::plaintext_after_starttls;
-  // This server's own verdict on the offer: handshake_failure before its certificate is "no
+  // This server's own verdict on the offer, before its certificate: handshake_failure is "no
   // shared cipher", protocol_version is "unsupported protocol".
-  if (t.server_alert == 70 || has({"unsupported protocol", "version too low",
-                                   "no protocols available", "wrong ssl version"}))
+  if ((t.server_alert == 70 && !t.certificate_sent) ||
+      has({"unsupported protocol", "version too low", "no protocols available",
+           "wrong ssl version"}))
     return failure_class::version;
   if ((t.server_alert == 40 && !t.certificate_sent) ||
       has({"no shared cipher", "insufficient security"}))
@@ -504,9 +535,10 @@ core::failure_class classify_failure(std::string_view reason, const handshake_tr
     // certificate send an alert, some just leave.
     return t.certificate_sent && !t.client_answered ? failure_class::certificate_rejected
                                                     : failure_class::aborted;
-  if (t.server_alert || has({"unexpected message", "decode error", "illegal parameter",
-                             "bad record mac", "record layer", "handshake failure", "decrypt error",
-                             "record overflow", "length mismatch"}))
+  if (t.server_alert ||
+      has({"unexpected message", "decode error", "illegal parameter", "bad record mac",
+           "record layer", "handshake failure", "decrypt error", "record overflow",
+           "length mismatch", "wrong version number", "packet length too long"}))
     return failure_class::protocol;
   return failure_class::other;
 }
@@ -516,12 +548,16 @@ std::string explain_failure(std::string reason, const handshake_trace& t,
   const char* when = t.certificate_sent ? " after this server's certificate"
                      : t.client_hello   ? " after its ClientHello"
                                         : " before any ClientHello";
+  if (t.client_alert && !t.client_hello)
+    return reason + " (the client sent alert " + alert_name(*t.client_alert) +
+           " instead of a ClientHello" +
+           (kind == core::failure_class::cipher
+                ? ": it had no cipher suite it could offer for the TLS versions it allows)"
+                : ")");
   if (t.client_alert)
     return reason + " (the client sent alert " + alert_name(*t.client_alert) + when + ")";
   if (!t.client_hello && t.first_record == SSL3_RT_ALERT)
-    return reason +
-           " (the client sent an alert instead of a ClientHello: it had no cipher suite it "
-           "could offer for the TLS versions it allows)";
+    return reason + " (the client sent an alert record instead of a ClientHello)";
   if (kind == core::failure_class::certificate_rejected)
     return reason +
            " (the client left after this server's certificate without answering it: it "

@@ -206,8 +206,7 @@ std::shared_ptr<pool::process> pool::spawn() {
   posix_spawn_file_actions_adddup2(&actions, child_end, 3);
   posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   std::vector<std::string> env_kept;
-  for (const char* name : {"MXLENS_TEST_FAULTS", "ASAN_OPTIONS",
-                           "UBSAN_OPTIONS", "LSAN_OPTIONS"})
+  for (const char* name : {"MXLENS_TEST_FAULTS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
     if (const char* v = std::getenv(name)) env_kept.push_back(std::string(name) + "=" + v);
   std::vector<char*> envp;
   for (auto& e : env_kept) envp.push_back(e.data());

@@ -104,6 +104,14 @@ class Recipients(unittest.TestCase):
             self.assertEqual((code, text), (550, b"5.1.1 <mypipeline1@" + DOMAIN.encode() +
                                             b">: this test address was deleted"))
             self.assertEqual(250, c.rcpt("mypipeline2@" + DOMAIN)[0])
+            # Postmaster is always accepted (RFC 5321 §4.5.1), its test deleted or not.
+            self.assertEqual(250, c.rcpt("postmaster@" + DOMAIN)[0])
+            c.rset()
+            req = urllib.request.Request(server.url + "/api/v1/tests/postmaster", method="DELETE")
+            with urllib.request.urlopen(req, timeout=30) as res:
+                self.assertEqual(204, res.status)
+            c.mail("a@example.org")
+            self.assertEqual(250, c.rcpt("Postmaster@" + DOMAIN)[0])
             c.quit()
             with self.assertRaises(urllib.error.HTTPError) as gone:
                 urllib.request.urlopen(server.url + "/api/v1/tests/mypipeline1", timeout=30)

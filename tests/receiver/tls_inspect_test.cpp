@@ -78,12 +78,38 @@ TEST_CASE("a failed handshake is classed by what the wire showed before OpenSSL'
         failure_class::aborted);
   CHECK(classify_failure("unexpected eof while reading", {}, false) == failure_class::aborted);
 
-  // An alert record where the ClientHello belongs: the client had nothing to offer.
+  // An alert where the ClientHello belongs (its description peeked from the socket): OpenSSL's
+  // client with no usable suite says internal_error; a close is an abort; a record whose
+  // description is unknown is a protocol error.
   handshake_trace alert_first;
   alert_first.first_record = 21;
+  CHECK(classify_failure("unexpected message", alert_first, false) == failure_class::protocol);
+  alert_first.client_alert = 80;
   CHECK(classify_failure("unexpected message", alert_first, false) == failure_class::cipher);
   CHECK(explain_failure("unexpected message", alert_first, failure_class::cipher)
-            .find("instead of a ClientHello") != std::string::npos);
+            .find("sent alert internal_error instead of a ClientHello: it had no cipher") !=
+        std::string::npos);
+  alert_first.client_alert = 0;
+  CHECK(classify_failure("unexpected message", alert_first, false) == failure_class::aborted);
+  alert_first.client_alert = 255;
+  CHECK(classify_failure("unexpected message", alert_first, false) == failure_class::protocol);
+
+  // A handshake record too long to be one is a protocol error, not clear text.
+  handshake_trace too_long;
+  too_long.first_record = 22;
+  CHECK(classify_failure("packet length too long", too_long, false) == failure_class::protocol);
+  CHECK(classify_failure("packet length too long", {}, false) ==
+        failure_class::plaintext_after_starttls);
+
+  // After this server's certificate: handshake_failure from the client is no missing suite, and
+  // this server's protocol_version is about a record, not the version chosen.
+  auto refused_after = after_certificate;
+  refused_after.client_alert = 40;
+  CHECK(classify_failure("sslv3 alert handshake failure", refused_after, false) ==
+        failure_class::protocol);
+  auto record_version = after_certificate;
+  record_version.server_alert = 70;
+  CHECK(classify_failure("wrong version number", record_version, false) == failure_class::protocol);
 
   // Where the wire is silent, OpenSSL's words and this server's own alert.
   CHECK(classify_failure("wrong version number", {}, false) ==
@@ -96,5 +122,6 @@ TEST_CASE("a failed handshake is classed by what the wire showed before OpenSSL'
   refused.server_alert = 70;
   CHECK(classify_failure("version too low", refused, false) == failure_class::version);
   CHECK(alert_name(46) == "certificate_unknown");
-  CHECK(alert_name(200) == "alert 200");
+  CHECK(alert_name(100) == "no_renegotiation");
+  CHECK(alert_name(200) == "200");
 }
