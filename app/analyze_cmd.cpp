@@ -16,6 +16,7 @@
 #include "app/commands.hpp"
 #include "app/report.hpp"
 #include "core/json.hpp"
+#include "core/report.hpp"
 #include "core/text.hpp"
 #include "core/types.hpp"
 
@@ -142,7 +143,7 @@ int analyze_command(const std::vector<std::string>& args) {
     d.raw = to_crlf(content.str());
     analyzers::dns::resolver resolver(resolver_settings);
     const auto analysis = analyzers::analyze(input, resolver);
-    auto facts = core::to_json(d);
+    auto facts = core::delivery_facts_json(d);
     facts.as_object()["session_recorded"] = input.have_session;
     auto report = delivery_report(boost::json::serialize(facts),
                                   boost::json::serialize(core::to_json(analysis)));

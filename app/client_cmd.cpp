@@ -286,7 +286,7 @@ int version_rank(const std::string& v) {
 
 struct verdict {
   bool holds = false;
-  std::string actual;
+  std::string actual;  // as the report has it, with why it could not be evaluated, if it could not
   std::string fix;
   std::string reply;  // a provider's reply, for a failed providers.* requirement
 };
@@ -300,10 +300,26 @@ std::string provider_reply(const json::object& report, const std::string& lhs) {
   return reply && reply->is_string() ? std::string(reply->as_string()) : std::string();
 }
 
+// Whether `value` is one of the requirement's "a|b|c" alternatives.
+bool named_in(const requirement& r, const std::string& value) {
+  std::size_t pos = 0;
+  while (pos <= r.rhs.size()) {
+    auto end = r.rhs.find('|', pos);
+    if (end == std::string::npos) end = r.rhs.size();
+    if (r.rhs.substr(pos, end - pos) == value) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
 verdict evaluate(const requirement& r, const json::object& report) {
   verdict v;
   std::string actual;
   std::string fix_from;  // check id whose fix explains a failure
+  // Why the requirement could not be evaluated: the score is unscored, the check an `error`, the
+  // authentication result a `temperror`. Not evaluated is not passed: such a requirement holds
+  // only when it names that status as one it accepts (check:dns.ptr=pass|error, spf=temperror).
+  std::optional<std::string> unevaluated;
   if (r.lhs.rfind("check:", 0) == 0) {
     const auto id = r.lhs.substr(6);
     for (const auto& c : report.at("checks").as_array()) {
@@ -311,6 +327,9 @@ verdict evaluate(const requirement& r, const json::object& report) {
       if (o.at("id").as_string() == id) {
         actual = std::string(o.at("status").as_string());
         fix_from = id;
+        if (actual == "error")
+          unevaluated = o.at("summary").is_string() ? std::string(o.at("summary").as_string())
+                                                    : "it could not be evaluated";
       }
     }
     if (actual.empty())
@@ -318,6 +337,7 @@ verdict evaluate(const requirement& r, const json::object& report) {
   } else if (r.lhs == "spf" || r.lhs == "dmarc") {
     actual = std::string(report.at("auth").at(r.lhs).at("result").as_string());
     fix_from = r.lhs + ".result";
+    if (actual == "temperror") unevaluated = r.lhs + " could not be evaluated";
   } else if (r.lhs == "dkim") {
     actual = "none";
     for (const auto& s : report.at("auth").at("dkim").as_array()) {
@@ -326,10 +346,18 @@ verdict evaluate(const requirement& r, const json::object& report) {
       else if (actual != "pass") actual = res;
     }
     fix_from = "dkim.valid";
+    if (actual == "temperror") unevaluated = "a signature could not be verified";
   } else if (r.lhs == "score") {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", report.at("score").at("value").to_number<double>());
-    actual = buf;
+    const auto& score = report.at("score").as_object();
+    if (score.at("value").is_number()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f", score.at("value").to_number<double>());
+      actual = buf;
+    } else {
+      actual = "unscored";
+      const auto* why = score.if_contains("unscored");
+      unevaluated = why && why->is_string() ? std::string(why->as_string()) : "no value";
+    }
   } else if (r.lhs == "tls.version") {
     const auto& tls = report.at("tls").as_object();
     actual = tls.at("used").as_bool() && tls.contains("version") && tls.at("version").is_string()
@@ -354,19 +382,15 @@ verdict evaluate(const requirement& r, const json::object& report) {
   };
   if (r.lhs == "tls.version") {
     v.holds = compare(version_rank(actual) - version_rank(r.rhs));
+  } else if (unevaluated) {
+    v.holds = r.op == "=" && named_in(r, actual);
+    if (!v.holds) v.actual += ": " + *unevaluated;
   } else if (r.lhs == "score") {
     const double want = std::strtod(r.rhs.c_str(), nullptr);
     const double have = std::strtod(actual.c_str(), nullptr);
     v.holds = compare(have < want ? -1 : have > want ? 1 : 0);
   } else {
-    bool any = false;  // "pass|warn": any of the alternatives
-    std::size_t pos = 0;
-    while (pos <= r.rhs.size()) {
-      auto end = r.rhs.find('|', pos);
-      if (end == std::string::npos) end = r.rhs.size();
-      if (r.rhs.substr(pos, end - pos) == actual) any = true;
-      pos = end + 1;
-    }
+    const bool any = named_in(r, actual);  // "pass|warn": any of the alternatives
     v.holds = r.op == "=" ? any : !any;
   }
   if (!v.holds && r.lhs.rfind("providers.", 0) == 0) {
@@ -387,7 +411,7 @@ verdict evaluate(const requirement& r, const json::object& report) {
 
 std::string xml_escape(const std::string& s) {
   std::string out;
-  for (char c : s) {
+  for (char c : core::printable(s)) {
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
@@ -431,7 +455,7 @@ int new_command(const std::vector<std::string>& args) {
     }
     auto r = call(u, http::verb::post, "/api/v1/tests", json::serialize(body));
     if (r.status != 201) {
-      std::cerr << "mxlens new: " << error_text(r) << "\n";
+      std::cerr << "mxlens new: " << core::terminal_safe(error_text(r)) << "\n";
       return exit_usage;
     }
     auto test = json::parse(r.body).as_object();
@@ -439,7 +463,7 @@ int new_command(const std::vector<std::string>& args) {
     else std::cout << std::string(test.at("address").as_string()) << "\n";
     return 0;
   } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
-    std::cerr << "mxlens new: " << e.what() << "\n";
+    std::cerr << "mxlens new: " << core::terminal_safe(e.what()) << "\n";
     return exit_usage;
   }
 }
@@ -464,7 +488,7 @@ int wait_command(const std::vector<std::string>& args) {
     std::cout << core::printable_json(*report) << "\n";
     return 0;
   } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
-    std::cerr << "mxlens wait: " << e.what() << "\n";
+    std::cerr << "mxlens wait: " << core::terminal_safe(e.what()) << "\n";
     return exit_usage;
   }
 }
@@ -475,8 +499,10 @@ int check_command(const std::vector<std::string>& args) {
       "require", po::value<std::vector<std::string>>()->composing(),
       "NAME OP VALUE, repeatable: tls.version>=TLSv1.2, tls.used=true, spf=pass, dkim=pass, "
       "dmarc=pass, "
-      "check:<id>=pass|warn, score>=8, or any report field by its dotted path")(
-      "min-score", po::value<double>(), "the same as --require score>=N")(
+      "check:<id>=pass|warn, score>=8, or any report field by its dotted path; what could not "
+      "be evaluated (an unscored report, a check that is `error`, a `temperror`) fails unless "
+      "the requirement names it (check:dns.ptr=pass|error)")("min-score", po::value<double>(),
+                                                             "the same as --require score>=N")(
       "delivery", po::value<std::int64_t>()->default_value(1), "which delivery to judge")(
       "timeout", po::value<int>()->default_value(300), "seconds to wait for that delivery")(
       "junit", po::value<std::string>(), "also write the results as JUnit XML to this file");
@@ -525,8 +551,12 @@ int check_command(const std::vector<std::string>& args) {
       std::string what = "no delivery " + std::to_string(n) + " to test " + id + " within " +
                          std::to_string(vm["timeout"].as<int>()) + " s";
       // What the expected senders did instead, when the test names them.
-      for (const auto& line : session_sentences(u, id)) what += "\n" + line;
-      std::cerr << "mxlens check: " << what << "\n";
+      std::string shown = what;
+      for (const auto& line : session_sentences(u, id)) {
+        what += "\n" + line;
+        shown += "\n" + core::terminal_safe(line);
+      }
+      std::cerr << "mxlens check: " << shown << "\n";
       error_case(what);
       return exit_usage;
     }
@@ -535,20 +565,29 @@ int check_command(const std::vector<std::string>& args) {
     for (const auto& r : reqs) {
       auto v = evaluate(r, *report);
       if (v.holds) {
-        std::cout << "ok      " << r.text << "  (" << v.actual << ")\n";
+        std::cout << "ok      " << r.text << "  (" << core::terminal_safe(v.actual) << ")\n";
         junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\""
               << xml_escape(r.text) << "\"/>\n";
       } else {
         ++failed;
-        std::cout << "FAILED  " << r.text << "  (is " << v.actual << ")\n";
+        std::cout << "FAILED  " << r.text << "  (is " << core::terminal_safe(v.actual) << ")\n";
         if (!v.reply.empty()) {
-          // A multi-line reply (RFC 5321 §4.2.1) keeps its lines, under the first.
-          std::string shown = v.reply;
-          for (auto at = shown.find('\n'); at != std::string::npos; at = shown.find('\n', at + 1))
-            shown.insert(at + 1, "               ");
-          std::cout << "        reply: " << shown << "\n";
+          // A multi-line reply (RFC 5321 §4.2.1) keeps its lines, under the first; each line is
+          // shown as a terminal may show it.
+          std::cout << "        reply: ";
+          std::size_t start = 0;
+          for (;;) {
+            auto nl = v.reply.find('\n', start);
+            auto line = v.reply.substr(start, nl == std::string::npos ? nl : nl - start);
+            if (line.ends_with('\r')) line.pop_back();
+            std::cout << core::terminal_safe(line);
+            if (nl == std::string::npos) break;
+            std::cout << "\n               ";
+            start = nl + 1;
+          }
+          std::cout << "\n";
         }
-        if (!v.fix.empty()) std::cout << "        fix: " << v.fix << "\n";
+        if (!v.fix.empty()) std::cout << "        fix: " << core::terminal_safe(v.fix) << "\n";
         junit << "    <testcase classname=\"mxlens." << xml_escape(id) << "\" name=\""
               << xml_escape(r.text) << "\">\n      <failure message=\""
               << xml_escape(r.text + " is " + v.actual) << "\">"
@@ -559,7 +598,7 @@ int check_command(const std::vector<std::string>& args) {
     write_junit(failed, 0, junit.str());
     return failed == 0 ? 0 : exit_failed;
   } catch (const std::exception& e) {  // usage errors, time-outs and the server's refusals alike
-    std::cerr << "mxlens check: " << e.what() << "\n";
+    std::cerr << "mxlens check: " << core::terminal_safe(e.what()) << "\n";
     return exit_usage;
   }
 }

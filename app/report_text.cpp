@@ -14,27 +14,11 @@ namespace json = boost::json;
 
 namespace {
 
-// Sender-chosen text as a terminal may show it: what is not UTF-8, and control characters (an
-// escape sequence in a Subject must not drive the terminal), as \xHH.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : core::printable(s)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      constexpr char hex[] = "0123456789ABCDEF";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
+// Sender-chosen text as a terminal may show it: an escape sequence in a Subject must not drive
+// the terminal.
 std::string text(const json::object& o, const char* key) {
   auto* v = o.if_contains(key);
-  return v && v->is_string() ? shown(v->as_string()) : std::string();
+  return v && v->is_string() ? core::terminal_safe(v->as_string()) : std::string();
 }
 
 int rank(const std::string& status) {
@@ -61,10 +45,21 @@ std::string report_text(const json::object& report, bool colour) {
   const auto* score = report.if_contains("score");
   if (score && score->is_object()) {
     const auto& s = score->as_object();
-    char value[16];
-    std::snprintf(value, sizeof value, "%.1f", s.at("value").to_number<double>());
-    out << bold << "Score " << value << "/10" << reset << "  (" << json::serialize(s.at("passed"))
-        << " of " << json::serialize(s.at("total")) << " checks passed)\n";
+    const auto* errors = s.if_contains("errors");
+    const std::string counts = "(" + json::serialize(s.at("passed")) + " of " +
+                               json::serialize(s.at("total")) + " checks passed" +
+                               (errors && errors->is_int64() && errors->get_int64() > 0
+                                    ? ", " + json::serialize(*errors) + " could not be evaluated"
+                                    : "") +
+                               ")";
+    if (s.at("value").is_number()) {
+      char value[16];
+      std::snprintf(value, sizeof value, "%.1f", s.at("value").to_number<double>());
+      out << bold << "Score " << value << "/10" << reset << "  " << counts << "\n";
+    } else {
+      out << bold << "Not analysed: unscored" << reset << " (" << text(s, "unscored") << ")  "
+          << counts << "\n";
+    }
   }
   // Categories in catalog order, each with its checks failures first.
   std::vector<std::string> categories;
@@ -102,7 +97,7 @@ std::string report_text(const json::object& report, bool colour) {
     if (auto* errors = a->as_object().if_contains("errors"); errors && errors->is_array())
       for (const auto& e : errors->as_array())
         out << (colour ? "\033[35m" : "") << "analysis error: " << reset
-            << (e.is_string() ? shown(e.get_string()) : "") << "\n";
+            << (e.is_string() ? core::terminal_safe(e.get_string()) : "") << "\n";
   }
   return out.str();
 }

@@ -3,6 +3,7 @@
 #include "core/tokens.hpp"
 
 #include <boost/json.hpp>
+#include <cassert>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -407,12 +408,35 @@ delivery tag_invoke(json::value_to_tag<delivery>, const json::value& v) {
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const score& x) {
-  v = json::object{{"value", x.value}, {"max", 10}, {"passed", x.passed}, {"total", x.total}};
+  assert(x.value.has_value() != x.unscored.has_value());
+  v = json::object{{"value", optional_json(x.value)},
+                   {"max", 10},
+                   {"passed", x.passed},
+                   {"total", x.total},
+                   {"errors", x.errors},
+                   {"unscored", optional_json(x.unscored)}};
 }
 
 score tag_invoke(json::value_to_tag<score>, const json::value& v) {
   const auto& o = object_of(v);
-  return {member(o, "value").to_number<double>(), field<int>(o, "passed"), field<int>(o, "total")};
+  score s;
+  s.passed = field<int>(o, "passed");
+  s.total = field<int>(o, "total");
+  if (!o.contains("unscored")) {
+    // A score stored before reports could be unscored: errors cost nothing then and were not
+    // counted, and one that counted no check at all ("0 of 0", read as 10) was an analysis that
+    // failed. That one is unscored now; the others keep their value.
+    if (s.total == 0) s.unscored = "no check was evaluated";
+    else s.value = named("value", [&] { return member(o, "value").to_number<double>(); });
+    return s;
+  }
+  s.errors = field<int>(o, "errors");
+  s.unscored = optional_field<std::string>(o, "unscored");
+  const auto& value = member(o, "value");
+  if (value.is_null() != s.unscored.has_value())
+    throw std::invalid_argument("value: null exactly when the score is unscored");
+  if (!value.is_null()) s.value = named("value", [&] { return value.to_number<double>(); });
+  return s;
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const disposition& x) {

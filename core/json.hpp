@@ -141,8 +141,6 @@ T from_json(const boost::json::value& v) {
   return boost::json::value_to<T>(v);
 }
 
-inline boost::json::value delivery_facts_json(const delivery& d) { return to_json(d); }
-
 // Why a JSON text was not a value of the type asked for, when the text itself was JSON (a text
 // that is not JSON fails with Boost.JSON's own parse errors).
 enum class read_error {

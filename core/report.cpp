@@ -3,6 +3,7 @@
 #include "core/json.hpp"
 #include "core/text.hpp"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <stdexcept>
@@ -23,6 +24,45 @@ json::object accepted_disposition() {
 }
 
 }  // namespace
+
+json::object report_headers(std::string_view raw) {
+  // RFC 5322 §2.1: the header section ends at the first empty line (bare LF tolerated, as the
+  // analyzers read it).
+  auto end = std::min(raw.find("\r\n\r\n"), raw.find("\n\n"));
+  if (raw.starts_with("\r\n") || raw.starts_with("\n")) end = 0;
+  const auto section = raw.substr(0, end);
+  auto text = section.substr(0, max_header_block);
+  const bool truncated = text.size() < section.size();
+  if (truncated)
+    if (auto nl = text.rfind('\n'); nl != std::string_view::npos) text = text.substr(0, nl + 1);
+  return json::object{{"text", json::string(text)},
+                      {"truncated", truncated},
+                      {"size", static_cast<std::uint64_t>(section.size())}};
+}
+
+json::value delivery_facts_json(const delivery& d) {
+  auto facts = to_json(d);
+  facts.as_object()["headers"] = report_headers(d.raw);
+  return facts;
+}
+
+json::value current_score(const json::value& stored, const json::value* errors) {
+  score s;
+  try {
+    s = from_json<score>(stored);
+  } catch (const std::exception&) {
+    return stored;
+  }
+  // A stored score of the first form: its value did not know its analysis had failed.
+  const bool first_form = !stored.as_object().contains("unscored");
+  if ((s.value || first_form) && errors && errors->is_array() && !errors->as_array().empty()) {
+    const auto& first = errors->as_array().front();
+    s.value.reset();
+    s.unscored =
+        "the analysis failed: " + (first.is_string() ? std::string(first.as_string()) : "");
+  }
+  return to_json(s);
+}
 
 std::string with_disposition(std::string analysis_json, const disposition& d) {
   const auto close = analysis_json.find_last_not_of(" \t\r\n");
@@ -63,7 +103,7 @@ json::object to_json(const report_line& line) {
                       {"client_ip", line.client_ip},
                       {"mail_from", line.mail_from},
                       {"tls", optional_json(line.tls_version)},
-                      {"score", json::parse(line.score_json)},
+                      {"score", current_score(parse_stored(line.score_json))},
                       {"disposition", json::parse(line.disposition_json)}};
 }
 
@@ -82,6 +122,11 @@ json::object merge_report(const std::string& facts_json, json::object analysis) 
   for (const char* key :
        {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
     if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
+  }
+  if (auto* score = out.if_contains("score")) {
+    const auto* about = out.if_contains("analysis");
+    *score = current_score(
+        *score, about && about->is_object() ? about->as_object().if_contains("errors") : nullptr);
   }
   return out;
 }

@@ -130,6 +130,34 @@ std::string printable(std::string_view bytes) {
   return out;
 }
 
+std::string terminal_safe(std::string_view bytes) {
+  const auto shown = printable(bytes);
+  std::string out;
+  out.reserve(shown.size());
+  for (std::size_t i = 0; i < shown.size();) {
+    const auto n = sequence_at(shown, i);
+    const auto b = static_cast<unsigned char>(shown[i]);
+    char32_t cp = b;
+    if (n == 2) cp = ((b & 0x1Fu) << 6) | (static_cast<unsigned char>(shown[i + 1]) & 0x3Fu);
+    if (n == 3)
+      cp = ((b & 0x0Fu) << 12) | ((static_cast<unsigned char>(shown[i + 1]) & 0x3Fu) << 6) |
+           (static_cast<unsigned char>(shown[i + 2]) & 0x3Fu);
+    if (n == 1 && (cp < 0x20 || cp == 0x7F)) {
+      out += "\\x";
+      out += hex[cp >> 4];
+      out += hex[cp & 15];
+    } else if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+               (cp >= 0x2066 && cp <= 0x2069)) {
+      out += "\\u";
+      for (int shift = 12; shift >= 0; shift -= 4) out += hex[(cp >> shift) & 15];
+    } else {
+      out.append(shown, i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
 bool is_utf8(std::string_view bytes) {
   for (std::size_t i = 0; i < bytes.size();) {
     const auto n = sequence_at(bytes, i);

@@ -15,6 +15,12 @@ namespace mxlens::core {
 
 // The bytes, with every byte that is not part of well-formed UTF-8 shown as \xHH.
 std::string printable(std::string_view bytes);
+// What printable() shows, made safe for a terminal: C0 control characters (line ends and tabs
+// included) and DEL as \xHH, the C1 controls U+0080-U+009F (a terminal may read U+009B as CSI)
+// and the bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) as \uHHHH. An
+// escape sequence in a sender's text is shown, never run, and one value is one line. For text
+// printed to a terminal; JSON output keeps printable() and JSON's own escapes.
+std::string terminal_safe(std::string_view bytes);
 // Whether the bytes are well-formed UTF-8.
 bool is_utf8(std::string_view bytes);
 

@@ -196,11 +196,16 @@ struct test_info {
   bool operator==(const test_info&) const = default;
 };
 
-// A report's score out of 10 (CHECKS.md "Score"): passed = passes, total = passes, warns and fails.
+// A report's score out of 10 (CHECKS.md "Score"): passed = passes; errors = checks that could not
+// be evaluated (each costs its weight, like a fail); total = passes, warns, fails and errors. A
+// report whose analysis failed, or where no check with a weight could be evaluated, is unscored:
+// it has no value, and `unscored` says why. Never a 10 for what was not judged.
 struct score {
-  double value = 10;
+  std::optional<double> value;  // none: unscored
   int passed = 0;
   int total = 0;
+  int errors = 0;
+  std::optional<std::string> unscored;  // why there is no value; set exactly when there is none
 
   bool operator==(const score&) const = default;
 };

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/json.hpp"
+#include "core/report.hpp"
 
 namespace mxlens::storage {
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <new>
 #include <stdexcept>
 
 #include <boost/json.hpp>
@@ -31,6 +32,9 @@ bool guarded(std::vector<std::string>& errors, const char* name, const std::func
   try {
     f();
     return true;
+  } catch (const std::bad_alloc&) {
+    errors.push_back(std::string(name) + ": out of memory (the analysis's memory limit)");
+    return false;
   } catch (const std::exception& e) {
     errors.push_back(std::string(name) + ": " + e.what());
     return false;
@@ -188,6 +192,18 @@ core::analysis_summary summary_of(const analysis& a) {
   return s;
 }
 
+namespace {
+
+// An analysis that failed, wholly or in part, has no score: what its checks say rests on
+// stand-ins for what could not be computed (CHECKS.md "Score").
+core::score failed_score(core::score s, const std::string& error) {
+  s.value.reset();
+  s.unscored = "the analysis failed: " + error;
+  return s;
+}
+
+}  // namespace
+
 analysis failed_analysis(const std::string& error) {
   analysis a;
   a.rdns.helo_dns = rdns::helo_match::temperror;
@@ -196,7 +212,7 @@ analysis failed_analysis(const std::string& error) {
   for (const auto& e : checks::catalog())
     a.checks.push_back(
         {std::string(e.id), checks::status::error, "Not evaluated: " + error, nullptr, {}});
-  a.score = checks::score(a.checks);
+  a.score = failed_score(checks::score(a.checks), error);
   // What a provider does when it cannot evaluate a message: a temporary failure.
   const providers::answer defer{
       providers::verdict::defer,
@@ -337,9 +353,9 @@ analysis analyze(const analysis_input& in, dns::resolver& resolver) {
     // Nothing half-judged is shown: every check an error, every provider deferring.
     auto none = failed_analysis(a.errors.back());
     a.checks = std::move(none.checks);
-    a.score = none.score;
     a.providers = std::move(none.providers);
   }
+  if (!a.errors.empty()) a.score = failed_score(checks::score(a.checks), a.errors.front());
 
   a.dns = dns.evidence();
   const double ms =

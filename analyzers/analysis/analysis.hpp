@@ -76,7 +76,9 @@ analysis analyze(const analysis_input& in, dns::resolver& resolver);
 void preload();
 
 // The analysis of a job that produced none, so that the delivery still gets a report: every
-// check an error (nothing was judged, nothing reads as a pass), every provider deferring.
+// check an error (nothing was judged, nothing reads as a pass), every provider deferring, and no
+// score ("unscored": "the analysis failed: " and the error). An analysis in which an analyzer
+// failed is unscored the same way.
 analysis failed_analysis(const std::string& error);
 
 }  // namespace mxlens::analyzers

@@ -142,18 +142,30 @@ check tag_invoke(json::value_to_tag<check>, const json::value& v) {
 core::score score(const std::vector<check>& checks) {
   core::score s;
   double cost = 0;
+  bool judged = false;  // a check with a weight passed, warned or failed
   for (const auto& c : checks) {
     const double w = entry(c.id).weight;
-    if (c.status == status::pass) {
-      ++s.passed;
-      ++s.total;
-    } else if (c.status == status::warn) {
-      cost += w / 2;
-      ++s.total;
-    } else if (c.status == status::fail) {
-      cost += w;
-      ++s.total;
+    switch (c.status) {
+      case status::pass: ++s.passed; break;
+      case status::warn: cost += w / 2; break;
+      case status::fail: cost += w; break;
+      case status::error:
+        // Not evaluated is not passed: a sender whose DNS does not answer must never score
+        // above the same sender whose DNS answers with failures.
+        cost += w;
+        ++s.errors;
+        ++s.total;
+        continue;
+      default: continue;
     }
+    ++s.total;
+    judged = judged || w > 0;
+  }
+  if (!judged) {
+    s.unscored = s.errors > 0 ? "no scored check could be evaluated (" + std::to_string(s.errors) +
+                                    " errors)"
+                              : "no scored check applies";
+    return s;
   }
   s.value = std::max(0.0, std::round((10.0 - cost) * 10.0) / 10.0);
   return s;

@@ -69,7 +69,9 @@ std::vector<check> evaluate(const inputs& in);
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const check& c);
 check tag_invoke(boost::json::value_to_tag<check>, const boost::json::value& v);
 
-// max(0, 10 - sum of costs), one decimal; passed = passes; total = passes + warns + fails.
+// max(0, 10 - sum of costs), one decimal, where a fail costs its weight, a warn half of it and an
+// error its weight; passed = passes; errors = errors; total = passes + warns + fails + errors.
+// Unscored when no check with a weight passed, warned or failed (all errors, or none applied).
 core::score score(const std::vector<check>& checks);
 
 // RFC 5322 §3.6's at-most-once fields that occur more than once, in that list's order

@@ -16,11 +16,12 @@ checks::check c(const char* id, const char* status) {
 TEST_CASE("score: 10 minus the costs, a warn costs half, one decimal (CHECKS.md)", "[checks]") {
   // tls.starttls fail (3) + dns.ptr warn (1.5 / 2) + smtp.ehlo warn (0.5 / 2) = 4.0
   auto s = checks::score({c("tls.starttls", "fail"), c("dns.ptr", "warn"), c("smtp.ehlo", "warn"),
-                          c("spf.result", "pass"), c("tls.sni", "info"), c("dkim.valid", "skip"),
-                          c("dmarc.result", "error")});
+                          c("spf.result", "pass"), c("tls.sni", "info"), c("dkim.valid", "skip")});
   CHECK(s.value == Approx(6.0));
   CHECK(s.passed == 1);
   CHECK(s.total == 4);  // passed, warned or failed
+  CHECK(s.errors == 0);
+  CHECK_FALSE(s.unscored);
 
   // 10 - 0.125 = 9.875, shown with one decimal
   CHECK(checks::score({c("dmarc.reporting", "warn")}).value == Approx(9.9));
@@ -30,7 +31,63 @@ TEST_CASE("score: 10 minus the costs, a warn costs half, one decimal (CHECKS.md)
                   "tls.version", "dns.ptr", "dns.fcrdns"})
     many.push_back(c(id, "fail"));
   CHECK(checks::score(many).value == 0);
-  CHECK(checks::score({}).value == 10);
+}
+
+TEST_CASE("score: an error costs its whole weight, like a fail (not evaluated is not passed)",
+          "[checks]") {
+  // dmarc.result error (2) on top of the 4.0 above.
+  auto s = checks::score({c("tls.starttls", "fail"), c("dns.ptr", "warn"), c("smtp.ehlo", "warn"),
+                          c("spf.result", "pass"), c("tls.sni", "info"), c("dkim.valid", "skip"),
+                          c("dmarc.result", "error")});
+  CHECK(s.value == Approx(4.0));
+  CHECK(s.passed == 1);
+  CHECK(s.errors == 1);
+  CHECK(s.total == 5);  // passed, warned, failed or could not be evaluated
+
+  // The same sender twice: its DNS answering with failures, and its DNS not answering at all
+  // (the DNS-dependent checks then say error, the ones that depend on them skip). Breaking the
+  // DNS never raises the score.
+  const std::vector<checks::check> rest{c("hdr.from", "pass"), c("hdr.date", "pass"),
+                                        c("hdr.message_id", "pass"), c("smtp.ehlo", "pass")};
+  auto failing = rest;
+  for (auto [id, status] :
+       std::initializer_list<std::pair<const char*, const char*>>{{"dns.ptr", "fail"},
+                                                                  {"dns.fcrdns", "fail"},
+                                                                  {"smtp.helo_dns", "fail"},
+                                                                  {"spf.record", "fail"},
+                                                                  {"spf.result", "warn"},
+                                                                  {"dkim.valid", "fail"},
+                                                                  {"dmarc.record", "fail"},
+                                                                  {"dmarc.result", "fail"}})
+    failing.push_back(c(id, status));
+  auto silent = rest;
+  for (auto id : {"dns.ptr", "dns.fcrdns", "smtp.helo_dns", "spf.record", "spf.result",
+                  "dkim.valid", "dmarc.record", "dmarc.result"})
+    silent.push_back(c(id, "error"));
+  const auto with_failures = checks::score(failing);
+  const auto without_dns = checks::score(silent);
+  REQUIRE(with_failures.value);
+  REQUIRE(without_dns.value);
+  CHECK(*without_dns.value <= *with_failures.value);
+  CHECK(without_dns.errors == 8);
+}
+
+TEST_CASE("score: nothing with a weight evaluated is unscored, never 10 or 0", "[checks]") {
+  // Every check an error: what an analysis that failed has.
+  std::vector<checks::check> all_errors;
+  for (const auto& e : checks::catalog()) all_errors.push_back(c(e.id.data(), "error"));
+  auto s = checks::score(all_errors);
+  CHECK_FALSE(s.value);
+  CHECK(s.errors == static_cast<int>(checks::catalog().size()));
+  CHECK(s.unscored == std::optional<std::string>("no scored check could be evaluated (" +
+                                                 std::to_string(s.errors) + " errors)"));
+  // Nothing at all, only what does not apply, or only checks without a weight.
+  CHECK(checks::score({}).unscored == std::optional<std::string>("no scored check applies"));
+  CHECK_FALSE(checks::score({}).value);
+  CHECK_FALSE(checks::score({c("dkim.valid", "skip"), c("tls.sni", "info")}).value);
+  CHECK_FALSE(checks::score({c("provider.gmail", "warn"), c("dns.ptr", "error")}).value);
+  // One check with a weight judged is enough for a score.
+  CHECK(checks::score({c("hdr.from", "pass"), c("dns.ptr", "error")}).value == Approx(8.5));
 }
 
 TEST_CASE("the catalog knows every id once, and refuses an unknown one", "[checks]") {

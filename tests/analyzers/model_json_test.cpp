@@ -119,7 +119,7 @@ analysis whole_analysis() {
   a.checks = {{"tls.starttls", checks::status::fail, "plaintext", json::object{{"used", false}},
                "Enable TLS"},
               {"tls.sni", checks::status::info, "No SNI", nullptr, std::nullopt}};
-  a.score = {7, 0, 1};
+  a.score = {7, 0, 1, 0, std::nullopt};
   a.providers = {verdicts(), verdicts(), verdicts()};
   a.dns = json::array{json::object{{"name", "x.example"}, {"type", "TXT"}}};
   a.duration_ms = 42;
@@ -149,13 +149,16 @@ TEST_CASE("checks, scores, dispositions, verdicts and summaries read back as wri
   const auto v = core::to_json(c);
   CHECK(v.at("category") == "dkim");
   CHECK(v.at("weight") == 1.0);
-  CHECK(round_trip(core::score{6.5, 5, 9}) == core::score{6.5, 5, 9});
+  CHECK(round_trip(core::score{6.5, 5, 9, 0, std::nullopt}) ==
+        core::score{6.5, 5, 9, 0, std::nullopt});
+  const core::score unscored{std::nullopt, 0, 12, 12, "the analysis failed: x"};
+  CHECK(round_trip(unscored) == unscored);
   const core::disposition d{550, "5.7.26", "Unauthenticated email", "gmail", "dmarc fail"};
   CHECK(round_trip(d) == d);
   CHECK(round_trip(verdicts()) == verdicts());
   const providers::judgement j{verdicts(), {}, verdicts()};
   CHECK(round_trip(j) == j);
-  const core::analysis_summary s{{4, 2, 6},
+  const core::analysis_summary s{{4, 2, 6, 0, std::nullopt},
                                  auth_result::pass,
                                  {auth_result::fail, auth_result::pass},
                                  auth_result::none,
@@ -193,6 +196,22 @@ TEST_CASE("the worker's job and its analysis read back as written", "[model]") {
   const auto failed = failed_analysis("worker died");
   CHECK(round_trip(failed) == failed);
   CHECK(summary_of(round_trip(whole_analysis())) == summary_of(whole_analysis()));
+}
+
+TEST_CASE("an analysis that failed is unscored, never 10 (CHECKS.md \"Score\")", "[model]") {
+  const auto failed = failed_analysis("analysis worker crashed (signal 9, Killed)");
+  CHECK_FALSE(failed.score.value);
+  CHECK(failed.score.unscored ==
+        std::optional<std::string>(
+            "the analysis failed: analysis worker crashed (signal 9, Killed)"));
+  CHECK(failed.score.passed == 0);
+  CHECK(failed.score.errors == static_cast<int>(checks::catalog().size()));
+  const auto v = core::to_json(failed);
+  CHECK(v.at("score").at("value").is_null());
+  CHECK(v.at("score").at("unscored") ==
+        "the analysis failed: analysis worker crashed (signal 9, Killed)");
+  // The summary the server reads says the same.
+  CHECK(summary_of(failed).score == failed.score);
 }
 
 TEST_CASE("the inverses refuse what no serializer writes", "[model]") {

@@ -67,7 +67,8 @@ class Pages(unittest.TestCase):
         cls.addClassCleanup(cls.tmp.cleanup)
         cls.downloads = os.path.join(cls.tmp.name, "downloads")
         os.makedirs(cls.downloads)
-        cls.server = harness.Server("--workers", "1")
+        # The worker's test faults are on: one test makes an analysis fail.
+        cls.server = harness.Server("--workers", "1", env={"MXLENS_TEST_FAULTS": "1"})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.driver = browser(os.path.join(cls.tmp.name, "profile"), cls.downloads)
@@ -110,6 +111,11 @@ class Pages(unittest.TestCase):
         except UnexpectedAlertPresentException as e:
             self.fail(f"a dialog opened: {e.alert_text}")
         self.assertIsNone(pwned, "a script from the message ran")
+
+    def requests(self, part):
+        """The URLs this page fetched that contain `part`."""
+        return self.js("return performance.getEntriesByType('resource').map((e) => e.name)"
+                       f".filter((u) => u.includes({part!r}))")
 
     def script_errors(self):
         """Uncaught exceptions and refused scripts in the browser's console."""
@@ -181,6 +187,9 @@ class Pages(unittest.TestCase):
         d.get(f"{base}/t/{test_id}/d/1")
         self.visible("#score")
         self.assertEqual(len(d.find_elements(By.CSS_SELECTOR, "#providers [data-provider]")), 3)
+        # The headers come with the report: the message itself is not downloaded to show them.
+        self.assertIn(f"Subject: {SUBJECT}", self.text("#headers pre"))
+        self.assertEqual(self.requests("/raw"), [])
         self.assertRegex(self.text("#transcript pre"), r"C: EHLO helo\.example")
         self.shot("report.png", full=True)
         self.shot("report-top.png")
@@ -258,6 +267,32 @@ class Pages(unittest.TestCase):
         self.assertRegex(newest.get_attribute("textContent"), r"tls\.examplequitTLSv1\.3 TLS_")
         self.shot("test-sessions.png", full=True)
         self.assert_nothing_ran()
+        self.assertEqual(self.script_errors(), [])
+
+    def test_a_failed_analysis_is_not_analysed_never_a_score(self):
+        d = self.driver
+        address = self.server.new_address()
+        test_id = harness.test_id(address)
+        # The analysis's worker crashes: the delivery is stored, its report unscored.
+        with harness.smtp(self.server.port, helo="helo.example", source="127.0.0.2") as s:
+            s.sendmail("x@sender.example", [address],
+                       harness.message("crash", "body", sender="a@sender.example")
+                       .replace(b"\r\n\r\n", b"\r\nX-Mxlens-Test-Fault: crash\r\n\r\n", 1))
+        d.get(f"{self.server.url}/t/{test_id}/d/1")
+        self.visible("#score")
+        self.assertEqual("not analysed", self.text("#score"))
+        self.assertRegex(self.text("#unscored"),
+                         r"^unscored: the analysis failed: analysis worker crashed \(signal 6")
+        self.assertNotRegex(self.text("#summary"), r"\d+\.\d/10")
+        self.assertIn("not analysed", d.title)
+        self.assertIn("X-Mxlens-Test-Fault: crash", self.text("#headers pre"))
+        self.assertEqual(self.requests("/raw"), [])
+        self.shot("report-unscored.png")
+        # The test's listing says so too, with the reason on the cell.
+        d.get(f"{self.server.url}/t/{test_id}")
+        cell = self.visible("#deliveries tbody tr td.score")
+        self.assertEqual("not analysed", cell.get_attribute("textContent"))
+        self.assertIn("the analysis failed", cell.get_attribute("title"))
         self.assertEqual(self.script_errors(), [])
 
 

@@ -210,6 +210,33 @@ TEST_CASE("what the first schema stored reads back (early_talker lived on the se
   CHECK(s->tls.failed_handshakes.front().reason == "no shared cipher");
 }
 
+TEST_CASE("a score: a value, or null and why; the first form still reads", "[json]") {
+  auto scored = core::read_json<core::score>(
+      R"({"value":4,"max":10,"passed":3,"total":9,"errors":2,"unscored":null})");
+  REQUIRE(scored.has_value());
+  CHECK(*scored == core::score{4, 3, 9, 2, std::nullopt});
+  auto unscored = core::read_json<core::score>(
+      R"({"value":null,"max":10,"passed":0,"total":3,"errors":3,"unscored":"the analysis failed: x"})");
+  REQUIRE(unscored.has_value());
+  CHECK(*unscored == core::score{std::nullopt, 0, 3, 3, "the analysis failed: x"});
+  // Null exactly when unscored.
+  CHECK_FALSE(core::read_json<core::score>(
+                  R"({"value":null,"max":10,"passed":0,"total":0,"errors":0,"unscored":null})")
+                  .has_value());
+  CHECK_FALSE(core::read_json<core::score>(
+                  R"({"value":10,"max":10,"passed":0,"total":0,"errors":0,"unscored":"why"})")
+                  .has_value());
+  // As reports stored before unscored reports have it: a value, no errors, no reason. One that
+  // counted no check was an analysis that failed, scored 10: it reads unscored.
+  auto old = core::read_json<core::score>(R"({"value":6.5,"max":10,"passed":5,"total":9})");
+  REQUIRE(old.has_value());
+  CHECK(*old == core::score{6.5, 5, 9, 0, std::nullopt});
+  auto old_failed = core::read_json<core::score>(R"({"value":10,"max":10,"passed":0,"total":0})");
+  REQUIRE(old_failed.has_value());
+  CHECK_FALSE(old_failed->value);
+  CHECK(old_failed->unscored == std::optional<std::string>("no check was evaluated"));
+}
+
 TEST_CASE("a text that is not the form is an error naming the field, not an exception", "[json]") {
   auto not_json = core::read_json<core::score>("{\"value\": 1,");
   REQUIRE_FALSE(not_json.has_value());

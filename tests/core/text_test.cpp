@@ -12,6 +12,20 @@ TEST_CASE("printable shows only bytes that are not UTF-8 as \\xHH (RFC 3629 §4)
   CHECK(core::printable("\xEF\xBB\xBFv=spf1") == "\xEF\xBB\xBFv=spf1");  // a BOM is UTF-8
 }
 
+TEST_CASE("terminal_safe shows control characters instead of passing them on", "[core]") {
+  // An escape sequence (ESC [ 2 J clears the screen), line ends, DEL: shown, not run.
+  CHECK(core::terminal_safe("a\x1b[2Jb\r\nc\x7f\t") == "a\\x1B[2Jb\\x0D\\x0Ac\\x7F\\x09");
+  // U+009B is CSI to a terminal reading C1 controls; the bidi overrides reorder what is shown.
+  CHECK(core::terminal_safe("x\xC2\x9B"
+                            "2Jy") == "x\\u009B2Jy");
+  CHECK(core::terminal_safe("\xE2\x80\xAE"
+                            "evil") == "\\u202Eevil");
+  // Text that is not UTF-8 as printable() shows it; other UTF-8 as it is.
+  CHECK(core::terminal_safe("caf\xE9 caf\xC3\xA9 \xE2\x9C\x93") ==
+        "caf\\xE9 caf\xC3\xA9 \xE2\x9C\x93");
+  CHECK(core::terminal_safe("plain") == "plain");
+}
+
 TEST_CASE("ascii_escaped shows every byte outside printable ASCII, UTF-8 or not", "[core]") {
   CHECK(core::ascii_escaped("\xEF\xBB\xBFv=spf1 -all") == "\\xEF\\xBB\\xBFv=spf1 -all");
   CHECK(core::ascii_escaped("a\x80z\tb") == "a\\x80z\\x09b");

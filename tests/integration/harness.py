@@ -150,6 +150,15 @@ class Server:
     def raw(self, test_id, n):
         return self.cli("tests", "raw", test_id, str(n), binary=True)
 
+    def workers(self):
+        """The pids of the server's analysis workers (its child processes)."""
+        pid = self.proc.pid
+        children = set()
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children.update(int(c) for c in f.read().split())
+        return sorted(children)
+
     def sessions(self, client_ip=None):
         args = ["sessions"] + (["--client-ip", client_ip] if client_ip else [])
         return json.loads(self.cli(*args))

@@ -268,29 +268,21 @@ class WorkerFaults(ServerCase):
     server_args = ("--workers", "1", "--analysis-timeout", "3", "--worker-memory", "512")
     server_env = {"MXLENS_TEST_FAULTS": "1"}
 
-    def workers(self):
-        pid = self.server.proc.pid
-        children = set()
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                children.update(int(c) for c in f.read().split())
-        return sorted(children)
-
     def assert_next_delivery_is_analyzed(self):
         r = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
         self.assertEqual([], r["analysis"]["errors"])
         self.assertEqual("pass", r["auth"]["spf"]["result"])
 
     def test_a_crashing_worker_leaves_a_stored_delivery_with_an_analysis_error(self):
-        before = self.workers()
+        before = self.server.workers()
         r = deliver(self.server, message(extra="X-Mxlens-Test-Fault: crash\r\n"), "127.0.0.2",
                     "x@sender.example")
         self.assertEqual(1, len(r["analysis"]["errors"]))
         self.assertIn("crashed", r["analysis"]["errors"][0])
         self.assertEqual("temperror", r["auth"]["spf"]["result"])
         self.assertIn(b"X-Mxlens-Test-Fault: crash", self.server.raw(r["test_id"], 1))
-        self.assertEqual(1, len(self.workers()))
-        self.assertNotEqual(before, self.workers())  # replaced
+        self.assertEqual(1, len(self.server.workers()))
+        self.assertNotEqual(before, self.server.workers())  # replaced
         self.assert_next_delivery_is_analyzed()
 
     def test_a_hanging_worker_is_stopped_at_the_deadline_and_replaced(self):
@@ -302,11 +294,11 @@ class WorkerFaults(ServerCase):
         self.assert_next_delivery_is_analyzed()
 
     def test_a_worker_killed_while_idle_costs_no_analysis(self):
-        (pid,) = self.workers()
+        (pid,) = self.server.workers()
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
         self.assert_next_delivery_is_analyzed()
-        self.assertNotEqual([pid], self.workers())
+        self.assertNotEqual([pid], self.server.workers())
 
     def test_smtp_is_served_while_an_analysis_hangs(self):
         address = self.server.new_address()
@@ -334,7 +326,7 @@ class WorkerFaults(ServerCase):
 
     def test_workers_run_with_memory_and_cpu_limits(self):
         self.assert_next_delivery_is_analyzed()  # a job sets the CPU budget
-        (pid,) = self.workers()
+        (pid,) = self.server.workers()
         with open(f"/proc/{pid}/limits") as f:
             limits = f.read()
         address_space = re.search(r"Max address space\s+(\S+)", limits).group(1)

@@ -94,6 +94,34 @@ class PipelineClient(ServerCase):
         self.assertEqual(2, bad.returncode)
         self.assertIn("http://", bad.stderr)
 
+    def test_what_check_prints_from_a_report_cannot_drive_the_terminal(self):
+        """A sender's escape sequences (in its TLS SNI, in the message's headers) are shown
+        escaped, never sent to the operator's terminal."""
+        address = self.new()
+        script = (f"EHLO mail.example\nMAIL FROM:<x@sender.example>\nRCPT TO:<{address}>\nDATA\n"
+                  "Subject: \x1b]0;owned\x07\x1b[2J\u009b31m\nX-Next: y\n\nbody\n.\n")
+        client = subprocess.Popen(
+            ["openssl", "s_client", "-quiet", "-crlf", "-connect", f"127.0.0.1:{self.server.port}",
+             "-starttls", "smtp", "-servername", "evil\x1b[2J\x07.example"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # s_client reads its input only once TLS is up: the commands, then QUIT after the 250.
+        client.stdin.write(script.encode())
+        client.stdin.flush()
+        waited = self.mxlens("wait", address.split("@")[0], "--timeout", "30")
+        self.assertEqual(0, waited.returncode, waited.stderr)
+        client.stdin.write(b"QUIT\n")
+        client.stdin.close()
+        client.wait(timeout=30)
+        for requirement, shown in (
+                ("tls.sni=x", b"FAILED  tls.sni=x  (is evil\\x1B[2J\\x07.example)"),
+                ("headers.text=x", b"(is Subject: \\x1B]0;owned\\x07\\x1B[2J\\u009B31m\\x0D\\x0AX-Next: y)")):
+            out = subprocess.run([MXLENS, "check", address, "--server", self.server.url,
+                                  "--require", requirement], capture_output=True, timeout=60)
+            self.assertEqual(1, out.returncode, out.stdout + out.stderr)
+            for control in (b"\x1b", b"\x07", "\u009b".encode()):
+                self.assertNotIn(control, out.stdout + out.stderr)
+            self.assertIn(shown, out.stdout)  # one value is one line
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -46,7 +46,7 @@ storage::analysis_update analysed(const std::string& id, std::int64_t n, const s
   facts.tls.cipher = "TLS_AES_256_GCM_SHA384";
   facts.tls.failed_handshakes = {
       {1, ip, "no shared cipher", std::nullopt, core::failure_class::cipher, "s1", std::nullopt}};
-  core::analysis_summary summary{{7.5, 3, 4},
+  core::analysis_summary summary{{7.5, 3, 4, 0, std::nullopt},
                                  spf ? auth_result::pass : auth_result::fail,
                                  {auth_result::fail, dkim ? auth_result::pass : auth_result::none},
                                  auth_result::none,

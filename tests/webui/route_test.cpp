@@ -160,7 +160,7 @@ struct harness {
       facts.connection.client_ip = "127.0.0.2";
       facts.envelope.mail_from = "a@sender.example";
       const core::analysis_summary summary{
-          {9.5, 5, 5}, core::auth_result::pass, {}, core::auth_result::none, {}};
+          {9.5, 5, 5, 0, std::nullopt}, core::auth_result::pass, {}, core::auth_result::none, {}};
       const core::disposition accepted{250, "2.0.0", "Ok", "accept", std::nullopt};
       storage::analysis_update u{
           id, n, core::with_disposition(json::serialize(core::to_json(summary)), accepted),

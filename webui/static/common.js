@@ -48,3 +48,9 @@ export function location_parts() {
 export function badge(status) {
   return el("span", { class: `badge ${status}` }, status);
 }
+
+// A score as the pages show it: "7.5/10", or "not analysed" for an unscored report (its analysis
+// failed, or no check with a weight could be evaluated; score.unscored says why).
+export function scoreText(score, suffix = "/10") {
+  return typeof score?.value === "number" ? `${score.value.toFixed(1)}${suffix}` : "not analysed";
+}

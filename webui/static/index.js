@@ -6,9 +6,9 @@ const $ = (id) => document.getElementById(id);
 
 async function showDelivery(id, n) {
   const base = `/api/v1/tests/${id}/deliveries/${n}`;
-  const [report, raw] = await Promise.all([api(base), fetch(`${base}/raw`).then((r) => r.text())]);
+  const report = await api(base);
   $("status").textContent = `Delivery ${n} arrived: the report is below.`;
-  renderReport(report, $("report"), { rawUrl: `${base}/raw`, raw });
+  renderReport(report, $("report"), { rawUrl: `${base}/raw` });
 }
 
 $("new").addEventListener("click", async () => {

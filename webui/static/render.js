@@ -1,5 +1,5 @@
 // The report of one delivery (report.schema.json) as a page section.
-import { el, link, badge } from "/static/common.js";
+import { el, link, badge, scoreText } from "/static/common.js";
 
 const ORDER = { fail: 0, error: 1, warn: 2, pass: 3, info: 4, skip: 5 };
 const CATEGORY_NAMES = {
@@ -103,21 +103,40 @@ function transcript(report) {
             el("pre", {}, lines.join("\n") || "(not recorded)"));
 }
 
-// `raw` is the message as received (text); its header block is shown as text.
-export function renderReport(report, container, { rawUrl, raw } = {}) {
-  const s = report.score;
+// The message's header section, as the report carries it (report.headers); a report stored
+// before it was kept has none, and the download link is all there is.
+function headers(report) {
+  const h = report.headers;
+  const section = el("section", { class: "card", id: "headers" }, el("h2", {}, "Headers"));
+  if (!h) {
+    section.append(el("p", { class: "muted" }, "This report was stored without the headers: download the message to see them."));
+    return section;
+  }
+  if (h.truncated) {
+    section.append(el("p", { class: "muted", id: "headers-cut" },
+                      `The first ${h.text.length.toLocaleString("en")} characters of ${h.size.toLocaleString("en")} octets of headers; download the message for the rest.`));
+  }
+  section.append(el("pre", {}, h.text));
+  return section;
+}
+
+// The score, or why there is none: an unscored report says "not analysed" and its reason.
+function score(s) {
+  const errors = s.errors ? `, ${s.errors} could not be evaluated` : "";
+  const counts = el("span", {}, `${s.passed} of ${s.total} checks passed${errors}`);
+  if (typeof s.value === "number") {
+    return [el("span", { class: "value", id: "score" }, scoreText(s)), counts];
+  }
+  return [el("span", { class: "value unscored", id: "score" }, scoreText(s)),
+          el("span", { id: "unscored" }, `unscored: ${s.unscored ?? "no score"}`), counts];
+}
+
+export function renderReport(report, container, { rawUrl } = {}) {
   const head = el("section", { class: "card", id: "summary" },
-                  el("div", { class: "score" },
-                     el("span", { class: "value", id: "score" }, `${s.value.toFixed(1)}/10`),
-                     el("span", {}, `${s.passed} of ${s.total} checks passed`),
+                  el("div", { class: "score" }, score(report.score),
                      el("span", { class: "muted" }, `from ${report.connection.client_ip} (${report.connection.helo || "no EHLO"}) at ${report.received_at}`)),
                   el("p", {}, "Reply given: ", `${report.disposition.code} ${report.disposition.enhanced ?? ""} ${report.disposition.text}`),
                   rawUrl ? el("p", {}, el("a", { href: rawUrl, download: "", id: "download" }, "Download the message as received")) : null);
-  const sections = [head, checks(report), tls(report), auth(report), providers(report), transcript(report)];
-  if (typeof raw === "string") {
-    const end = raw.search(/\r?\n\r?\n/);
-    sections.push(el("section", { class: "card", id: "headers" }, el("h2", {}, "Headers"),
-                     el("pre", {}, end >= 0 ? raw.slice(0, end) : raw)));
-  }
+  const sections = [head, checks(report), tls(report), auth(report), providers(report), transcript(report), headers(report)];
   container.replaceChildren(...sections);
 }

@@ -1,5 +1,5 @@
 // "/t/{id}": the test's newest deliveries as they arrive, and the per-source table.
-import { el, api, showError, location_parts } from "/static/common.js";
+import { el, api, showError, location_parts, scoreText } from "/static/common.js";
 
 const { id } = location_parts();
 const $ = (name) => document.getElementById(name);
@@ -14,7 +14,7 @@ async function refresh() {
     el("tr", {},
        el("td", {}, el("a", { href: `/t/${id}/d/${d.delivery}` }, String(d.delivery))),
        el("td", {}, d.received_at), el("td", {}, d.client_ip), el("td", {}, d.mail_from || "<>"),
-       el("td", {}, d.tls ?? "plaintext"), el("td", {}, d.score ? `${d.score.value.toFixed(1)}` : "—"),
+       el("td", {}, d.tls ?? "plaintext"), el("td", { class: "score", title: d.score?.unscored ?? undefined }, d.score ? scoreText(d.score, "") : "—"),
        el("td", {}, d.disposition ? String(d.disposition.code) : "—")));
   $("deliveries").tBodies[0].replaceChildren(...rows);
   $("deliveries").hidden = rows.length === 0;
