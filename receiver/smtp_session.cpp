@@ -363,7 +363,7 @@ asio::awaitable<void> smtp_session::dialogue() {
   boost::system::error_code ec;
   if (const auto pause = config_.limits.greet_pause; pause.count() > 0) {
     asio::steady_timer wait(socket_.get_executor(), pause);
-    auto [ignored] = co_await wait.async_wait(tuple_awaitable);
+    [[maybe_unused]] auto [ignored] = co_await wait.async_wait(tuple_awaitable);
     record_.connection.greet_pause_ms = static_cast<std::uint32_t>(pause.count());
     if (socket_.available(ec) > 0) record_.connection.early_talker = true;
   }

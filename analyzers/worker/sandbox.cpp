@@ -42,11 +42,13 @@ void load_converters() {
       "GB2312",       "GBK",          "GB18030",      "BIG5",         "BIG5-HKSCS",
       "EUC-KR",       "ISO-2022-KR",  "EUC-TW",       "UTF-7",        "UTF-16",
       "UTF-16LE",     "UTF-16BE",     "UTF-32",       "UCS-2",        "US-ASCII"};
+  // iconv_open's "no such conversion" is the pointer (iconv_t)-1 (iconv_open(3)).
+  const auto none = reinterpret_cast<iconv_t>(-1);  // NOLINT(performance-no-int-to-ptr)
   static std::vector<iconv_t> kept;
   for (const char* cs : charsets) {
     for (auto [to, from] : {std::pair{"UTF-8", cs}, std::pair{cs, "UTF-8"}}) {
       iconv_t cd = iconv_open(to, from);
-      if (cd != reinterpret_cast<iconv_t>(-1)) kept.push_back(cd);
+      if (cd != none) kept.push_back(cd);
     }
   }
 }

@@ -209,6 +209,7 @@ std::shared_ptr<pool::process> pool::spawn() {
   for (const char* name : {"MXLENS_TEST_FAULTS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
     if (const char* v = std::getenv(name)) env_kept.push_back(std::string(name) + "=" + v);
   std::vector<char*> envp;
+  envp.reserve(env_kept.size() + 1);
   for (auto& e : env_kept) envp.push_back(e.data());
   envp.push_back(nullptr);
   posix_spawnattr_t attr;

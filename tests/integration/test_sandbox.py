@@ -11,14 +11,6 @@ from analysis_helpers import message
 from harness import ServerCase, smtp, test_id
 
 
-def children(pid):
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            out += [int(c) for c in f.read().split()]
-    return out
-
-
 def status(pid):
     with open(f"/proc/{pid}/status") as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
@@ -43,11 +35,11 @@ class Sandbox(ServerCase):
     def workers(self, count=2):
         deadline = time.time() + 10
         while time.time() < deadline:
-            found = children(self.server.proc.pid)
+            found = self.server.workers()
             if len(found) == count:
                 return found
             time.sleep(0.05)
-        self.fail(f"expected {count} workers, found {children(self.server.proc.pid)}")
+        self.fail(f"expected {count} workers, found {self.server.workers()}")
 
     def test_a_worker_holds_nothing_and_can_do_little(self):
         # A crash, so that one of the workers looked at is a replacement.
@@ -56,6 +48,10 @@ class Sandbox(ServerCase):
         with smtp(self.server.port, source="127.0.0.2") as s:
             s.ehlo()
             for pid in self.workers():
+                # Once it is in its sandbox (a replacement may still be loading its libraries).
+                deadline = time.time() + 10
+                while status(pid)["Seccomp"] != "2" and time.time() < deadline:
+                    time.sleep(0.05)
                 fds = descriptors(pid)
                 # Its socket to the server is its only socket; its files are /dev/null and the
                 # log (the rest is its resolver's event loop: an epoll and a pipe).
