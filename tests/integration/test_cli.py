@@ -24,7 +24,8 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(out.returncode, 0)
         for flag in ["--smtp-listen", "--hostname", "--domain", "--data-dir", "--tls-cert",
                      "--tls-key", "--catch-all", "--max-message-size", "--retention", "--dns",
-                     "--dns-timeout", "--workers", "--analysis-timeout", "--worker-memory"]:
+                     "--dns-timeout", "--workers", "--analysis-timeout", "--worker-memory",
+                     "--max-junk-commands"]:
             self.assertIn(flag, out.stdout)
         self.assertEqual(run("--help").returncode, 0)
 
@@ -37,6 +38,7 @@ class CommandLine(unittest.TestCase):
                             (["serve", "--dns", "127.0.0.1@99999"], "--dns"),
                             (["serve", "--workers", "0"], "--workers"),
                             (["serve", "--analysis-timeout", "0"], "--analysis-timeout"),
+                            (["serve", "--max-junk-commands", "0"], "--max-junk-commands"),
                             (["analyze", "x.eml", "--client-ip", "nowhere"], "--client-ip"),
                             (["analyze"], "file")]:
             out = run(*args)
