@@ -5,6 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -102,7 +106,75 @@ struct temp_dir {
   ~temp_dir() { std::filesystem::remove_all(path); }
 };
 
+mode_t mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+// The umask, for a scope.
+struct umask_scope {
+  mode_t old;
+  explicit umask_scope(mode_t mask) : old(::umask(mask)) {}
+  ~umask_scope() { ::umask(old); }
+  umask_scope(const umask_scope&) = delete;
+  umask_scope& operator=(const umask_scope&) = delete;
+};
+
+// A limit on the size of files written, for a scope: a write past it fails with EFBIG.
+struct file_size_limit {
+  rlimit old{};
+  void (*old_handler)(int);
+  explicit file_size_limit(rlim_t octets) : old_handler(std::signal(SIGXFSZ, SIG_IGN)) {
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    rlimit small = old;
+    small.rlim_cur = octets;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+  }
+  ~file_size_limit() {
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+  file_size_limit(const file_size_limit&) = delete;
+  file_size_limit& operator=(const file_size_limit&) = delete;
+};
+
 }  // namespace
+
+TEST_CASE("self-signed keys are 0600 and certificates 0644, whatever the umask", "[certs]") {
+  for (const mode_t mask : {mode_t{0}, mode_t{022}, mode_t{077}}) {
+    INFO("umask " << std::oct << mask);
+    temp_dir dir;
+    const umask_scope scope(mask);
+    for (const auto& f : certs::ensure_self_signed(dir.path, "mx.test")) {
+      CHECK(mode_of(f.key) == 0600);
+      CHECK(mode_of(f.cert) == 0644);
+    }
+  }
+}
+
+TEST_CASE("a private key is never readable by others, not even when its write fails", "[certs]") {
+  // The write fails part-way (a file size limit), so the file it was writing is there to see:
+  // made with the default mode and chmod-ed only at the end, it held part of the key readable
+  // by everyone. Created 0600 it never is, and it is removed.
+  temp_dir dir;
+  const umask_scope scope(0);
+  bool failed = false;
+  {
+    const file_size_limit limit(64);
+    try {
+      certs::ensure_self_signed(dir.path, "mx.test");
+    } catch (const std::exception&) {
+      failed = true;
+    }
+  }
+  REQUIRE(failed);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path)) {
+    INFO(entry.path().string());
+    CHECK((mode_of(entry.path()) & 077) == 0);
+  }
+  CHECK(std::filesystem::is_empty(dir.path));
+}
 
 TEST_CASE("a client certificate is recorded without a chain being built or verified", "[certs]") {
   temp_dir dir;
