@@ -14,27 +14,10 @@ namespace json = boost::json;
 
 namespace {
 
-// Sender-chosen text as a terminal may show it: what is not UTF-8, and control characters (an
-// escape sequence in a Subject must not drive the terminal), as \xHH.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : core::printable(s)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      constexpr char hex[] = "0123456789ABCDEF";
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string text(const json::object& o, const char* key) {
   auto* v = o.if_contains(key);
-  return v && v->is_string() ? shown(v->as_string()) : std::string();
+  // Sender-chosen text: an escape sequence in a Subject must not drive the terminal.
+  return v && v->is_string() ? core::terminal_text(v->as_string()) : std::string();
 }
 
 int rank(const std::string& status) {
@@ -102,7 +85,7 @@ std::string report_text(const json::object& report, bool colour) {
     if (auto* errors = a->as_object().if_contains("errors"); errors && errors->is_array())
       for (const auto& e : errors->as_array())
         out << (colour ? "\033[35m" : "") << "analysis error: " << reset
-            << (e.is_string() ? shown(e.get_string()) : "") << "\n";
+            << (e.is_string() ? core::terminal_text(e.get_string()) : "") << "\n";
   }
   return out.str();
 }
