@@ -86,6 +86,7 @@ po::options_description serve_options() {
     ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
+    ("max-junk-commands", po::value<std::size_t>()->default_value(receiver::default_max_junk_commands), "NOOP, RSET, HELP and VRFY commands answered without a message accepted in between; the next gets 421 and the connection is closed")
     ("idle-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_idle_timeout.count())), "seconds to wait for the next command or data")
     ("greet-pause", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_greet_pause.count())), "milliseconds the greeting is held back to see whether the client talks first (0: not tested)")
     ("tls-handshake-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_tls_handshake_timeout.count())), "seconds a STARTTLS handshake may take")
@@ -163,6 +164,8 @@ serve_config to_config(const po::variables_map& vm) {
   if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_messages_per_connection < 1)
     throw usage_error("connection and message limits must be at least 1");
   if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
+  l.max_junk_commands = vm["max-junk-commands"].as<std::size_t>();
+  if (l.max_junk_commands < 1) throw usage_error("--max-junk-commands must be at least 1");
   auto idle = vm["idle-timeout"].as<unsigned>();
   auto session = vm["max-session-time"].as<unsigned>();
   auto handshake = vm["tls-handshake-timeout"].as<unsigned>();

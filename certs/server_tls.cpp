@@ -1,13 +1,16 @@
 #include "certs/server_tls.hpp"
 
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -52,19 +55,37 @@ void add_ext(X509* cert, int nid, const std::string& value) {
   X509_EXTENSION_free(ext);
 }
 
-// A client certificate is requested so it can be recorded, never required or judged here.
-int accept_any_certificate(int, X509_STORE_CTX*) { return 1; }
+// A client certificate is requested so it can be recorded, never required or judged here: it is
+// taken as it came, without building or verifying a chain. Verifying would be OpenSSL's chain
+// building and signature checks on certificates an attacker chose, in the server process, for a
+// verdict that is ignored anyway. (The client's CertificateVerify signature is still checked: it is
+// part of the handshake.)
+int accept_without_verifying(X509_STORE_CTX*, void*) { return 1; }
 
+// Writes through a temporary file that is created with `mode` (O_EXCL: never a file or a link
+// that was there), then renamed over `p`. A private key is thus never readable by others, not
+// while it is written and not in what a failed write leaves, which is removed.
 void write_file(const std::filesystem::path& p, const std::string& data, mode_t mode) {
   auto tmp = p;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << data;
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+  ::unlink(tmp.c_str());  // left by an interrupted start
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    throw std::runtime_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  // The umask can only have narrowed `mode`; a certificate is meant to be readable.
+  int error = ::fchmod(fd, mode) == 0 ? 0 : errno;
+  for (std::size_t done = 0; error == 0 && done < data.size();) {
+    const auto n = ::write(fd, data.data() + done, data.size() - done);
+    if (n > 0) done += static_cast<std::size_t>(n);
+    else if (n == 0) error = EIO;
+    else if (errno != EINTR) error = errno;
   }
-  ::chmod(tmp.c_str(), mode);
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) {
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(error));
+  }
   std::filesystem::rename(tmp, p);
 }
 
@@ -207,7 +228,8 @@ ssl_ctx_ptr server_tls::build(std::vector<stamp>& stamps) const {
     throw std::runtime_error("cipher list: " + openssl_error());
   SSL_CTX_set_dh_auto(c, 1);
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_verify(c, SSL_VERIFY_PEER, accept_any_certificate);
+  SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_cert_verify_callback(c, accept_without_verifying, nullptr);
   SSL_CTX_set_session_id_context(c, session_id_context, sizeof session_id_context - 1);
   for (const auto& f : files_) {
     if (SSL_CTX_use_certificate_chain_file(c, f.cert.c_str()) != 1)

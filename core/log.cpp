@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 
+#include "core/text.hpp"
 #include "core/types.hpp"
 
 namespace mxlens::core {
@@ -23,7 +24,9 @@ void log(log_level level, std::string_view line) {
   out += ' ';
   out += names[static_cast<int>(level)];
   out += ' ';
-  out += line;
+  // A line may quote a session (an EHLO name, a TLS reason): what reaches a terminal or a
+  // journal from there is shown, never obeyed.
+  out += terminal_safe(line);
   out += '\n';
   // One write(2) per line keeps lines whole when threads log at once.
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());

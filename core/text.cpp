@@ -37,11 +37,33 @@ std::size_t sequence_at(std::string_view s, std::size_t i) {
 
 constexpr char hex[] = "0123456789ABCDEF";
 
+// The C1 control at s[i] (U+0080 to U+009F: C2 80 to C2 9F in UTF-8), if there is one.
+bool c1_at(std::string_view s, std::size_t i) {
+  return static_cast<unsigned char>(s[i]) == 0xC2 && i + 1 < s.size() &&
+         static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+         static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+}
+
+void append_hex_byte(std::string& out, unsigned char c) {
+  out += "\\x";
+  out += hex[c >> 4];
+  out += hex[c & 15];
+}
+
 // A JSON string literal of the bytes, printable: what printable() shows, with JSON's own escapes
 // (its \xHH text thus reads "\\xHH" in the literal).
 void write_string(std::string& out, std::string_view bytes) {
   out += '"';
-  for (char c : printable(bytes)) {
+  const auto text = printable(bytes);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c1_at(text, i)) {
+      out += "\\u00";
+      out += hex[(text[i + 1] >> 4) & 15];
+      out += hex[text[i + 1] & 15];
+      ++i;
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -51,7 +73,7 @@ void write_string(std::string& out, std::string_view bytes) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           out += "\\u00";
           out += hex[(c >> 4) & 15];
           out += hex[c & 15];
@@ -118,10 +140,7 @@ std::string printable(std::string_view bytes) {
   for (std::size_t i = 0; i < bytes.size();) {
     const auto n = sequence_at(bytes, i);
     if (n == 0) {
-      const auto c = static_cast<unsigned char>(bytes[i++]);
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
+      append_hex_byte(out, static_cast<unsigned char>(bytes[i++]));
     } else {
       out.append(bytes.substr(i, n));
       i += n;
@@ -175,9 +194,7 @@ std::string ascii_escaped(std::string_view bytes) {
     if (c >= 0x20 && c < 0x7F) {
       out += ch;
     } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
+      append_hex_byte(out, c);
     }
   }
   return out;

@@ -24,6 +24,7 @@ std::string terminal_safe(std::string_view bytes);
 // Whether the bytes are well-formed UTF-8.
 bool is_utf8(std::string_view bytes);
 
+
 // The bytes with every byte that is not printable ASCII (0x20-0x7E) shown as \xHH, UTF-8 or not:
 // for naming bytes in a record whose grammar is ASCII, where a byte order mark is as wrong as
 // \x96 and, being well-formed UTF-8, would otherwise be shown as an invisible character.
@@ -34,7 +35,9 @@ std::string ascii_escaped(std::string_view bytes);
 // every byte of `text` is ASCII. For SPF terms (' ') and DKIM and DMARC tags (';').
 std::string non_ascii_item(std::string_view text, char separator);
 
-// The JSON text of v for people and scripts (see above); strings and keys go through printable.
+// The JSON text of v for people and scripts (see above); strings and keys go through printable,
+// and control characters, DEL and C1 included, are written as \u escapes, which mean the same
+// characters to a JSON reader and nothing to a terminal.
 std::string printable_json(const boost::json::value& v);
 
 // Parses JSON this server wrote (stored facts, reports, sessions, the worker's frames), whose

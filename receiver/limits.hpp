@@ -26,11 +26,20 @@ inline constexpr std::size_t default_max_connections_per_ip = 50;
 inline constexpr std::size_t default_max_messages_per_connection = 1000;
 // Rejected commands after which the session is closed with 421.
 inline constexpr std::size_t default_max_errors = 20;
+// NOOP, RSET, HELP and VRFY: commands that cost a reply and move no mail. This many are answered
+// without a message accepted in between, as Postfix's smtpd_junk_command_limit counts them; the
+// next one gets 421 and the connection is closed.
+inline constexpr std::size_t default_max_junk_commands = 100;
 // A single line of DATA longer than this makes the message refused. RFC 5322 says 998; longer
 // lines are accepted and recorded for grading up to this safety cap.
 inline constexpr std::size_t default_max_data_line = std::size_t{1024} * 1024;
-// Transcript lines kept per session; later lines are counted, not kept.
+// Transcript kept per session, and per delivery (the session's prologue and its transaction): at
+// most this many lines and octets; later lines are counted, not kept (receiver/transcript.hpp).
 inline constexpr std::size_t max_transcript_lines = 5000;
+inline constexpr std::size_t max_transcript_bytes = std::size_t{64} * 1024;
+// A line counts as its text, escaped as JSON stores it, plus this much for its time, direction
+// and framing: a flood of short lines is bounded as a flood of long ones is.
+inline constexpr std::size_t transcript_line_overhead = 48;
 // A transcript line is cut to this many octets.
 inline constexpr std::size_t max_transcript_line = 1024;
 
@@ -46,6 +55,7 @@ struct limits {
   std::size_t max_connections_per_ip = default_max_connections_per_ip;
   std::size_t max_messages_per_connection = default_max_messages_per_connection;
   std::size_t max_errors = default_max_errors;
+  std::size_t max_junk_commands = default_max_junk_commands;
   std::size_t max_data_line = default_max_data_line;
 };
 

@@ -29,6 +29,8 @@ constexpr std::size_t data_chunk = std::size_t{64} * 1024;
 constexpr auto goodbye_grace = 5s;
 // How long to wait for the client's close_notify after ours.
 constexpr auto tls_close_grace = 1s;
+// How long what a client still sends is read and discarded once a limit closed its session.
+constexpr auto linger_time = 2s;
 // How long the rest of a ClientHello sent where SMTP was expected may take to arrive.
 constexpr auto implicit_hello_wait = 2s;
 // RFC 5321 §4.1.1.1: a domain is at most 255 octets; what is kept of an EHLO argument.
@@ -59,11 +61,11 @@ const smtp_session::command_spec smtp_session::commands[] = {
     {"MAIL", needs_helo | no_mail, &smtp_session::cmd_mail},
     {"RCPT", needs_mail, &smtp_session::cmd_rcpt},
     {"DATA", needs_rcpt | no_args | last_in_group, &smtp_session::cmd_data},
-    {"RSET", no_args, &smtp_session::cmd_rset},
-    {"NOOP", last_in_group, &smtp_session::cmd_noop},
+    {"RSET", no_args | junk, &smtp_session::cmd_rset},
+    {"NOOP", last_in_group | junk, &smtp_session::cmd_noop},
     {"QUIT", no_args | last_in_group, &smtp_session::cmd_quit},
-    {"VRFY", needs_args | last_in_group, &smtp_session::cmd_vrfy},
-    {"HELP", 0, &smtp_session::cmd_help},
+    {"VRFY", needs_args | last_in_group | junk, &smtp_session::cmd_vrfy},
+    {"HELP", junk, &smtp_session::cmd_help},
     {"STARTTLS", no_args | last_in_group | not_in_tls | no_transaction,
      &smtp_session::cmd_starttls},
     // Known verbs this receiver does not offer (RFC 5321 §4.2.4: 502).
@@ -102,19 +104,8 @@ void smtp_session::shutdown() {
   socket_.cancel(ec);
 }
 
-core::transcript_line smtp_session::note(core::direction dir, std::string_view line) {
-  if (line.size() > max_transcript_line) line = line.substr(0, max_transcript_line);
-  core::transcript_line entry{elapsed_ms(), dir, std::string(line)};
-  if (in_prologue_ && prologue_.size() < max_transcript_lines) prologue_.push_back(entry);
-  if (state_ == smtp_state::mail || state_ == smtp_state::rcpt) {
-    if (tx_.transcript.size() < max_transcript_lines) tx_.transcript.push_back(entry);
-  }
-  if (record_.transcript.size() < max_transcript_lines) {
-    record_.transcript.push_back(entry);
-  } else {
-    ++transcript_dropped_;
-  }
-  return entry;
+void smtp_session::note(core::direction dir, std::string_view line) {
+  transcript_.add(elapsed_ms(), dir, line);
 }
 
 void smtp_session::send(const reply& r) {
@@ -129,6 +120,7 @@ void smtp_session::send(const reply& r) {
   out_ += wire;
   if (r.close) closing_ = true;
   if (!closing_ && errors_ >= config_.limits.max_errors) {
+    record_.outcome = "limit";
     reply bye{421, "4.7.0", config_.hostname + " Too many errors, closing connection", true};
     send(bye);
   }
@@ -145,6 +137,7 @@ void smtp_session::transition(smtp_state next) {
 
 void smtp_session::reset_transaction() {
   tx_ = transaction{};
+  transcript_.end_transaction();
   if (state_ == smtp_state::mail || state_ == smtp_state::rcpt) transition(smtp_state::greeted);
 }
 
@@ -190,10 +183,7 @@ asio::awaitable<void> smtp_session::run() {
   }
   socket_.close(ec);
 
-  if (transcript_dropped_ > 0)
-    record_.transcript.push_back(
-        {elapsed_ms(), core::direction::server,
-         "(" + std::to_string(transcript_dropped_) + " more transcript lines not kept)"});
+  record_.transcript = transcript_.take_session(elapsed_ms());
   record_.ended_at = core::now_ms();
   core::log_info("session " + record_.id + " " + conn.client_ip + ":" +
                  std::to_string(conn.client_port) +
@@ -412,7 +402,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       send(reply{500, "5.5.2", "Line too long"});
       continue;
     }
-    last_client_line_ = note(core::direction::client, line);
+    note(core::direction::client, line);
     if (has_control_chars(line)) {
       send(reply{500, "5.5.2", "Syntax error: control characters in command"});
       continue;
@@ -424,6 +414,15 @@ asio::awaitable<void> smtp_session::dialogue() {
       if (c.verb == cmd.verb) spec = &c;
     if (!spec) {
       send(reply{500, "5.5.1", "Command unrecognized"});
+      continue;
+    }
+    if ((spec->flags & junk) && ++junk_commands_ > config_.limits.max_junk_commands) {
+      record_.outcome = "limit";
+      send(reply{421, "4.7.0",
+                 config_.hostname +
+                     " Too many commands (NOOP, RSET, HELP, VRFY) without a message, closing "
+                     "connection",
+                 true});
       continue;
     }
     if (auto err = check(*spec, cmd.args)) {
@@ -443,7 +442,27 @@ asio::awaitable<void> smtp_session::dialogue() {
     // answering, so the wait for theirs is short; the watchdog ends it.
     arm(tls_close_grace);
     co_await tls_->async_shutdown(tuple_awaitable);
+  } else if (record_.outcome == "limit" && !timed_out_ && !stopping_) {
+    co_await linger();
   }
+}
+
+asio::awaitable<void> smtp_session::linger() {
+  // A client still sending when the socket closes gets a reset, which may destroy the replies
+  // it has not read yet, the 421 that says why among them. So the end is said with a FIN, and
+  // what still comes is read and discarded for a while (Apache's lingering close).
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  const auto until = std::chrono::steady_clock::now() + linger_time;
+  for (auto now = std::chrono::steady_clock::now(); now < until;
+       now = std::chrono::steady_clock::now()) {
+    in_.clear();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+    auto status = co_await read_more(data_chunk, std::max(left, std::chrono::milliseconds(1)));
+    if (status != read_status::ok) break;
+  }
+  in_.clear();
 }
 
 asio::awaitable<void> smtp_session::cmd_ehlo(const std::string& args) {
@@ -481,6 +500,7 @@ asio::awaitable<void> smtp_session::cmd_helo(const std::string& args) {
 
 asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
   if (record_.messages >= config_.limits.max_messages_per_connection) {
+    record_.outcome = "limit";
     send(reply{421, "4.7.0",
                config_.hostname + " Too many messages in one connection, reconnect to send more",
                true});
@@ -542,12 +562,8 @@ asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
   }
   tx_ = transaction{};
   tx_.envelope = std::move(env);
-  if (in_prologue_) {
-    in_prologue_ = false;
-    if (!prologue_.empty()) prologue_.pop_back();  // the MAIL line belongs to the transaction
-  }
+  transcript_.begin_transaction();  // the MAIL line, noted last, is the transaction's first
   transition(smtp_state::mail);
-  tx_.transcript.push_back(last_client_line_);
   send(reply{250, "2.1.0", "Sender <" + tx_.envelope.mail_from + "> OK"});
   co_return;
 }
@@ -629,14 +645,16 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
   d.session_id = record_.id;
   d.connection = record_.connection;
   d.tls = record_.tls;
-  d.envelope = tx_.envelope;
+  d.envelope = std::move(tx_.envelope);
   d.data = data.facts();
-  d.transcript = prologue_;
-  d.transcript.insert(d.transcript.end(), tx_.transcript.begin(), tx_.transcript.end());
+  d.transcript = transcript_.take_delivery(elapsed_ms());
   d.raw = std::move(data.message());
-  auto keys = tx_.keys;
+  auto keys = std::move(tx_.keys);
   auto r = co_await sink_.deliver(std::move(d), std::move(keys));
-  if (r.positive()) ++record_.messages;
+  if (r.positive()) {
+    ++record_.messages;
+    junk_commands_ = 0;  // as Postfix forgives them once a message is accepted
+  }
   reset_transaction();
   send(r);
 }

@@ -25,6 +25,7 @@
 #include "receiver/delivery_sink.hpp"
 #include "receiver/limits.hpp"
 #include "receiver/reply.hpp"
+#include "receiver/transcript.hpp"
 
 namespace mxlens::receiver {
 
@@ -64,6 +65,7 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
     last_in_group = 1u << 6,   // RFC 2920 §3.1, RFC 3207 §4.1: nothing may be pipelined after it
     not_in_tls = 1u << 7,      // RFC 3207 §4: a second STARTTLS
     no_transaction = 1u << 8,  // STARTTLS inside a mail transaction
+    junk = 1u << 9,            // counted against limits::max_junk_commands (Postfix's junk)
   };
   struct command_spec {
     std::string_view verb;
@@ -75,7 +77,6 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   struct transaction {
     core::envelope envelope;
     std::vector<std::string> keys;  // sink keys of accepted recipients, without repeats
-    std::vector<core::transcript_line> transcript;
   };
 
   boost::asio::awaitable<void> dialogue();
@@ -87,6 +88,8 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   // The rest of the TLS record at the start of in_ (implicit TLS), and the offer in it.
   boost::asio::awaitable<std::optional<core::client_hello>> read_implicit_client_hello();
   boost::asio::awaitable<bool> flush();
+  // After a limit's 421 in plaintext: reads and discards what the client still sends, briefly.
+  boost::asio::awaitable<void> linger();
 
   boost::asio::awaitable<void> cmd_ehlo(const std::string& args);
   boost::asio::awaitable<void> cmd_helo(const std::string& args);
@@ -106,8 +109,8 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   void transition(smtp_state next);
   void reset_transaction();
   void send(const reply& r);
-  // Records a transcript line and returns the entry as recorded (time stamped, cut to length).
-  core::transcript_line note(core::direction dir, std::string_view line);
+  // Records a transcript line, time stamped.
+  void note(core::direction dir, std::string_view line);
   // A failed handshake (or what stands for one): told to the sink at once, kept in the record.
   void record_failure(std::string reason, core::failure_class kind,
                       std::optional<core::client_hello> hello);
@@ -135,12 +138,10 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   std::string out_;  // replies not yet written (flushed before every read: RFC 2920 §3.2)
 
   smtp_state state_ = smtp_state::fresh;
-  core::session_record record_;
-  std::vector<core::transcript_line> prologue_;  // the session before its first MAIL
-  bool in_prologue_ = true;
-  std::size_t transcript_dropped_ = 0;
-  core::transcript_line last_client_line_;
+  core::session_record record_;  // its transcript is filled in from transcript_ at the end
+  receiver::transcript transcript_;
   std::size_t errors_ = 0;
+  std::size_t junk_commands_ = 0;  // since the last message accepted
   transaction tx_;
 };
 

@@ -49,3 +49,24 @@ TEST_CASE("non_ascii_item names the item holding the first byte that is not ASCI
   CHECK(core::non_ascii_item("x\x80" + std::string(40, 'y'), ' ') ==
         "x\\x80" + std::string(16, 'y') + "...");
 }
+
+TEST_CASE("terminal_safe shows control characters, C1 included, never sends them", "[core]") {
+  CHECK(core::terminal_safe("a\x1b[31mred\x1b[0m") == "a\\x1B[31mred\\x1B[0m");
+  CHECK(core::terminal_safe("\x1b]0;title\x07 tab\there\r\n") ==
+        "\\x1B]0;title\\x07 tab\\x09here\\x0D\\x0A");
+  CHECK(core::terminal_safe("del\x7f") == "del\\x7F");
+  // U+009B is CSI to a terminal, as ESC [ is; U+0085 (NEL) moves the cursor.
+  CHECK(core::terminal_safe("\xC2\x9B"
+                            "31m \xC2\x85") == "\\u009B31m \\u0085");
+  // Other UTF-8 stays, bytes that are not UTF-8 are shown as printable() shows them.
+  CHECK(core::terminal_safe("caf\xC3\xA9 \xC2\xA0 caf\xE9") == "caf\xC3\xA9 \xC2\xA0 caf\\xE9");
+}
+
+TEST_CASE("printable_json writes control characters as \\u escapes, meaning the same", "[core]") {
+  const std::string value =
+      "a\x1b[31m \xC2\x9B"
+      "31m \x7f \xC3\xA9";
+  const auto text = core::printable_json(boost::json::value(value));
+  CHECK(text == "\"a\\u001B[31m \\u009B31m \\u007F \xC3\xA9\"");
+  CHECK(core::parse_stored(text).as_string() == value);
+}

@@ -1,4 +1,5 @@
 """The command line and the session limits, as an operator meets them."""
+import json
 import os
 import re
 import smtplib
@@ -24,7 +25,8 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(out.returncode, 0)
         for flag in ["--smtp-listen", "--hostname", "--domain", "--data-dir", "--tls-cert",
                      "--tls-key", "--catch-all", "--max-message-size", "--retention", "--dns",
-                     "--dns-timeout", "--workers", "--analysis-timeout", "--worker-memory"]:
+                     "--dns-timeout", "--workers", "--analysis-timeout", "--worker-memory",
+                     "--max-junk-commands"]:
             self.assertIn(flag, out.stdout)
         self.assertEqual(run("--help").returncode, 0)
 
@@ -37,6 +39,7 @@ class CommandLine(unittest.TestCase):
                             (["serve", "--dns", "127.0.0.1@99999"], "--dns"),
                             (["serve", "--workers", "0"], "--workers"),
                             (["serve", "--analysis-timeout", "0"], "--analysis-timeout"),
+                            (["serve", "--max-junk-commands", "0"], "--max-junk-commands"),
                             (["analyze", "x.eml", "--client-ip", "nowhere"], "--client-ip"),
                             (["analyze"], "file")]:
             out = run(*args)
@@ -79,6 +82,44 @@ class AnalyzeText(unittest.TestCase):
         for category in ("transport", "tls", "dns", "spf", "dkim", "dmarc", "headers", "unsubscribe",
                          "content", "providers"):
             self.assertIn("\n" + category + "\n", text)
+
+    def test_text_from_the_message_never_reaches_the_terminal_as_control_characters(self):
+        # ESC [ 31m, OSC with BEL, and U+009B (CSI as one C1 character) in From and Subject.
+        evil = b"\x1b[31mred\x1b]0;owned\x07\xc2\x9b2J"
+        msg = (b'From: "' + evil + b'"@nowhere.example\r\nSubject: ' + evil +
+               b"\r\nDate: Mon, 23 Nov 2026 00:00:00 +0000\r\n\r\nbody\r\n")
+        args = [MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "evil.example",
+                "--dns", dnsd.shared().address]
+        text = subprocess.run(args + ["--format", "text"], input=msg, capture_output=True,
+                              timeout=60).stdout
+        self.assertIn(b"\\x1B[31mred\\x1B]0;owned\\x07\\xC2\\x9B2J", text)  # shown, escaped
+        for control in (b"\x1b", b"\x07", b"\xc2\x9b"):
+            self.assertNotIn(control, text)
+        # The JSON output means the same characters, written as escapes.
+        out = subprocess.run(args, input=msg, capture_output=True, timeout=60).stdout
+        for control in (b"\x1b", b"\x07", b"\xc2\x9b"):
+            self.assertNotIn(control, out)
+        report = json.loads(out)
+        value = next(c for c in report["checks"] if c["id"] == "hdr.subject")["evidence"]["value"]
+        self.assertEqual(evil.decode(), value)
+
+
+class ServerLog(unittest.TestCase):
+    def test_the_server_log_never_carries_control_characters_from_a_session(self):
+        with Server() as server:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                f = sock.makefile("rb")
+                f.readline()
+                sock.sendall(b"EHLO \xc2\x9b2Jcaf\xe9.example\r\n")
+                while f.readline()[3:4] == b"-":
+                    pass
+                sock.sendall(b"QUIT\r\n")
+                f.readline()
+            self.assertTrue(server.wait_sessions(lambda s: True))
+            with open(server.log_path, "rb") as log:
+                text = log.read()
+            self.assertIn(b"helo=\\xC2\\x9B2Jcaf\\xE9.example", text)
+            self.assertNotIn(b"\xc2\x9b", text)
 
 
 class Recipients(unittest.TestCase):

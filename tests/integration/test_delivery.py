@@ -169,6 +169,43 @@ class Deliveries(ServerCase):
                                  b"221 2.0.0"])
 
 
+class JunkCommands(ServerCase):
+    """NOOP, RSET, HELP and VRFY are counted as Postfix counts junk commands: forgiven once a
+    message is accepted, so an honest session is never cut short."""
+    server_args = ("--max-junk-commands", "5")
+
+    def test_an_honest_session_is_unaffected_and_each_delivery_has_its_prologue_and_transaction(self):
+        address = self.server.new_address()
+        c = smtp(self.server.port, helo="honest.example", source="127.0.0.31")
+        c.ehlo()
+        self.assertEqual(250, c.noop()[0])
+        for n in range(3):  # four junk commands before each message: twelve in all
+            self.assertEqual(250, c.rset()[0])
+            self.assertEqual(250, c.noop()[0])
+            self.assertEqual(252, c.verify("someone")[0])
+            self.assertEqual(214, c.docmd("HELP")[0])
+            c.sendmail("a@example.org", [address], message(f"honest {n}", "x"))
+        for _ in range(5):
+            self.assertEqual(250, c.noop()[0])
+        code, text = c.docmd("NOOP")
+        self.assertEqual((421, b"4.7.0"), (code, text[:5]))
+        self.assertIn(b"too many commands", text.lower())
+        c.close()
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual(3, len(deliveries))
+        session = self.server.wait_sessions(lambda s: s["id"] == deliveries[0]["session_id"])[0]
+        self.assertEqual("limit", session["outcome"])
+        self.assertEqual(3, session["messages"])
+        # Each delivery's transcript: the session up to its first MAIL, then that transaction.
+        whole = [(t["dir"], t["line"]) for t in session["transcript"]]
+        mails = [i for i, (d, l) in enumerate(whole) if l.startswith("mail FROM:")]
+        self.assertEqual(3, len(mails))
+        for report, first in zip(deliveries, mails):
+            lines = [(t["dir"], t["line"]) for t in report["transcript"]]
+            end = next(i for i in range(first, len(whole)) if whole[i][1].endswith(" bytes>"))
+            self.assertEqual(whole[:mails[0]] + whole[first:end + 1], lines)
+
+
 def talk_first(port, source, address, wait_for_greeting):
     """One delivery from a raw client that sends EHLO right after connecting (an early talker) or
     after the greeting; returns the final reply to the message."""

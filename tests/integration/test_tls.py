@@ -26,6 +26,41 @@ def s_client(port, rcpt, *extra):
         input=dialogue, capture_output=True, text=True, timeout=60)
 
 
+def make_unverifiable_chain(directory):
+    """An expired client certificate whose issuer is not sent, followed by twenty "issuers" of
+    that name signed by other keys: a chain no verifier could build, which costs it signature
+    checks to find out. Returns the chain file and the key file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(key, subject, issuer, signer, start, end):
+        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now + start).not_valid_after(now + end)
+                .sign(signer, hashes.SHA256()))
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    key, ca = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    chain = [cert(key, "expired.example", "missing CA", ca, -30 * day, -day)]
+    for _ in range(20):
+        other = ec.generate_private_key(ec.SECP256R1())
+        chain.append(cert(other, "missing CA", "missing CA", other, -day, 30 * day))
+    chain_path, key_path = os.path.join(directory, "chain.pem"), os.path.join(directory, "key.pem")
+    with open(chain_path, "wb") as f:
+        f.write(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return chain_path, key_path
+
+
 def make_cert(directory, name, cn):
     cert, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -121,6 +156,25 @@ class TlsFacts(ServerCase):
         cc = self.only_delivery(address)["tls"]["client_certificate"]
         self.assertIn("CN=sender.example", cc["subject"])
         self.assertEqual(len(cc["sha256"]), 64)
+
+    def test_an_expired_client_certificate_without_its_issuer_is_taken_and_recorded(self):
+        address = self.server.new_address()
+        with tempfile.TemporaryDirectory() as d:
+            chain, key = make_unverifiable_chain(d)
+            for maximum in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                ctx = client_context(maximum=maximum)
+                ctx.load_cert_chain(chain, key)
+                c = smtp(self.server.port)
+                c.starttls(context=ctx)
+                c.sendmail("a@example.org", [address], message(str(maximum), "x"))
+                c.quit()
+        deliveries = self.server.show(test_id(address))["deliveries"]
+        self.assertEqual(["TLSv1.3", "TLSv1.2"], [d["tls"]["version"] for d in deliveries])
+        for d in deliveries:
+            cc = d["tls"]["client_certificate"]
+            self.assertIn("CN=expired.example", cc["subject"])
+            self.assertIn("CN=missing CA", cc["issuer"])
+            self.assertLess(cc["not_after"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def test_commands_pipelined_after_starttls_are_never_answered_inside_tls(self):
         sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
