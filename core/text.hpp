@@ -24,7 +24,6 @@ std::string terminal_safe(std::string_view bytes);
 // Whether the bytes are well-formed UTF-8.
 bool is_utf8(std::string_view bytes);
 
-
 // The bytes with every byte that is not printable ASCII (0x20-0x7E) shown as \xHH, UTF-8 or not:
 // for naming bytes in a record whose grammar is ASCII, where a byte order mark is as wrong as
 // \x96 and, being well-formed UTF-8, would otherwise be shown as an invisible character.
