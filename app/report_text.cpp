@@ -90,7 +90,18 @@ std::string report_text(const json::object& report, bool colour) {
     }
   }
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
-    const auto ar = text(auth->as_object(), "authentication_results");
+    // The header as it would be added: its folded lines (RFC 5322 §2.2.3) one under another.
+    std::string ar;
+    if (auto* v = auth->as_object().if_contains("authentication_results"); v && v->is_string()) {
+      const std::string_view whole = v->as_string();
+      for (std::size_t at = 0; at <= whole.size();) {
+        auto end = whole.find("\r\n", at);
+        if (end == std::string_view::npos) end = whole.size();
+        if (at > 0) ar += "\n";
+        ar += core::terminal_safe(whole.substr(at, end - at));
+        at = end + 2;
+      }
+    }
     if (!ar.empty()) out << "\n" << bold << "Authentication-Results" << reset << ": " << ar << "\n";
   }
   if (auto* a = report.if_contains("analysis"); a && a->is_object()) {

@@ -35,13 +35,10 @@ bool valid_value(std::string_view v) {
   return true;
 }
 
-// A character as a reply names it: itself when it is printable ASCII, else \xHH.
+// A character as a reply names it: quoted when it is printable ASCII, else as \xHH.
 std::string named(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  if (u > 0x20 && u < 0x7f) return std::string{'\'', c, '\''};
-  if (u == 0x20) return "' '";
-  constexpr char hex[] = "0123456789ABCDEF";
-  return std::string{'\\', 'x', hex[u >> 4], hex[u & 15]};
+  const auto shown = core::ascii_escaped(std::string_view(&c, 1));
+  return shown.size() == 1 ? "'" + shown + "'" : shown;
 }
 
 bool alpha_digit(char c) {

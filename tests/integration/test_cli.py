@@ -92,7 +92,7 @@ class AnalyzeText(unittest.TestCase):
                 "--dns", dnsd.shared().address]
         text = subprocess.run(args + ["--format", "text"], input=msg, capture_output=True,
                               timeout=60).stdout
-        self.assertIn(b"\\x1B[31mred\\x1B]0;owned\\x07\\xC2\\x9B2J", text)  # shown, escaped
+        self.assertIn(b"\\x1B[31mred\\x1B]0;owned\\x07\\u009B2J", text)  # shown, escaped
         for control in (b"\x1b", b"\x07", b"\xc2\x9b"):
             self.assertNotIn(control, text)
         # The JSON output means the same characters, written as escapes.
@@ -118,7 +118,7 @@ class ServerLog(unittest.TestCase):
             self.assertTrue(server.wait_sessions(lambda s: True))
             with open(server.log_path, "rb") as log:
                 text = log.read()
-            self.assertIn(b"helo=\\xC2\\x9B2Jcaf\\xE9.example", text)
+            self.assertIn(b"helo=\\u009B2Jcaf\\xE9.example", text)
             self.assertNotIn(b"\xc2\x9b", text)
 
 
