@@ -162,9 +162,7 @@ std::string terminal_safe(std::string_view bytes) {
       cp = ((b & 0x0Fu) << 12) | ((static_cast<unsigned char>(shown[i + 1]) & 0x3Fu) << 6) |
            (static_cast<unsigned char>(shown[i + 2]) & 0x3Fu);
     if (n == 1 && (cp < 0x20 || cp == 0x7F)) {
-      out += "\\x";
-      out += hex[cp >> 4];
-      out += hex[cp & 15];
+      append_hex_byte(out, b);
     } else if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
                (cp >= 0x2066 && cp <= 0x2069)) {
       out += "\\u";

@@ -302,6 +302,15 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
   }
 }
 
+asio::awaitable<smtp_session::read_status> smtp_session::read_before(
+    std::size_t chunk, std::chrono::steady_clock::time_point until) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  if (left.count() <= 0) co_return read_status::timeout;
+  auto status = co_await read_more(chunk, left);
+  co_return status;
+}
+
 asio::awaitable<std::optional<core::client_hello>> smtp_session::read_implicit_client_hello() {
   // RFC 8446 §5.1: a 5-octet header whose last two octets are the length, at most 2^14.
   constexpr std::size_t header = 5;
@@ -315,10 +324,7 @@ asio::awaitable<std::optional<core::client_hello>> smtp_session::read_implicit_c
   // all, however it trickles in.
   const auto until = std::chrono::steady_clock::now() + implicit_hello_wait;
   while (in_.size() < std::min(need(), max_record)) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    auto status = co_await read_more(std::min(need(), max_record) - in_.size(), left);
+    auto status = co_await read_before(std::min(need(), max_record) - in_.size(), until);
     if (status != read_status::ok) break;
   }
   if (in_.size() < header) co_return std::nullopt;
@@ -455,11 +461,9 @@ asio::awaitable<void> smtp_session::linger() {
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   if (ec) co_return;
   const auto until = std::chrono::steady_clock::now() + linger_time;
-  for (auto now = std::chrono::steady_clock::now(); now < until;
-       now = std::chrono::steady_clock::now()) {
+  for (;;) {
     in_.clear();
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
-    auto status = co_await read_more(data_chunk, std::max(left, std::chrono::milliseconds(1)));
+    auto status = co_await read_before(data_chunk, until);
     if (status != read_status::ok) break;
   }
   in_.clear();

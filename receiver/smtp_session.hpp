@@ -85,6 +85,9 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   // Reads up to `chunk` more octets into in_, waiting at most `timeout` (the idle timeout if 0).
   boost::asio::awaitable<read_status> read_more(std::size_t chunk,
                                                 std::chrono::milliseconds timeout = {});
+  // read_more, waiting no later than `until` in all: timeout once it has passed.
+  boost::asio::awaitable<read_status> read_before(std::size_t chunk,
+                                                  std::chrono::steady_clock::time_point until);
   // The rest of the TLS record at the start of in_ (implicit TLS), and the offer in it.
   boost::asio::awaitable<std::optional<core::client_hello>> read_implicit_client_hello();
   boost::asio::awaitable<bool> flush();

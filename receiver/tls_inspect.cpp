@@ -170,11 +170,13 @@ handshake_trace* trace_for(SSL* s) {
 }
 
 // OpenSSL's message callback: each handshake message and alert, sent (write_p) or received,
-// after the record layer has decrypted it (TLS 1.3's encrypted flight too).
+// after the record layer has decrypted it (TLS 1.3's encrypted flight too). Only the handshake
+// is traced: once it is done, the session's records (every chunk of DATA) pass untouched.
 void on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* s,
                 void*) {
-  if (len == 0 || (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
-                   content_type != SSL3_RT_HEADER))
+  if (len == 0 || !SSL_in_init(s) ||
+      (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT &&
+       content_type != SSL3_RT_HEADER))
     return;
   auto* t = trace_for(s);
   const auto* b = static_cast<const unsigned char*>(buf);
@@ -451,6 +453,13 @@ void read_session(SSL* s, core::tls_facts& f) {
 
 namespace {
 
+// A client that ended the connection: right after this server's certificate, without answering
+// it, it probably refused the certificate (most stacks send an alert, some just leave).
+core::failure_class class_of_leaving(const handshake_trace& t) {
+  return t.certificate_sent && !t.client_answered ? core::failure_class::certificate_rejected
+                                                  : core::failure_class::aborted;
+}
+
 // The class an alert from the client states (RFC 8446 §6.2), if it states one.
 std::optional<core::failure_class> class_of_client_alert(std::uint8_t alert,
                                                          const handshake_trace& t) {
@@ -484,9 +493,7 @@ std::optional<core::failure_class> class_of_client_alert(std::uint8_t alert,
     case 40: return t.certificate_sent ? failure_class::protocol : failure_class::cipher;
     case 71: return failure_class::cipher;
     case 0:
-    case 90:
-      return t.certificate_sent && !t.client_answered ? failure_class::certificate_rejected
-                                                      : failure_class::aborted;
+    case 90: return class_of_leaving(t);
     case 10:
     case 20:
     case 22:
@@ -531,10 +538,7 @@ core::failure_class classify_failure(std::string_view reason, const handshake_tr
       has({"no shared cipher", "insufficient security"}))
     return failure_class::cipher;
   if (has({"unexpected eof", "stream truncated", "end of file", "connection reset", "broken pipe"}))
-    // Gone after this server's certificate without answering it: most stacks that refuse a
-    // certificate send an alert, some just leave.
-    return t.certificate_sent && !t.client_answered ? failure_class::certificate_rejected
-                                                    : failure_class::aborted;
+    return class_of_leaving(t);
   if (t.server_alert ||
       has({"unexpected message", "decode error", "illegal parameter", "bad record mac",
            "record layer", "handshake failure", "decrypt error", "record overflow",
@@ -545,9 +549,6 @@ core::failure_class classify_failure(std::string_view reason, const handshake_tr
 
 std::string explain_failure(std::string reason, const handshake_trace& t,
                             core::failure_class kind) {
-  const char* when = t.certificate_sent ? " after this server's certificate"
-                     : t.client_hello   ? " after its ClientHello"
-                                        : " before any ClientHello";
   if (t.client_alert && !t.client_hello)
     return reason + " (the client sent alert " + alert_name(*t.client_alert) +
            " instead of a ClientHello" +
@@ -555,7 +556,9 @@ std::string explain_failure(std::string reason, const handshake_trace& t,
                 ? ": it had no cipher suite it could offer for the TLS versions it allows)"
                 : ")");
   if (t.client_alert)
-    return reason + " (the client sent alert " + alert_name(*t.client_alert) + when + ")";
+    return reason + " (the client sent alert " + alert_name(*t.client_alert) +
+           (t.certificate_sent ? " after this server's certificate" : " after its ClientHello") +
+           ")";
   if (!t.client_hello && t.first_record == SSL3_RT_ALERT)
     return reason + " (the client sent an alert record instead of a ClientHello)";
   if (kind == core::failure_class::certificate_rejected)
