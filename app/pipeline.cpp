@@ -224,10 +224,10 @@ asio::awaitable<reply> pipeline::run(job j) {
   }
   std::sort(failed.begin(), failed.end(), [](auto& a, auto& b) { return a.at < b.at; });
 
-  // 2. The analysis.
-  analyzers::analysis_input input{j.delivery, true, settings_.hostname, context.bulk};
-  input.delivery.transcript.clear();  // the analysis does not read it
-  auto analysis = co_await analysis_.analyze(std::move(input));
+  // 2. The analysis. The delivery goes to it and comes back: a message is never copied.
+  analyzers::analysis_input input{std::move(j.delivery), true, settings_.hostname, context.bulk};
+  auto analysis = co_await analysis_.analyze(input);
+  j.delivery = std::move(input.delivery);
   const std::size_t errors = analysis.summary.errors.size();
 
   // 3. and 4. The reply and the report, stored in one transaction. The report is stored as the

@@ -57,6 +57,7 @@ struct serve_config {
   bool catch_all = false;
   int retention_days = default_retention_days;
   receiver::limits limits;
+  std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
@@ -80,7 +81,8 @@ po::options_description serve_options() {
     ("tls-cert", po::value<std::vector<std::string>>()->composing(), "PEM certificate chain; repeatable (RSA and ECDSA side by side), paired with --tls-key in order")
     ("tls-key", po::value<std::vector<std::string>>()->composing(), "PEM private key for the --tls-cert at the same position")
     ("catch-all", po::bool_switch(), "accept any test id at --domain, creating the test on first RCPT")
-    ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE)")
+    ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE; at most 268435456, what an analysis worker takes)")
+    ("max-data-in-flight", po::value<std::uint64_t>()->default_value(receiver::default_max_data_in_flight), "octets of messages held by all sessions at once, from DATA until stored; past it a message gets 452 4.3.1 (at least --max-message-size)")
     ("retention", po::value<int>()->default_value(default_retention_days), "days a test and its deliveries are kept")
     ("max-connections", po::value<std::size_t>()->default_value(receiver::default_max_connections), "simultaneous SMTP connections in total")
     ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
@@ -157,6 +159,15 @@ serve_config to_config(const po::variables_map& vm) {
   auto& l = c.limits;
   l.max_message_size = vm["max-message-size"].as<std::uint64_t>();
   if (l.max_message_size < 1024) throw usage_error("--max-message-size must be at least 1024");
+  // A message goes to its analysis worker as one frame (analyzers/worker/worker.hpp).
+  if (l.max_message_size > analyzers::worker::max_frame)
+    throw usage_error("--max-message-size must be at most " +
+                      std::to_string(analyzers::worker::max_frame) +
+                      " octets, the largest message an analysis worker takes");
+  c.max_data_in_flight = vm["max-data-in-flight"].as<std::uint64_t>();
+  if (c.max_data_in_flight < l.max_message_size)
+    throw usage_error("--max-data-in-flight must be at least --max-message-size (" +
+                      std::to_string(l.max_message_size) + ")");
   l.max_connections = vm["max-connections"].as<std::size_t>();
   l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
   l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
@@ -254,6 +265,8 @@ int run_server(const serve_config& config) {
   // start instead of every analysis.
   { analyzers::dns::resolver probe(config.dns); }
 
+  // Before the io_context: a session's lease of it may go only when the io_context does.
+  receiver::byte_budget in_flight(config.max_data_in_flight);
   asio::io_context io;
   asio::thread_pool blocking(blocking_threads);
   core::system_clock clock;
@@ -280,7 +293,8 @@ int run_server(const serve_config& config) {
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
                 {config.domain, config.hostname, config.catch_all, config.retention_days});
-  receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
+  receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits, &in_flight}, tls,
+                        sink);
   smtp.start();
   for (const auto& ep : smtp.local_endpoints()) {
     std::ostringstream where;

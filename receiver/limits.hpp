@@ -13,6 +13,9 @@ inline constexpr std::size_t default_max_command_line = 2048;
 // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; more are refused with 452.
 inline constexpr std::size_t default_max_recipients = 100;
 inline constexpr std::uint64_t default_max_message_size = 50ull * 1024 * 1024;
+// The octets of messages all sessions hold at once (receiver/byte_budget.hpp): twenty messages of
+// the largest default size.
+inline constexpr std::uint64_t default_max_data_in_flight = 20 * default_max_message_size;
 // RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes for the next command.
 inline constexpr std::chrono::seconds default_idle_timeout{300};
 inline constexpr std::chrono::seconds default_max_session_time{1800};

@@ -35,6 +35,11 @@ constexpr auto linger_time = 2s;
 constexpr auto implicit_hello_wait = 2s;
 // RFC 5321 §4.1.1.1: a domain is at most 255 octets; what is kept of an EHLO argument.
 constexpr std::size_t max_helo_kept = 255;
+// Too many messages are being received at once (receiver/byte_budget.hpp): RFC 5321 §4.2.2's
+// "insufficient system storage", RFC 3463's "mail system full". The sender tries again later.
+const reply no_room{452, "4.3.1",
+                    "Insufficient system storage: too much mail is arriving at once, try again "
+                    "later"};
 
 std::string_view state_name(smtp_state s) {
   switch (s) {
@@ -534,6 +539,11 @@ asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
         send(reply{552, "5.3.4", "Message size exceeds fixed maximum message size"});
         co_return;
       }
+      // RFC 1870 §6.1: room for the message now, not in general, is a temporary failure.
+      if (config_.message_budget && size > config_.message_budget->free()) {
+        send(no_room);
+        co_return;
+      }
       env.declared_size = size;
     } else if (key == "BODY") {  // RFC 6152 §3
       auto v = core::lowercase(value);
@@ -602,6 +612,11 @@ asio::awaitable<void> smtp_session::cmd_rcpt(const std::string& args) {
 }
 
 asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
+  if (config_.message_budget && config_.message_budget->free() == 0) {
+    send(no_room);
+    reset_transaction();
+    co_return;
+  }
   send(reply{354, "", "End data with <CR><LF>.<CR><LF>"});
   if (!co_await flush()) {
     record_.outcome = "dropped";
@@ -609,7 +624,13 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
     co_return;
   }
   data_reader data(config_.limits.max_message_size, config_.limits.max_data_line);
+  // Held from the first octet until the message is stored: the pipeline moves it, never copies.
+  budget_lease held(config_.message_budget);
+  auto keep_within_budget = [&] {
+    if (data.kept() && !held.hold(data.message().size())) data.stop_keeping();
+  };
   in_.erase(0, data.feed(in_));
+  keep_within_budget();
   while (!data.done()) {
     auto status = co_await read_more(data_chunk);
     if (status != read_status::ok) {
@@ -627,6 +648,7 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
       co_return;
     }
     in_.erase(0, data.feed(in_));
+    keep_within_budget();
   }
   note(core::direction::client, "<" + std::to_string(data.size()) + " bytes>");
   if (data.too_big()) {
@@ -640,6 +662,15 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
     send(reply{554, "5.6.0",
                "A line of the message exceeds " + std::to_string(config_.limits.max_data_line) +
                    " octets"});
+    reset_transaction();
+    co_return;
+  }
+  if (!data.kept()) {
+    core::log_warn("session " + record_.id + ": a message of " + std::to_string(data.size()) +
+                   " octets was refused: the server holds " +
+                   std::to_string(config_.message_budget->capacity()) +
+                   " octets of messages at once (--max-data-in-flight)");
+    send(no_room);
     reset_transaction();
     co_return;
   }

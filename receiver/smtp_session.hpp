@@ -22,6 +22,7 @@
 
 #include "certs/server_tls.hpp"
 #include "core/types.hpp"
+#include "receiver/byte_budget.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "receiver/limits.hpp"
 #include "receiver/reply.hpp"
@@ -32,6 +33,9 @@ namespace mxlens::receiver {
 struct session_config {
   std::string hostname;
   receiver::limits limits;
+  // The octets of message data all sessions may hold at once (receiver/byte_budget.hpp); none:
+  // no bound but each message's own.
+  byte_budget* message_budget = nullptr;
 };
 
 enum class smtp_state { fresh, greeted, mail, rcpt };

@@ -59,8 +59,13 @@ class sqlite_store final : public store {
   void exec(const char* sql);
   void migrate(int target);
   void store_report(const analysis_update& a);
-  void store_message(const core::delivery& d, const std::vector<std::string>& tests,
-                     std::vector<std::int64_t>& numbers);
+  using report_composer = std::function<composed_report(const std::vector<std::int64_t>&)>;
+  // The report composed for the rows (its JSON already stored), or none when no test of the
+  // message exists or there is nothing to compose.
+  std::optional<composed_report> store_message(const core::delivery& d,
+                                               const std::vector<std::string>& tests,
+                                               std::vector<std::int64_t>& numbers,
+                                               const report_composer* compose);
 
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
