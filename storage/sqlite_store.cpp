@@ -534,6 +534,41 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
                          test_id};
 }
 
+std::optional<std::uint64_t> sqlite_store::raw_size(const std::string& test_id,
+                                                    std::int64_t number) {
+  statement s(*this, "SELECT size FROM deliveries WHERE test_id = ? AND n = ?");
+  s.bind(1, test_id).bind(2, number);
+  if (!s.step()) return std::nullopt;
+  return static_cast<std::uint64_t>(s.integer(0));
+}
+
+// Through SQLite's incremental BLOB I/O, which reads only the pages of the part asked for.
+std::optional<std::string> sqlite_store::raw_part(const std::string& test_id, std::int64_t number,
+                                                  std::uint64_t offset, std::size_t length) {
+  statement s(*this, "SELECT message_id, id FROM deliveries WHERE test_id = ? AND n = ?");
+  s.bind(1, test_id).bind(2, number);
+  if (!s.step()) return std::nullopt;
+  // Rows stored before schema 5 keep their own bytes.
+  const bool shared = !s.is_null(0);
+  const std::int64_t row = shared ? s.integer(0) : s.integer(1);
+  s.reset();
+  sqlite3_blob* blob = nullptr;
+  if (sqlite3_blob_open(db_, "main", shared ? "messages" : "deliveries", "raw", row, 0, &blob) !=
+      SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db_);
+    sqlite3_blob_close(blob);
+    throw store_error("sqlite blob: " + msg);
+  }
+  const auto size = static_cast<std::uint64_t>(sqlite3_blob_bytes(blob));
+  std::string part(offset < size ? std::min<std::uint64_t>(length, size - offset) : 0, '\0');
+  const int rc = part.empty() ? SQLITE_OK
+                              : sqlite3_blob_read(blob, part.data(), static_cast<int>(part.size()),
+                                                  static_cast<int>(offset));
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) throw store_error(std::string("sqlite blob read: ") + sqlite3_errstr(rc));
+  return part;
+}
+
 std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_before,
                                                       std::size_t limit) {
   statement s(*this,

@@ -34,6 +34,9 @@ class sqlite_store final : public store {
   void commit(batch& b) override;
   std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
   std::optional<stored_delivery> delivery(const std::string& test_id, std::int64_t number) override;
+  std::optional<std::uint64_t> raw_size(const std::string& test_id, std::int64_t number) override;
+  std::optional<std::string> raw_part(const std::string& test_id, std::int64_t number,
+                                      std::uint64_t offset, std::size_t length) override;
   std::vector<stored_delivery> unanalyzed(core::unix_ms received_before,
                                           std::size_t limit) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,

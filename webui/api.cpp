@@ -117,12 +117,20 @@ asio::awaitable<std::optional<json::object>> api::report(const std::string& id, 
   co_return std::move(found.front());
 }
 
-asio::awaitable<std::optional<std::string>> api::raw_message(const std::string& id,
-                                                             std::int64_t n) {
-  auto get = [id, n](storage::store& s) { return s.delivery(id, n); };
-  auto d = co_await read(std::move(get));
-  if (!d) co_return std::nullopt;
-  co_return std::move(d->raw);
+asio::awaitable<std::optional<std::uint64_t>> api::raw_size(const std::string& id, std::int64_t n) {
+  auto get = [id, n](storage::store& s) { return s.raw_size(id, n); };
+  auto size = co_await read(std::move(get));
+  co_return size;
+}
+
+asio::awaitable<std::optional<std::string>> api::raw_part(const std::string& id, std::int64_t n,
+                                                          std::uint64_t offset,
+                                                          std::size_t length) {
+  auto get = [id, n, offset, length](storage::store& s) {
+    return s.raw_part(id, n, offset, length);
+  };
+  auto part = co_await read(std::move(get));
+  co_return part;
 }
 
 asio::awaitable<std::optional<json::object>> api::next_report(const std::string& id,

@@ -77,9 +77,13 @@ class api {
   // Delivery n's report, once its analysis is stored.
   boost::asio::awaitable<std::optional<boost::json::object>> report(const std::string& id,
                                                                     std::int64_t n);
-  // Delivery n as received.
-  boost::asio::awaitable<std::optional<std::string>> raw_message(const std::string& id,
-                                                                 std::int64_t n);
+  // The size of delivery n as received; none if there is no such delivery.
+  boost::asio::awaitable<std::optional<std::uint64_t>> raw_size(const std::string& id,
+                                                                std::int64_t n);
+  // Up to `length` octets of delivery n as received, from `offset` (storage::store::raw_part).
+  boost::asio::awaitable<std::optional<std::string>> raw_part(const std::string& id, std::int64_t n,
+                                                              std::uint64_t offset,
+                                                              std::size_t length);
   // The report of delivery after+1, waiting for it until `deadline`; nullopt then, or on stop.
   boost::asio::awaitable<std::optional<boost::json::object>> next_report(const std::string& id,
                                                                          std::int64_t after,

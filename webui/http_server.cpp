@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/text.hpp"
 #include "webui/route.hpp"
@@ -28,6 +29,8 @@ namespace {
 constexpr auto event_keepalive = std::chrono::seconds(15);
 // Most events read from the store at once.
 constexpr std::size_t events_per_read = 100;
+// Octets of a raw message read from the store and written at once.
+constexpr std::size_t raw_part_size = std::size_t{1} << 20;
 }  // namespace
 
 class http_server::impl : public std::enable_shared_from_this<http_server::impl> {
@@ -169,6 +172,12 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         co_await events(stream, req, *stream_of);
         break;
       }
+      if (auto* download = std::get_if<raw_download>(&answer)) {
+        if (service_.stopping()) download->head.keep_alive(false);
+        const bool go_on = co_await send_raw(stream, *download);
+        if (!go_on) break;
+        continue;
+      }
       auto& res = std::get<response>(answer);
       if (service_.stopping()) res.keep_alive(false);
       stream.expires_after(limits.request_timeout);
@@ -187,6 +196,33 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     boost::system::error_code ec;
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
+  }
+
+  // A raw message: its head, then its octets a part at a time as the store reads them, so that
+  // a download costs one part of memory whatever the message's size. True if the connection
+  // goes on: all was written and the client keeps it alive. A delivery deleted meanwhile ends
+  // the connection short of the Content-Length.
+  asio::awaitable<bool> send_raw(beast::tcp_stream& stream, raw_download& d) {
+    http::response<http::empty_body> head{std::move(d.head.base())};
+    metrics_.http_response(head.result_int());
+    http::response_serializer<http::empty_body> sr{head};
+    boost::system::error_code ec;
+    co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    for (std::uint64_t at = 0; !ec && at < d.size;) {
+      std::optional<std::string> part;
+      try {
+        part = co_await service_.raw_part(d.test_id, d.number, at, raw_part_size);
+      } catch (const std::exception& e) {
+        core::log_warn("http: reading delivery " + d.test_id + "/" + std::to_string(d.number) +
+                       " for a download: " + e.what());
+      }
+      if (!part || part->empty()) co_return false;
+      stream.expires_after(settings().request_timeout);
+      co_await asio::async_write(stream.socket(), asio::buffer(*part),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      at += part->size();
+    }
+    co_return !ec && head.keep_alive();
   }
 
   // Server-sent events: a "delivery" event (id = its number, data = its listing line) for each

@@ -252,16 +252,18 @@ asio::awaitable<response> one(api& service, const request& req, const std::strin
   co_return json_response(req, http::status::ok, *found);
 }
 
-// GET /api/v1/tests/{id}/deliveries/{n}/raw: the message as received, as an attachment.
-asio::awaitable<response> raw(api& service, const request& req, const std::string& id,
-                              std::int64_t n) {
+// GET /api/v1/tests/{id}/deliveries/{n}/raw: the message as received, as an attachment,
+// streamed by the server (raw_download).
+asio::awaitable<routed> raw(api& service, const request& req, const std::string& id,
+                            std::int64_t n) {
   co_await require_test(service, id);
-  auto bytes = co_await service.raw_message(id, n);
-  if (!bytes) throw http_error{http::status::not_found, "not_found", "no such delivery"};
-  auto res = make_response(req, http::status::ok, "text/plain; charset=utf-8", std::move(*bytes));
-  res.set(http::field::content_disposition,
-          "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
-  co_return res;
+  auto size = co_await service.raw_size(id, n);
+  if (!size) throw http_error{http::status::not_found, "not_found", "no such delivery"};
+  auto head = make_response(req, http::status::ok, "text/plain; charset=utf-8", {});
+  head.set(http::field::content_disposition,
+           "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
+  head.content_length(*size);
+  co_return raw_download{std::move(head), id, n, *size};
 }
 
 // DELETE /api/v1/tests/{id}.

@@ -32,7 +32,16 @@ struct event_stream {
   std::int64_t after = 0;
 };
 
-using routed = std::variant<response, event_stream>;
+// GET /api/v1/tests/{id}/deliveries/{n}/raw, found: `head` (its Content-Length is `size`) and
+// then the message, written as it is read from the store, a part at a time.
+struct raw_download {
+  response head;
+  std::string test_id;
+  std::int64_t number = 0;
+  std::uint64_t size = 0;
+};
+
+using routed = std::variant<response, event_stream, raw_download>;
 
 // The answer to one request. Never throws: a failure of the service is a 500 with a JSON body.
 // `req` must outlive the awaitable.

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import unittest
+import urllib.request
 
 from harness import DOMAIN, MXLENS, Server, ServerCase, message, smtp
 
@@ -67,6 +68,28 @@ class OneMessageToAHundredTests(ServerCase):
             self.assertEqual(len(shown["deliveries"]), 1)
             self.assertIsNotNone(shown["deliveries"][0]["score"])
             self.assertEqual(len(self.server.raw(test_id, 1)), len(raw))
+
+
+class RawDownloads(ServerCase):
+    def test_downloading_a_20_mb_message_costs_the_server_a_part_not_the_message(self):
+        address = self.server.new_address()
+        raw = big_message(20 * MB)
+        with smtp(self.server.port) as c:
+            c.sendmail("big@sender.example", [address], raw)
+        pid = self.server.proc.pid
+        url = f"{self.server.url}/api/v1/tests/{address.split('@')[0]}/deliveries/1/raw"
+        with urllib.request.urlopen(url, timeout=30) as res:  # the first read warms the cache
+            self.assertEqual(res.read(), raw)
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")  # the peak RSS starts again from now (proc(5))
+        before = status_kib(pid, "VmRSS")
+        for _ in range(3):
+            with urllib.request.urlopen(url, timeout=30) as res:
+                self.assertEqual(res.headers["Content-Length"], str(len(raw)))
+                self.assertEqual(res.read(), raw)
+        peak = status_kib(pid, "VmHWM") - before
+        print(f"\nthree downloads of 20 MB: server RSS peak +{peak / 1024:.1f} MiB")
+        self.assertLess(peak, 8 * 1024)
 
 
 def start_data(port, rcpt, size):
