@@ -29,6 +29,23 @@ namespace {
 constexpr auto event_keepalive = std::chrono::seconds(15);
 // Most events read from the store at once.
 constexpr std::size_t events_per_read = 100;
+// What makes a request's framing ambiguous, so that a proxy in front could read another body
+// than this server: RFC 9112 §6.1 (chunked must be the final coding, and is the only one this
+// server decodes) and §6.3 (Transfer-Encoding with Content-Length; several Content-Lengths).
+// Such a request gets 400 and the connection closes (§6.3: "MUST ... close the connection").
+std::optional<std::string> framing_problem(const http::request_header<>& h) {
+  const auto encodings = h.equal_range(http::field::transfer_encoding);
+  const auto lengths = h.equal_range(http::field::content_length);
+  const auto count = [](auto range) { return std::distance(range.first, range.second); };
+  if (count(encodings) > 0) {
+    if (count(encodings) > 1 || !beast::iequals(encodings.first->value(), "chunked"))
+      return "Transfer-Encoding must be chunked alone (RFC 9112 §6.1)";
+    if (count(lengths) > 0) return "Transfer-Encoding and Content-Length together (RFC 9112 §6.3)";
+  }
+  if (count(lengths) > 1) return "more than one Content-Length (RFC 9112 §6.3)";
+  return std::nullopt;
+}
+
 // Octets of a raw message read from the store and written at once.
 constexpr std::size_t raw_part_size = std::size_t{1} << 20;
 }  // namespace
@@ -138,9 +155,19 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       stream.expires_after(limits.request_timeout);
       boost::system::error_code ec;
       *idle = true;
-      co_await http::async_read(stream, buffer, parser,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
       *idle = false;
+      if (!ec) {
+        if (auto problem = framing_problem(parser.get())) {
+          auto res = error_response(parser.get().version(), false, http::status::bad_request,
+                                    "bad_framing", *problem);
+          co_await send(stream, res);
+          break;
+        }
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (ec) {
         std::optional<response> refusal;
         if (ec == http::error::header_limit)

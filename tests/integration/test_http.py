@@ -310,6 +310,47 @@ class Api(ServerCase):
             self.assertIn(b" 400 ", s.recv(4096))
         self.assertEqual(200, self.request("GET", "/healthz")[0].status)
 
+    def raw_exchange(self, request):
+        """Everything the server answers to `request` on one connection, until it closes it."""
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            return answer
+
+    def test_ambiguous_framing_is_a_400_and_the_connection_closes(self):
+        body = b'{"label": "framed"}'
+        head = b"POST /api/v1/tests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        # Each would be read another way by some proxy in front (RFC 9112 §6.1, §6.3); a second
+        # request follows on the same connection and must never be answered.
+        follow = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = {
+            "xchunked with a length": b"Transfer-Encoding: xchunked\r\nContent-Length: %d\r\n\r\n%s"
+                                      % (len(body), body),
+            "chunked, identity": b"Transfer-Encoding: chunked, identity\r\n\r\n" + chunked,
+            "chunked with a length": b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n"
+                                     % len(chunked) + chunked,
+            "two encodings": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                             chunked,
+            "gzip": b"Transfer-Encoding: gzip\r\n\r\n" + chunked,
+            "two lengths": b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+                           % (len(body), len(body) + 1, body),
+        }
+        for name, rest in cases.items():
+            with self.subTest(name):
+                answer = self.raw_exchange(head + rest + follow)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+                self.assertEqual(answer.count(b"HTTP/1.1 "), 1, answer)  # closed after the 400
+                self.assertIn(b"Connection: close", answer)
+        # Plain chunked framing is fine, and the connection goes on.
+        answer = self.raw_exchange(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked +
+                                   follow.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        self.assertTrue(answer.startswith(b"HTTP/1.1 201 "), answer[:300])
+        self.assertIn(b'"label":"framed"', answer)
+        self.assertIn(b"HTTP/1.1 200 ", answer)
+
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
