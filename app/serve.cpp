@@ -58,6 +58,7 @@ struct serve_config {
   int retention_days = default_retention_days;
   receiver::limits limits;
   std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
+  std::size_t max_new_tests_per_minute = webui::http_settings{}.max_new_tests_per_minute;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
@@ -95,6 +96,7 @@ po::options_description serve_options() {
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
+    ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create through the API in a minute; more get 429")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
@@ -197,6 +199,9 @@ serve_config to_config(const po::variables_map& vm) {
   if (!(at >= 1 && at <= 3600))
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
+  c.max_new_tests_per_minute = vm["max-new-tests-per-minute"].as<std::size_t>();
+  if (c.max_new_tests_per_minute < 1)
+    throw usage_error("--max-new-tests-per-minute must be at least 1");
   c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
   try {
     c.worker_user = analyzers::worker::worker_user(vm["user"].as<std::string>());
@@ -290,6 +295,7 @@ int run_server(const serve_config& config) {
   hs.domain = config.domain;
   hs.retention_days = config.retention_days;
   hs.static_dir = config.webui_dir;
+  hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
                 {config.domain, config.hostname, config.catch_all, config.retention_days});

@@ -30,7 +30,8 @@ api::api(http_settings settings, asio::thread_pool& blocking, storage::store& re
       queue_(queue),
       hub_(events),
       metrics_(counters),
-      clock_(clock) {}
+      clock_(clock),
+      creations_(settings_.max_new_tests_per_minute, std::chrono::minutes(1)) {}
 
 void api::stop() {
   stopping_ = true;

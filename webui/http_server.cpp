@@ -130,6 +130,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       std::atomic<std::size_t>& n;
       ~guard() { --n; }
     } g{active_};
+    boost::system::error_code no_peer;
+    const auto peer = socket.remote_endpoint(no_peer);
+    const std::string client = no_peer ? std::string() : peer.address().to_string();
     auto shared_stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     auto idle = std::make_shared<std::atomic<bool>>(false);
     {
@@ -194,7 +197,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         co_await send(stream, res);
         break;
       }
-      auto answer = co_await route(service_, req);
+      auto answer = co_await route(service_, req, client);
       if (auto* stream_of = std::get_if<event_stream>(&answer)) {
         co_await events(stream, req, *stream_of);
         break;

@@ -38,6 +38,7 @@ struct http_error {
   http::status status;
   std::string code;
   std::string message;
+  std::optional<std::chrono::seconds> retry_after = {};  // RFC 9110 §10.2.3
 };
 
 constexpr const char* page_policy =
@@ -150,8 +151,30 @@ response asset(const api& service, const request& req, const std::string& name) 
   return res;
 }
 
-// POST /api/v1/tests, with an optional body {label, bulk, profile, expect_from}.
-asio::awaitable<response> create(api& service, const request& req) {
+// The media type of a Content-Type value, lowercase, without its parameters (RFC 9110 §8.3.1).
+std::string media_type(std::string_view content_type) {
+  auto type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  return core::lowercase(std::string(type));
+}
+
+// POST /api/v1/tests, of type application/json, with an optional body {label, bulk, profile,
+// expect_from}. The type is required even without a body: a page on another site can send a
+// POST without a type, or of type text/plain, without asking this server first, while one of type
+// application/json needs a CORS preflight (Fetch standard), which this server never grants.
+asio::awaitable<response> create(api& service, const request& req, const std::string& client) {
+  if (media_type(req[http::field::content_type]) != "application/json")
+    throw http_error{http::status::unsupported_media_type, "unsupported_media_type",
+                     "a test is created with Content-Type: application/json"};
+  if (auto wait = service.refuse_creation(client)) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(*wait);
+    throw http_error{http::status::too_many_requests, "too_many_tests",
+                     "at most " + std::to_string(service.settings().max_new_tests_per_minute) +
+                         " tests a minute are created for one address; try again in " +
+                         std::to_string(seconds.count()) + " s",
+                     seconds};
+  }
   json::object body;
   if (!req.body().empty()) {
     boost::system::error_code ec;
@@ -300,7 +323,7 @@ asio::awaitable<event_stream> events(api& service, const request& req, const tar
   co_return stream;
 }
 
-asio::awaitable<routed> dispatch(api& service, const request& req) {
+asio::awaitable<routed> dispatch(api& service, const request& req, const std::string& client) {
   const auto t = parse_target(req.target());
   const auto& p = t.path;
   if (p.empty() || p[0] == "t" || p[0] == "static") {
@@ -325,7 +348,7 @@ asio::awaitable<routed> dispatch(api& service, const request& req) {
     throw http_error{http::status::not_found, "not_found", "no such resource"};
   if (p.size() == 3) {
     require_method(req, http::verb::post, "POST");
-    co_return co_await create(service, req);
+    co_return co_await create(service, req, client);
   }
   const std::string id = core::lowercase(p[3]);
   if (p.size() == 4) {
@@ -382,10 +405,10 @@ response error_response(unsigned version, bool keep_alive, http::status status,
   return res;
 }
 
-asio::awaitable<routed> route(api& service, const request& req) {
+asio::awaitable<routed> route(api& service, const request& req, std::string client) {
   std::optional<http_error> failure;
   try {
-    auto answer = co_await dispatch(service, req);
+    auto answer = co_await dispatch(service, req, client);
     co_return answer;
   } catch (const http_error& e) {
     failure = e;
@@ -393,8 +416,11 @@ asio::awaitable<routed> route(api& service, const request& req) {
     core::log_error(std::string("http: ") + e.what());
     failure = http_error{http::status::internal_server_error, "internal", "internal error"};
   }
-  co_return error_response(req.version(), req.keep_alive(), failure->status, failure->code,
-                           failure->message);
+  auto res = error_response(req.version(), req.keep_alive(), failure->status, failure->code,
+                            failure->message);
+  if (failure->retry_after)
+    res.set(http::field::retry_after, std::to_string(failure->retry_after->count()));
+  co_return res;
 }
 
 json::array source_aggregates(const std::vector<storage::source_total>& rows) {

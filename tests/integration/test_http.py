@@ -13,6 +13,8 @@ from harness import ServerCase, message, schema_errors, smtp
 
 class Api(ServerCase):
     def request(self, method, path, body=None, headers=None):
+        if headers is None and method == "POST":
+            headers = {"Content-Type": "application/json"}
         conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=60)
         conn.request(method, path, body=body, headers=headers or {})
         res = conn.getresponse()
@@ -352,13 +354,47 @@ class Api(ServerCase):
         self.assertIn(b"HTTP/1.1 200 ", answer)
 
 
+class Creation(ServerCase):
+    """Tests are created by scripts and by the page's button, not by other sites or floods."""
+
+    def post(self, source, headers={"Content-Type": "application/json"}, body="{}"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=30,
+                                          source_address=(source, 0))
+        conn.request("POST", "/api/v1/tests", body=body, headers=headers)
+        res = conn.getresponse()
+        data = res.read()
+        conn.close()
+        return res, data
+
+    def test_only_application_json_creates_a_test(self):
+        for headers in ({"Content-Type": "text/plain"}, {},
+                        {"Content-Type": "application/x-www-form-urlencoded"}):
+            with self.subTest(headers=headers):
+                res, data = self.post("127.0.0.4", headers, "label=x")
+                self.assertEqual(415, res.status, data)
+                self.assertEqual("unsupported_media_type", json.loads(data)["error"]["code"])
+        res, _ = self.post("127.0.0.4", {"Content-Type": "Application/JSON; charset=utf-8"})
+        self.assertEqual(201, res.status)
+
+    def test_the_61st_test_in_a_minute_from_one_address_gets_429(self):
+        for i in range(60):
+            res, data = self.post("127.0.0.2")
+            self.assertEqual(201, res.status, (i, data))
+        res, data = self.post("127.0.0.2")
+        self.assertEqual(429, res.status, data)
+        self.assertEqual("too_many_tests", json.loads(data)["error"]["code"])
+        self.assertTrue(1 <= int(res.getheader("Retry-After")) <= 60, res.getheader("Retry-After"))
+        # Another address is not held back by it.
+        self.assertEqual(201, self.post("127.0.0.3")[0].status)
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
         from harness import Server
         server = Server().start()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
-            conn.request("POST", "/api/v1/tests")
+            conn.request("POST", "/api/v1/tests", headers={"Content-Type": "application/json"})
             test = json.loads(conn.getresponse().read())
             result = {}
 

@@ -70,6 +70,9 @@ struct failing_store final : storage::store {
   void set_meta(const std::string&, const std::string&) override { fail(); }
 };
 
+const std::vector<std::pair<std::string, std::string>> json_type{
+    {"Content-Type", "application/json"}};
+
 struct harness {
   std::filesystem::path dir = std::filesystem::temp_directory_path() /
                               ("mxlens-route-" + std::to_string(::getpid()) + "-" +
@@ -124,7 +127,7 @@ struct harness {
   }
 
   std::string new_test(const std::string& body = {}) {
-    auto res = std::get<webui::response>(call(http::verb::post, "/api/v1/tests", body));
+    auto res = std::get<webui::response>(call(http::verb::post, "/api/v1/tests", body, json_type));
     REQUIRE(res.result() == http::status::created);
     return std::string(json::parse(res.body()).at("id").as_string());
   }
@@ -238,8 +241,8 @@ TEST_CASE("route: healthz and metrics", "[webui]") {
 
 TEST_CASE("route: POST /api/v1/tests makes a test, and refuses bad bodies", "[webui]") {
   harness h;
-  auto res = std::get<webui::response>(
-      h.call(http::verb::post, "/api/v1/tests", R"({"label":"release 4.2","bulk":true})"));
+  auto res = std::get<webui::response>(h.call(http::verb::post, "/api/v1/tests",
+                                              R"({"label":"release 4.2","bulk":true})", json_type));
   REQUIRE(res.result() == http::status::created);
   auto t = body_of(res).as_object();
   const std::string id(t.at("id").as_string());
@@ -261,7 +264,8 @@ TEST_CASE("route: POST /api/v1/tests makes a test, and refuses bad bodies", "[we
            {R"({"profile":"gmail"})", "bad_field"},
            {R"({"colour":"red"})", "unknown_field"}}) {
     INFO(body);
-    check_error(h.call(http::verb::post, "/api/v1/tests", body), http::status::bad_request, code);
+    check_error(h.call(http::verb::post, "/api/v1/tests", body, json_type),
+                http::status::bad_request, code);
   }
   auto list = h.get("/api/v1/tests");
   check_error(list, http::status::method_not_allowed, "method_not_allowed");
