@@ -96,7 +96,7 @@ po::options_description serve_options() {
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
-    ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create through the API in a minute; more get 429")
+    ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
@@ -298,7 +298,8 @@ int run_server(const serve_config& config) {
   hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
-                {config.domain, config.hostname, config.catch_all, config.retention_days});
+                {config.domain, config.hostname, config.catch_all, config.retention_days,
+                 config.max_new_tests_per_minute});
   receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits, &in_flight}, tls,
                         sink);
   smtp.start();

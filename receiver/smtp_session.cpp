@@ -601,7 +601,7 @@ asio::awaitable<void> smtp_session::cmd_rcpt(const std::string& args) {
     send(reply{452, "4.5.3", "Too many recipients"});  // RFC 5321 §4.5.3.1.10
     co_return;
   }
-  auto verdict = co_await sink_.recipient(path.address);
+  auto verdict = co_await sink_.recipient(path.address, record_.connection.client_ip);
   if (verdict.reply.positive()) {
     tx_.envelope.rcpt_to.push_back(path.address);
     if (std::find(tx_.keys.begin(), tx_.keys.end(), verdict.key) == tx_.keys.end())

@@ -123,6 +123,31 @@ class ServerLog(unittest.TestCase):
 
 
 class Recipients(unittest.TestCase):
+    def test_catch_all_creates_at_most_n_tests_a_minute_for_one_client(self):
+        with Server("--catch-all", "--max-new-tests-per-minute", "5") as server:
+            c = smtp(server.port, source="127.0.0.2")
+            c.ehlo()
+            for i in range(5):  # RCPT then RSET: each one a test, no mail needed
+                c.mail("a@example.org")
+                self.assertEqual(250, c.rcpt(f"flooded{i}test@{DOMAIN}")[0])
+                c.rset()
+            c.mail("a@example.org")
+            code, text = c.rcpt(f"flooded5test@{DOMAIN}")
+            self.assertEqual((code, text[:5]), (450, b"4.7.1"), text)
+            self.assertIn(b"at most 5 new test addresses a minute", text)
+            # Existing tests, and postmaster, are not new.
+            self.assertEqual(250, c.rcpt(f"flooded0test@{DOMAIN}")[0])
+            self.assertEqual(250, c.rcpt(f"postmaster@{DOMAIN}")[0])
+            c.quit()
+            # Another client is not held back.
+            with smtp(server.port, source="127.0.0.3") as other:
+                other.ehlo()
+                other.mail("b@example.org")
+                self.assertEqual(250, other.rcpt(f"another0test@{DOMAIN}")[0])
+            with self.assertRaises(subprocess.CalledProcessError):  # the refused one was not made
+                server.cli("tests", "show", "flooded5test")
+
+
     def test_catch_all_creates_a_test_on_first_rcpt_and_plus_tags_share_it(self):
         with Server("--catch-all") as server:
             c = smtp(server.port)
