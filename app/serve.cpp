@@ -1,6 +1,7 @@
 // `mxlens serve`: configuration, and the wiring of receiver, certificates and storage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -59,6 +61,7 @@ struct serve_config {
   receiver::limits limits;
   std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
   std::size_t max_new_tests_per_minute = webui::http_settings{}.max_new_tests_per_minute;
+  std::string admin_token;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
@@ -97,6 +100,7 @@ po::options_description serve_options() {
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
     ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
+    ("admin-token-file", po::value<std::string>(), "a file holding the token (16 characters or more) with which HTTP requests see the operator's own tests (postmaster's mail), as Authorization: Bearer TOKEN; without it they are seen only with mxlens tests on this machine")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
@@ -126,6 +130,23 @@ std::vector<asio::ip::tcp::endpoint> endpoints(const po::variables_map& vm, cons
     }
   }
   return out;
+}
+
+// The token in the file, without the white space around it.
+std::string read_admin_token(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw usage_error("--admin-token-file '" + file + "' cannot be read");
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto first = token.find_first_not_of(" \t\r\n");
+  token = first == std::string::npos
+              ? std::string()
+              : token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
+  constexpr std::size_t shortest = 16;
+  if (token.size() < shortest || std::any_of(token.begin(), token.end(),
+                                             [](unsigned char c) { return c <= ' ' || c >= 0x7f; }))
+    throw usage_error("--admin-token-file '" + file + "': the token must be " +
+                      std::to_string(shortest) + " or more printable ASCII characters, no spaces");
+  return token;
 }
 
 serve_config to_config(const po::variables_map& vm) {
@@ -202,6 +223,8 @@ serve_config to_config(const po::variables_map& vm) {
   c.max_new_tests_per_minute = vm["max-new-tests-per-minute"].as<std::size_t>();
   if (c.max_new_tests_per_minute < 1)
     throw usage_error("--max-new-tests-per-minute must be at least 1");
+  if (vm.count("admin-token-file"))
+    c.admin_token = read_admin_token(vm["admin-token-file"].as<std::string>());
   c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
   try {
     c.worker_user = analyzers::worker::worker_user(vm["user"].as<std::string>());
@@ -296,6 +319,7 @@ int run_server(const serve_config& config) {
   hs.retention_days = config.retention_days;
   hs.static_dir = config.webui_dir;
   hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
+  hs.admin_token = config.admin_token;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
                 {config.domain, config.hostname, config.catch_all, config.retention_days,

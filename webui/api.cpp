@@ -33,6 +33,18 @@ api::api(http_settings settings, asio::thread_pool& blocking, storage::store& re
       clock_(clock),
       creations_(settings_.max_new_tests_per_minute, std::chrono::minutes(1)) {}
 
+bool api::is_admin(std::string_view authorization) const {
+  const auto& token = settings_.admin_token;
+  constexpr std::string_view scheme = "Bearer ";  // RFC 6750 §2.1
+  if (token.empty() || authorization.size() != scheme.size() + token.size() ||
+      authorization.substr(0, scheme.size()) != scheme)
+    return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < token.size(); ++i)
+    differ |= static_cast<unsigned char>(authorization[scheme.size() + i] ^ token[i]);
+  return differ == 0;
+}
+
 void api::stop() {
   stopping_ = true;
   hub_.notify_all();

@@ -39,6 +39,9 @@ struct http_settings {
   std::chrono::seconds request_timeout{30};   // to read one request, and keep-alive idle time
   std::chrono::seconds max_wait{300};         // longest long poll
   std::size_t max_new_tests_per_minute = 60;  // per client network (core/rate_limit.hpp)
+  // The token of `Authorization: Bearer TOKEN` that shows the operator's own tests (postmaster);
+  // empty: nobody sees them over HTTP.
+  std::string admin_token;
   std::string static_dir;  // serve the pages' files from here instead of the embedded ones
 };
 
@@ -58,6 +61,8 @@ class api {
       storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock);
 
   const http_settings& settings() const { return settings_; }
+  // Whether an Authorization header value carries the admin token (compared in constant time).
+  bool is_admin(std::string_view authorization) const;
   // Counts a test created for `client`, or says how long until it may create one
   // (http_settings::max_new_tests_per_minute).
   std::optional<std::chrono::milliseconds> refuse_creation(const std::string& client) {

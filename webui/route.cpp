@@ -351,6 +351,10 @@ asio::awaitable<routed> dispatch(api& service, const request& req, const std::st
     co_return co_await create(service, req, client);
   }
   const std::string id = core::lowercase(p[3]);
+  // Postmaster's mail (abuse reports, bounces about this host: RFC 5321 §4.5.1) is the
+  // operator's: only a request with the admin token finds its test, for others it does not exist.
+  if (id == "postmaster" && !service.is_admin(req[http::field::authorization]))
+    throw http_error{http::status::not_found, "not_found", "no such test"};
   if (p.size() == 4) {
     if (req.method() == http::verb::delete_) co_return co_await remove(service, req, id);
     require_method(req, http::verb::get, "GET,DELETE");
