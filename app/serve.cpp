@@ -90,6 +90,7 @@ po::options_description serve_options() {
     ("retention", po::value<int>()->default_value(default_retention_days), "days a test and its deliveries are kept")
     ("max-connections", po::value<std::size_t>()->default_value(receiver::default_max_connections), "simultaneous SMTP connections in total")
     ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
+    ("max-connections-per-network", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_network), "simultaneous SMTP connections from one client network (an IPv4 /24, an IPv6 /64)")
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
     ("max-junk-commands", po::value<std::size_t>()->default_value(receiver::default_max_junk_commands), "NOOP, RSET, HELP and VRFY commands answered without a message accepted in between; the next gets 421 and the connection is closed")
@@ -193,9 +194,11 @@ serve_config to_config(const po::variables_map& vm) {
                       std::to_string(l.max_message_size) + ")");
   l.max_connections = vm["max-connections"].as<std::size_t>();
   l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
+  l.max_connections_per_network = vm["max-connections-per-network"].as<std::size_t>();
   l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
   l.max_recipients = vm["max-recipients"].as<std::size_t>();
-  if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_messages_per_connection < 1)
+  if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_connections_per_network < 1 ||
+      l.max_messages_per_connection < 1)
     throw usage_error("connection and message limits must be at least 1");
   if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
   l.max_junk_commands = vm["max-junk-commands"].as<std::size_t>();

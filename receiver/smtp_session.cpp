@@ -103,6 +103,25 @@ void smtp_session::arm(std::chrono::milliseconds timeout) {
   if (deadline_ < timer_.expiry()) timer_.cancel();
 }
 
+bool smtp_session::stressed() const {
+  return config_.under_stress && config_.under_stress->load(std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds smtp_session::idle_timeout() const {
+  const std::chrono::milliseconds normal = config_.limits.idle_timeout;
+  return stressed() ? std::min<std::chrono::milliseconds>(normal, stress_idle_timeout) : normal;
+}
+
+std::size_t smtp_session::max_junk_commands() const {
+  const auto normal = config_.limits.max_junk_commands;
+  return stressed() ? std::min(normal, stress_max_junk_commands) : normal;
+}
+
+std::size_t smtp_session::max_errors() const {
+  const auto normal = config_.limits.max_errors;
+  return stressed() ? std::min(normal, stress_max_errors) : normal;
+}
+
 void smtp_session::shutdown() {
   stopping_ = true;
   boost::system::error_code ec;
@@ -124,7 +143,7 @@ void smtp_session::send(const reply& r) {
   }
   out_ += wire;
   if (r.close) closing_ = true;
-  if (!closing_ && errors_ >= config_.limits.max_errors) {
+  if (!closing_ && errors_ >= max_errors()) {
     record_.outcome = "limit";
     reply bye{421, "4.7.0", config_.hostname + " Too many errors, closing connection", true};
     send(bye);
@@ -150,7 +169,7 @@ asio::awaitable<void> smtp_session::run() {
   auto self = shared_from_this();
   started_ = std::chrono::steady_clock::now();
   session_deadline_ = started_ + config_.limits.max_session_time;
-  arm(config_.limits.idle_timeout);
+  arm(idle_timeout());
 
   boost::system::error_code ec;
   auto remote = socket_.remote_endpoint(ec);
@@ -238,7 +257,7 @@ asio::awaitable<bool> smtp_session::flush() {
   std::string data;
   data.swap(out_);
   auto buffer = asio::buffer(data);
-  if (!timed_out_) arm(config_.limits.idle_timeout);
+  if (!timed_out_) arm(idle_timeout());
   if (tls_) {
     auto [ec, n] = co_await asio::async_write(*tls_, buffer, tuple_awaitable);
     co_return !ec;
@@ -251,7 +270,7 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_more(
     std::size_t chunk, std::chrono::milliseconds timeout) {
   if (stopping_) co_return read_status::shutdown;
   if (timed_out_) co_return read_status::timeout;
-  arm(timeout.count() > 0 ? timeout : config_.limits.idle_timeout);
+  arm(timeout.count() > 0 ? timeout : idle_timeout());
   const auto old = in_.size();
   in_.resize(old + chunk);
   auto buffer = asio::buffer(in_.data() + old, chunk);
@@ -276,6 +295,9 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
                                                                    bool& too_long) {
   too_long = false;
   const std::size_t max = config_.limits.max_command_line;
+  // The whole line must come within the idle timeout: a client that sends it an octet at a time
+  // does not hold its slot for longer (RFC 5321 §4.5.3.2.7 times the wait for a command).
+  const auto until = std::chrono::steady_clock::now() + idle_timeout();
   for (;;) {
     auto lf = in_.find('\n');
     if (lf != std::string::npos) {
@@ -297,7 +319,7 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
       in_.clear();
     }
     if (!co_await flush()) co_return read_status::error;
-    auto status = co_await read_more(command_chunk);
+    auto status = co_await read_before(command_chunk, until);
     if (status != read_status::ok) co_return status;
     // A TLS handshake record (RFC 8446 §5.1: type 22, legacy version 3.x) is no command: a client
     // that began TLS at once, as on port 465 (RFC 8314 §3.3).
@@ -427,7 +449,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       send(reply{500, "5.5.1", "Command unrecognized"});
       continue;
     }
-    if ((spec->flags & junk) && ++junk_commands_ > config_.limits.max_junk_commands) {
+    if ((spec->flags & junk) && ++junk_commands_ > max_junk_commands()) {
       record_.outcome = "limit";
       send(reply{421, "4.7.0",
                  config_.hostname +
