@@ -20,6 +20,8 @@ int worker_command(const std::vector<std::string>& args);  // internal: the anal
 inline constexpr const char* default_data_dir = "./mxlens-data";
 inline constexpr const char* database_file = "mxlens.db";
 inline constexpr int default_retention_days = 30;
+// MiB kept free where the database is (app/disk_guard.hpp).
+inline constexpr std::uint64_t default_min_free_disk_mib = 256;
 
 std::string system_hostname();
 

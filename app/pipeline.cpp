@@ -140,6 +140,13 @@ pipeline::lookup_result pipeline::lookup(const std::string& address) {
   bool deleted = false;
   {
     std::lock_guard lock(reader_mutex_);
+    if (auto* disk = settings_.disk) {
+      disk->refresh([this] { return reader_.reusable_bytes(); });
+      // RFC 5321 §4.2.2 and RFC 3463: the mail system is full, for now.
+      if (disk->now() == disk_guard::level::critical)
+        return {{reply{452, "4.3.1", "Insufficient system storage, try again later"}, {}},
+                std::nullopt};
+    }
     test = reader_.find_test(*id);
     // Postmaster is always accepted (RFC 5321 §4.5.1): deleting its test only empties it.
     deleted = !test && !postmaster && reader_.was_deleted(*id, now);
@@ -366,9 +373,76 @@ pipeline::test_context pipeline::context_of(const std::string& test_id,
 
 void pipeline::handshake_failed(const core::failed_handshake& f) { failures_.add(f, clock_.now()); }
 
+bool said_nothing(const core::session_record& s) {
+  if (s.messages > 0 || !s.connection.helo.empty() || s.connection.early_talker || s.tls.used ||
+      !s.tls.failed_handshakes.empty())
+    return false;
+  return std::none_of(s.transcript.begin(), s.transcript.end(),
+                      [](const auto& l) { return l.dir == core::direction::client; });
+}
+
+bool session_tally::keep_or_count(const core::session_record& s) {
+  const auto minute = s.connection.started_at - s.connection.started_at % 60'000;
+  std::lock_guard lock(mutex_);
+  if (minute != kept_minute_) {
+    kept_minute_ = minute;
+    kept_.clear();
+  }
+  if (kept_.size() < most_addresses) {
+    if (auto& kept = kept_[s.connection.client_ip]; kept < kept_per_minute) {
+      ++kept;
+      return true;
+    }
+  }
+  auto key = std::pair{s.connection.client_ip, minute};
+  if (counts_.size() >= most_addresses && !counts_.count(key)) key.first = "(others)";
+  auto& t = counts_[key];
+  ++t.connections;
+  if (s.outcome == "refused") ++t.refused;
+  return false;
+}
+
+std::vector<core::session_count> session_tally::take() {
+  std::map<std::pair<std::string, core::unix_ms>, tally> taken;
+  {
+    std::lock_guard lock(mutex_);
+    taken.swap(counts_);
+  }
+  std::vector<core::session_count> out;
+  out.reserve(taken.size());
+  for (auto& [key, t] : taken) out.push_back({key.first, key.second, t.connections, t.refused});
+  return out;
+}
+
 void pipeline::session_closed(core::session_record session) {
   metrics_.session(session.outcome);
-  queue_.submit(std::move(session));
+  // On a nearly full disk the room left is for deletes and accepted mail (disk_guard.hpp).
+  if (settings_.disk && settings_.disk->now() != disk_guard::level::ok) return;
+  if (!said_nothing(session) || tally_.keep_or_count(session)) {
+    queue_.submit(std::move(session));
+    return;
+  }
+  // Counted: written with the others about once a second.
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  auto last = tally_written_.load();
+  if (now - last >= 1000 && tally_written_.compare_exchange_strong(last, now))
+    write_session_counts();
+}
+
+void pipeline::write_session_counts() {
+  auto counts = tally_.take();
+  if (counts.empty()) return;
+  queue_.run([counts = std::move(counts)](storage::store& s) mutable {
+    storage::batch b;
+    b.session_counts = std::move(counts);
+    try {
+      s.commit(b);
+    } catch (const std::exception& e) {
+      core::log_warn(std::string("storing the counts of sessions: ") + e.what());
+    }
+  });
 }
 
 }  // namespace mxlens::app

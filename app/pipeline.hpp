@@ -11,6 +11,7 @@
 // Recipients (RCPT) are looked up here too; a catch-all test is created through the writer.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "analyzers/worker/worker.hpp"
+#include "app/disk_guard.hpp"
 #include "core/rate_limit.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "storage/commit_queue.hpp"
@@ -50,12 +52,42 @@ class recent_failures {
   std::deque<std::pair<core::unix_ms, std::string>> order_;  // (at, ip), oldest first
 };
 
+// Sessions that said nothing (core::session_count), counted in memory and written about once a
+// second; the first few of an address in each minute are stored whole, as examples.
+class session_tally {
+ public:
+  static constexpr std::size_t kept_per_minute = 3;
+  // Distinct addresses counted between two writes; the rest are counted as "(others)".
+  static constexpr std::size_t most_addresses = 100'000;
+
+  // Counts the session, unless it is one of the first of its address this minute: then it is
+  // not counted and the caller stores it whole (true).
+  bool keep_or_count(const core::session_record& s);
+  // What was counted since the last take.
+  std::vector<core::session_count> take();
+
+ private:
+  struct tally {
+    std::int64_t connections = 0;
+    std::int64_t refused = 0;
+  };
+  std::mutex mutex_;
+  std::map<std::pair<std::string, core::unix_ms>, tally> counts_;
+  core::unix_ms kept_minute_ = 0;
+  std::map<std::string, std::size_t> kept_;  // sessions stored whole in kept_minute_
+};
+
+// Whether a session said nothing worth a row of its own: no EHLO or HELO, no TLS, no message, not
+// a word from the client.
+bool said_nothing(const core::session_record& s);
+
 struct sink_settings {
   std::string domain;
   std::string hostname;  // the authserv-id of Authentication-Results
   bool catch_all = false;
   int retention_days = 30;
   std::size_t max_new_tests_per_minute = 60;  // catch-all tests created per client network
+  disk_guard* disk = nullptr;                 // none: the disk is not watched
 };
 
 class pipeline final : public receiver::delivery_sink {
@@ -71,6 +103,9 @@ class pipeline final : public receiver::delivery_sink {
                                                   std::vector<std::string> keys) override;
   void handshake_failed(const core::failed_handshake& f) override;
   void session_closed(core::session_record session) override;
+  // Writes the counts of sessions that said nothing (also done about once a second as sessions
+  // end); at shutdown, before the queue drains.
+  void write_session_counts();
 
   // Runs the deliveries that a previous version stored without their report (it stored a
   // message before analysing it, and stopped between the two) through the pipeline. Once, at
@@ -111,6 +146,8 @@ class pipeline final : public receiver::delivery_sink {
   sink_settings settings_;
   recent_failures failures_;
   core::rate_limiter creations_;  // of catch-all tests
+  session_tally tally_;
+  std::atomic<std::int64_t> tally_written_{0};  // steady ms of the last write of the counts
 };
 
 }  // namespace mxlens::app

@@ -62,6 +62,7 @@ struct serve_config {
   std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
   std::size_t max_new_tests_per_minute = webui::http_settings{}.max_new_tests_per_minute;
   std::string admin_token;
+  std::uint64_t min_free_disk = default_min_free_disk_mib << 20;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
@@ -100,6 +101,7 @@ po::options_description serve_options() {
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
+    ("min-free-disk", po::value<std::uint64_t>()->default_value(default_min_free_disk_mib), "MiB kept free where the database is: below it sessions are not stored, below half of it mail is deferred with 452 4.3.1, so that deleting tests still works (0: not watched)")
     ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
     ("admin-token-file", po::value<std::string>(), "a file holding the token (16 characters or more) with which HTTP requests see the operator's own tests (postmaster's mail), as Authorization: Bearer TOKEN; without it they are seen only with mxlens tests on this machine")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
@@ -223,6 +225,7 @@ serve_config to_config(const po::variables_map& vm) {
   if (!(at >= 1 && at <= 3600))
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
+  c.min_free_disk = vm["min-free-disk"].as<std::uint64_t>() << 20;
   c.max_new_tests_per_minute = vm["max-new-tests-per-minute"].as<std::size_t>();
   if (c.max_new_tests_per_minute < 1)
     throw usage_error("--max-new-tests-per-minute must be at least 1");
@@ -324,9 +327,10 @@ int run_server(const serve_config& config) {
   hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
   hs.admin_token = config.admin_token;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
+  disk_guard disk(config.data_dir, config.min_free_disk);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
                 {config.domain, config.hostname, config.catch_all, config.retention_days,
-                 config.max_new_tests_per_minute});
+                 config.max_new_tests_per_minute, &disk});
   receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits, &in_flight}, tls,
                         sink);
   smtp.start();
@@ -397,6 +401,7 @@ int run_server(const serve_config& config) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
+  sink.write_session_counts();
   analysis.stop();
   blocking.join();
   core::log_info("stopped; " + std::to_string(queue.commits()) + " commits");

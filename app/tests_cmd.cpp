@@ -179,7 +179,10 @@ int tests_command(const std::vector<std::string>& args) {
 int sessions_command(const std::vector<std::string>& args) {
   auto o = common("mxlens sessions options");
   o.add_options()("client-ip", po::value<std::string>(), "only sessions from this client IP")(
-      "limit", po::value<std::size_t>()->default_value(100), "newest sessions to print");
+      "limit", po::value<std::size_t>()->default_value(100), "newest sessions to print")(
+      "counts", po::bool_switch(),
+      "print instead the counts of connections that said nothing (no EHLO, no TLS, no message: "
+      "connect and close, refused), which are kept per address and minute, not one by one");
   try {
     auto vm = parse(args, o);
     if (vm.count("help")) {
@@ -192,8 +195,16 @@ int sessions_command(const std::vector<std::string>& args) {
     std::optional<std::string> ip;
     if (vm.count("client-ip")) ip = vm["client-ip"].as<std::string>();
     json::array out;
-    for (const auto& s : store.sessions(vm["limit"].as<std::size_t>(), ip))
-      out.push_back(core::parse_stored(s));
+    const auto limit = vm["limit"].as<std::size_t>();
+    if (vm["counts"].as<bool>()) {
+      for (const auto& c : store.session_counts(0, limit, ip))
+        out.push_back(json::object{{"client_ip", c.client_ip},
+                                   {"minute", core::format_time(c.minute)},
+                                   {"connections", c.connections},
+                                   {"refused", c.refused}});
+    } else {
+      for (const auto& s : store.sessions(limit, ip)) out.push_back(core::parse_stored(s));
+    }
     std::cout << core::printable_json(out) << "\n";
     return 0;
   } catch (const usage_error& e) {

@@ -181,6 +181,18 @@ struct session_record {
   bool operator==(const session_record&) const = default;
 };
 
+// Connections that said nothing worth a session row of their own (no EHLO or HELO, no TLS, no
+// message: a connect and close, a refusal), counted per client address and minute instead, so
+// that a flood of them costs a row a minute, not a row each.
+struct session_count {
+  std::string client_ip;
+  unix_ms minute = 0;  // the start of the minute
+  std::int64_t connections = 0;
+  std::int64_t refused = 0;
+
+  bool operator==(const session_count&) const = default;
+};
+
 struct test_info {
   std::string id;
   std::string address;

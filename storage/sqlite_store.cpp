@@ -164,6 +164,17 @@ CREATE TABLE deleted_tests (
     R"sql(
 ALTER TABLE messages ADD COLUMN analysis TEXT;
 )sql",
+    // 9: connections that said nothing, counted per client address and minute
+    R"sql(
+CREATE TABLE session_counts (
+  client_ip   TEXT NOT NULL,
+  minute      INTEGER NOT NULL,
+  connections INTEGER NOT NULL,
+  refused     INTEGER NOT NULL,
+  PRIMARY KEY (client_ip, minute)
+) WITHOUT ROWID;
+CREATE INDEX session_counts_minute ON session_counts(minute);
+)sql",
 };
 
 constexpr int latest_version = static_cast<int>(std::size(migrations));
@@ -272,6 +283,10 @@ sqlite_store::sqlite_store(const std::filesystem::path& file, int version) {
   // The log of a transaction holding a large message is as large as the message; once it is
   // checkpointed, the file goes back to this size instead of keeping the largest it ever was.
   exec("PRAGMA journal_size_limit=4194304");
+  // Debian builds SQLite with SQLITE_SECURE_DELETE, which overwrites every deleted page: deleting
+  // a test of 30 MB of messages then writes 30 MB to the log, the one write a nearly full disk
+  // has no room for (app/disk_guard.hpp). FAST zeroes only what costs no extra I/O.
+  exec("PRAGMA secure_delete=FAST");
   exec("PRAGMA foreign_keys=ON");
   migrate(std::min(version, latest_version));
 }
@@ -481,6 +496,15 @@ void sqlite_store::commit(batch& b) {
       d.number = number.front();
     }
     for (const auto& a : b.analyses) store_report(a);
+    statement count(*this,
+                    "INSERT INTO session_counts(client_ip, minute, connections, refused) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(client_ip, minute) DO UPDATE SET "
+                    "connections = connections + ?3, refused = refused + ?4");
+    for (const auto& c : b.session_counts) {
+      count.bind(1, c.client_ip).bind(2, c.minute).bind(3, c.connections).bind(4, c.refused);
+      count.step();
+      count.reset();
+    }
     statement ses(*this,
                   "INSERT OR REPLACE INTO sessions(id, started_at, ended_at, client_ip, outcome, "
                   "tls_version, failed_handshakes, messages, facts) VALUES (?,?,?,?,?,?,?,?,?)");
@@ -681,6 +705,18 @@ std::vector<std::string> sqlite_store::sessions_since(core::unix_ms since, std::
   return out;
 }
 
+std::vector<core::session_count> sqlite_store::session_counts(
+    core::unix_ms since, std::size_t limit, const std::optional<std::string>& client_ip) {
+  statement s(*this,
+              "SELECT client_ip, minute, connections, refused FROM session_counts "
+              "WHERE minute >= ?1 AND (?2 IS NULL OR client_ip = ?2) "
+              "ORDER BY minute DESC, client_ip LIMIT ?3");
+  s.bind(1, since).bind(2, client_ip).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<core::session_count> out;
+  while (s.step()) out.push_back({s.text(0), s.integer(1), s.integer(2), s.integer(3)});
+  return out;
+}
+
 purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_before) {
   purge_counts counts;
   exec("BEGIN IMMEDIATE");
@@ -702,12 +738,23 @@ purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_befor
     s.bind(1, sessions_before);
     s.step();
     counts.sessions = sqlite3_changes(db_);
+    statement tallies(*this, "DELETE FROM session_counts WHERE minute < ?");
+    tallies.bind(1, sessions_before);
+    tallies.step();
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
   return counts;
+}
+
+std::uint64_t sqlite_store::reusable_bytes() {
+  statement pages(*this, "PRAGMA freelist_count");
+  statement size(*this, "PRAGMA page_size");
+  pages.step();
+  size.step();
+  return static_cast<std::uint64_t>(pages.integer(0)) * static_cast<std::uint64_t>(size.integer(0));
 }
 
 std::optional<std::string> sqlite_store::meta(const std::string& key) {

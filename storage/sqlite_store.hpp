@@ -50,6 +50,9 @@ class sqlite_store final : public store {
   std::vector<std::string> sessions_since(core::unix_ms since, std::size_t limit) override;
   std::vector<std::string> sessions(std::size_t limit,
                                     const std::optional<std::string>& client_ip) override;
+  std::vector<core::session_count> session_counts(
+      core::unix_ms since, std::size_t limit, const std::optional<std::string>& client_ip) override;
+  std::uint64_t reusable_bytes() override;
   purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) override;
   std::optional<std::string> meta(const std::string& key) override;
   void set_meta(const std::string& key, const std::string& value) override;

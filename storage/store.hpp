@@ -95,7 +95,8 @@ struct batch {
   std::vector<message_delivery> messages;  // numbers are assigned on commit
   std::vector<core::delivery> deliveries;  // a message each, without a report; numbered too
   std::vector<core::session_record> sessions;
-  std::vector<analysis_update> analyses;  // reports of rows stored before without one
+  std::vector<analysis_update> analyses;            // reports of rows stored before without one
+  std::vector<core::session_count> session_counts;  // added to what is counted already
 };
 
 class store {
@@ -149,9 +150,18 @@ class store {
   virtual std::vector<std::string> sessions(std::size_t limit,
                                             const std::optional<std::string>& client_ip) = 0;
 
-  // Removes tests that expired by `now` with their deliveries, and sessions older than
-  // `sessions_before`.
+  // The counts of sessions not stored one by one, from minutes at or after `since`, newest first;
+  // optionally only those of one client IP.
+  virtual std::vector<core::session_count> session_counts(
+      core::unix_ms since, std::size_t limit, const std::optional<std::string>& client_ip) = 0;
+
+  // Removes tests that expired by `now` with their deliveries, and sessions (and their counts)
+  // older than `sessions_before`.
   virtual purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) = 0;
+
+  // Octets the store's files hold free for reuse (pages of deleted rows), which new rows take
+  // before the files grow.
+  virtual std::uint64_t reusable_bytes() = 0;
 
   virtual std::optional<std::string> meta(const std::string& key) = 0;
   virtual void set_meta(const std::string& key, const std::string& value) = 0;

@@ -2,12 +2,20 @@
 connections from 50 addresses, each trickling one octet of a NOOP every few seconds and coming
 back at once when dropped. The slots an address, and a network, may hold are bounded, the last
 ones are kept for newcomers, and under stress a command must come within 10 s."""
+import glob
+import json
+import os
 import resource
 import selectors
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from harness import Server, message, smtp
 
@@ -111,6 +119,108 @@ class HeldSlots(unittest.TestCase):
             self.assertEqual(20, len(server.show(address.split("@")[0])["deliveries"]))
             # Under stress a trickled command is cut off, so the attacker's slots keep turning.
             self.assertGreater(timed_out, 100)
+
+
+def database_bytes(data_dir):
+    return sum(os.path.getsize(p) for p in glob.glob(os.path.join(data_dir, "mxlens.db*")))
+
+
+class ConnectionFlood(unittest.TestCase):
+    def test_100000_connect_and_close_grow_the_database_under_1_mb_and_are_counted(self):
+        with Server() as server:
+            # A first session, so that the database has its working size.
+            with smtp(server.port) as c:
+                c.ehlo()
+            time.sleep(0.5)
+            before = database_bytes(server.data_dir)
+            sources = [f"127.0.1.{i}" for i in range(1, 11)]  # 10,000 ports each
+
+            def flood(source, n):
+                for _ in range(n):
+                    s = socket.socket()
+                    s.bind((source, 0))
+                    s.connect(("127.0.0.1", server.port))
+                    s.close()  # said nothing
+
+            threads = [threading.Thread(target=flood, args=(src, 10_000)) for src in sources]
+            started = time.time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            took = time.time() - started
+            # An honest session afterwards is stored as ever.
+            with smtp(server.port, helo="after.flood.example") as c:
+                c.ehlo()
+            self.assertTrue(server.wait_sessions(
+                lambda s: s["connection"]["helo"] == "after.flood.example", timeout=60))
+            server.stop()  # the counts still in memory are written as it stops
+            grown = database_bytes(server.data_dir) - before
+            counts = json.loads(server.cli("sessions", "--counts", "--limit", "1000"))
+            counted = sum(c["connections"] for c in counts)
+            stored = [s for s in server.sessions() if s["connection"]["client_ip"] in sources]
+            print(f"\n100,000 connect-and-close in {took:.1f} s: database +{grown / 1000:.0f} kB, "
+                  f"{counted} counted, {len(stored)} stored whole")
+            self.assertLess(grown, 1_000_000)
+            # Every one is accounted for: counted, or kept whole as one of the first few of its
+            # address in a minute.
+            self.assertEqual(100_000, counted + len(stored))
+            self.assertLessEqual(len(stored), 3 * len(sources) * (int(took) // 60 + 2))
+
+
+class SmallDisk(unittest.TestCase):
+    """The data directory on a 40 MiB tmpfs, kept 16 MiB free: mail is deferred before the disk
+    is full, and deleting a test still works and makes room."""
+
+    def setUp(self):
+        self.mount = tempfile.mkdtemp(prefix="mxlens-tmpfs-")
+        out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", self.mount],
+                             capture_output=True)
+        if out.returncode != 0:
+            os.rmdir(self.mount)
+            self.skipTest("cannot mount a tmpfs here (needs root): " + out.stderr.decode())
+
+    def tearDown(self):
+        subprocess.run(["umount", self.mount], check=True)
+        os.rmdir(self.mount)
+
+    def test_mail_is_deferred_before_the_disk_is_full_and_delete_makes_room(self):
+        data = os.path.join(self.mount, "data")
+        os.mkdir(data)
+        with Server("--min-free-disk", "16", "--max-message-size", "2000000",
+                    data_dir=data) as server:
+            address = server.new_address()
+            big = message("filler", ("y" * 998 + "\r\n") * 1500)
+            codes = []
+            for _ in range(40):  # 60 MB: more than the disk holds
+                with smtp(server.port) as c:
+                    c.ehlo()
+                    c.mail("filler@sender.example")
+                    code, text = c.rcpt(address)
+                    codes.append(code)
+                    if code != 250:
+                        self.assertEqual((code, text[:5]), (452, b"4.3.1"), text)
+                        break
+                    self.assertEqual(250, c.data(big)[0])
+                time.sleep(1.1)  # the guard measures once a second
+            self.assertEqual(452, codes[-1], codes)
+            free = shutil.disk_usage(self.mount).free
+            self.assertGreater(free, 4 << 20)  # deferred with room to spare
+            self.assertNotIn("disk is full", server.log())
+            self.assertNotIn("451", "".join(map(str, codes)))
+            # Deleting the test works on the nearly full disk, and makes room again.
+            req = urllib.request.Request(f"{server.url}/api/v1/tests/{address.split('@')[0]}",
+                                         method="DELETE")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as res:
+                    self.assertEqual(204, res.status)
+            except urllib.error.HTTPError as e:
+                raise AssertionError(f"DELETE: {e.code} {e.read()}\n" + server.log()[-3000:])
+            other = server.new_address()
+            time.sleep(1.1)
+            with smtp(server.port) as c:
+                c.sendmail("after@sender.example", [other], message("after", "room again"))
+            self.assertIn("storing everything again", server.log())
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def big_message(size):
 
 
 class OneMessageToAHundredTests(ServerCase):
-    server_args = ("--catch-all",)
+    server_args = ("--catch-all", "--max-new-tests-per-minute", "1000")
 
     def test_20_mb_to_100_tests_grows_the_database_under_25_mb_and_rss_under_100_mb(self):
         # A server that has received a few megabytes already: its write-ahead log is at its

@@ -77,12 +77,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 8);
+    CHECK(s.schema_version() == 9);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 8);
+  CHECK(again.schema_version() == 9);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -115,7 +115,7 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 8);
+  CHECK(s.schema_version() == 9);
   CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
@@ -356,7 +356,7 @@ UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 8);
+  CHECK(s.schema_version() == 9);
   REQUIRE(s.delivery("aaaaaaaa", 1)->analysis_json);
   CHECK(boost::json::parse(*s.delivery("aaaaaaaa", 1)->analysis_json).at("score").at("value") == 9);
   CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");  // the bytes a version-4 row kept itself

@@ -65,6 +65,11 @@ struct failing_store final : storage::store {
   std::vector<std::string> sessions(std::size_t, const std::optional<std::string>&) override {
     fail();
   }
+  std::vector<core::session_count> session_counts(core::unix_ms, std::size_t,
+                                                  const std::optional<std::string>&) override {
+    fail();
+  }
+  std::uint64_t reusable_bytes() override { fail(); }
   storage::purge_counts purge(core::unix_ms, core::unix_ms) override { fail(); }
   std::optional<std::string> meta(const std::string&) override { fail(); }
   void set_meta(const std::string&, const std::string&) override { fail(); }
