@@ -59,6 +59,7 @@ struct serve_config {
   receiver::limits limits;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
+  std::size_t most_workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
   std::size_t worker_memory_mb = 1024;
   analyzers::worker::sandbox_settings worker_user;
@@ -92,6 +93,7 @@ po::options_description serve_options() {
     ("tls-handshake-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_tls_handshake_timeout.count())), "seconds a STARTTLS handshake may take")
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
+    ("max-workers", po::value<std::size_t>()->default_value(0), "analysis workers at most (0: 4 x --workers); those beyond --workers only for a client with no other analysis running")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
@@ -182,6 +184,9 @@ serve_config to_config(const po::variables_map& vm) {
   c.dns = dns_settings(vm);
   c.workers = vm["workers"].as<std::size_t>();
   if (c.workers < 1 || c.workers > 256) throw usage_error("--workers must be between 1 and 256");
+  c.most_workers = vm["max-workers"].as<std::size_t>();
+  if (c.most_workers != 0 && (c.most_workers < c.workers || c.most_workers > 1024))
+    throw usage_error("--max-workers must be 0 or between --workers and 1024");
   const double at = vm["analysis-timeout"].as<double>();
   if (!(at >= 1 && at <= 3600))
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
@@ -259,6 +264,7 @@ int run_server(const serve_config& config) {
   core::system_clock clock;
   analyzers::worker::pool_settings ps;
   ps.workers = config.workers;
+  ps.most_workers = config.most_workers;
   ps.deadline = config.analysis_timeout;
   ps.worker_args = dns_arguments(config.dns);
   ps.worker_args.insert(ps.worker_args.end(),
