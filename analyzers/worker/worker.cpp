@@ -412,7 +412,12 @@ asio::awaitable<analysis_result> pool::run(analysis_input in) {
 void pool::stop() {
   if (stopped_) return;
   stopped_ = true;
-  for (auto* t : std::exchange(waiters_, {})) t->cancel();
+  // Waiting jobs wake to find the pool stopped.
+  try {
+    for (auto* t : std::exchange(waiters_, {})) t->cancel();
+  } catch (const std::exception& e) {
+    core::log_error(std::string("analysis pool: ") + e.what());
+  }
   for (auto& p : std::vector(processes_)) retire(p);
   processes_.clear();
 }
