@@ -113,7 +113,8 @@ pipeline::pipeline(asio::thread_pool& blocking, storage::store& reader,
       events_(events),
       metrics_(counters),
       clock_(clock),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      creations_(settings_.max_new_tests_per_minute, std::chrono::minutes(1)) {}
 
 pipeline::lookup_result pipeline::lookup(const std::string& address) {
   auto mailbox = core::split_mailbox(address);
@@ -164,10 +165,22 @@ pipeline::lookup_result pipeline::lookup(const std::string& address) {
   return {{reply{250, "2.1.5", "Recipient <" + address + "> OK"}, test->id}, create};
 }
 
-asio::awaitable<receiver::recipient_verdict> pipeline::recipient(const std::string& address) {
+asio::awaitable<receiver::recipient_verdict> pipeline::recipient(const std::string& address,
+                                                                 const std::string& client_ip) {
   try {
     auto work = [this, address] { return lookup(address); };
     auto found = co_await storage::run_blocking(blocking_, std::move(work));
+    // Postmaster's test is made once; only catch-all tests count against the client.
+    const bool limited = found.create && found.create->id != postmaster_id;
+    if (auto wait = limited ? creations_.refuse(client_ip, clock_.now()) : std::nullopt) {
+      const auto seconds = std::chrono::ceil<std::chrono::seconds>(*wait).count();
+      co_return receiver::recipient_verdict{
+          reply{450, "4.7.1",
+                "<" + address + ">: at most " + std::to_string(settings_.max_new_tests_per_minute) +
+                    " new test addresses a minute are accepted from " + client_ip +
+                    ", try again in " + std::to_string(seconds) + " s"},
+          {}};
+    }
     if (found.create) {
       // Created by the writer, like every write; a test another session created meanwhile is
       // the same test.
@@ -224,10 +237,10 @@ asio::awaitable<reply> pipeline::run(job j) {
   }
   std::sort(failed.begin(), failed.end(), [](auto& a, auto& b) { return a.at < b.at; });
 
-  // 2. The analysis.
-  analyzers::analysis_input input{j.delivery, true, settings_.hostname, context.bulk};
-  input.delivery.transcript.clear();  // the analysis does not read it
-  auto analysis = co_await analysis_.analyze(std::move(input));
+  // 2. The analysis. The delivery goes to it and comes back: a message is never copied.
+  analyzers::analysis_input input{std::move(j.delivery), true, settings_.hostname, context.bulk};
+  auto analysis = co_await analysis_.analyze(input);
+  j.delivery = std::move(input.delivery);
   const std::size_t errors = analysis.summary.errors.size();
 
   // 3. and 4. The reply and the report, stored in one transaction. The report is stored as the

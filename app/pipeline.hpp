@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "analyzers/worker/worker.hpp"
+#include "core/rate_limit.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "storage/commit_queue.hpp"
 #include "storage/store.hpp"
@@ -54,6 +55,7 @@ struct sink_settings {
   std::string hostname;  // the authserv-id of Authentication-Results
   bool catch_all = false;
   int retention_days = 30;
+  std::size_t max_new_tests_per_minute = 60;  // catch-all tests created per client network
 };
 
 class pipeline final : public receiver::delivery_sink {
@@ -64,7 +66,7 @@ class pipeline final : public receiver::delivery_sink {
            const core::clock& clock, sink_settings settings);
 
   boost::asio::awaitable<receiver::recipient_verdict> recipient(
-      const std::string& address) override;
+      const std::string& address, const std::string& client_ip) override;
   boost::asio::awaitable<receiver::reply> deliver(core::delivery message,
                                                   std::vector<std::string> keys) override;
   void handshake_failed(const core::failed_handshake& f) override;
@@ -108,6 +110,7 @@ class pipeline final : public receiver::delivery_sink {
   const core::clock& clock_;
   sink_settings settings_;
   recent_failures failures_;
+  core::rate_limiter creations_;  // of catch-all tests
 };
 
 }  // namespace mxlens::app

@@ -1,6 +1,7 @@
 // `mxlens serve`: configuration, and the wiring of receiver, certificates and storage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -57,6 +59,9 @@ struct serve_config {
   bool catch_all = false;
   int retention_days = default_retention_days;
   receiver::limits limits;
+  std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
+  std::size_t max_new_tests_per_minute = webui::http_settings{}.max_new_tests_per_minute;
+  std::string admin_token;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
   std::size_t most_workers = 0;
@@ -81,10 +86,12 @@ po::options_description serve_options() {
     ("tls-cert", po::value<std::vector<std::string>>()->composing(), "PEM certificate chain; repeatable (RSA and ECDSA side by side), paired with --tls-key in order")
     ("tls-key", po::value<std::vector<std::string>>()->composing(), "PEM private key for the --tls-cert at the same position")
     ("catch-all", po::bool_switch(), "accept any test id at --domain, creating the test on first RCPT")
-    ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE)")
+    ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE; at most 268435456, what an analysis worker takes)")
+    ("max-data-in-flight", po::value<std::uint64_t>()->default_value(receiver::default_max_data_in_flight), "octets of messages held by all sessions at once, from DATA until stored; past it a message gets 452 4.3.1 (at least --max-message-size)")
     ("retention", po::value<int>()->default_value(default_retention_days), "days a test and its deliveries are kept")
     ("max-connections", po::value<std::size_t>()->default_value(receiver::default_max_connections), "simultaneous SMTP connections in total")
     ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
+    ("max-connections-per-network", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_network), "simultaneous SMTP connections from one client network (an IPv4 /24, an IPv6 /64)")
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
     ("max-junk-commands", po::value<std::size_t>()->default_value(receiver::default_max_junk_commands), "NOOP, RSET, HELP and VRFY commands answered without a message accepted in between; the next gets 421 and the connection is closed")
@@ -95,6 +102,8 @@ po::options_description serve_options() {
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
     ("max-workers", po::value<std::size_t>()->default_value(0), "analysis workers at most (0: 4 x --workers); those beyond --workers only for a client with no other analysis running")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
+    ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
+    ("admin-token-file", po::value<std::string>(), "a file holding the token (16 characters or more) with which HTTP requests see the operator's own tests (postmaster's mail), as Authorization: Bearer TOKEN; without it they are seen only with mxlens tests on this machine")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
     ("worker-memory", po::value<std::size_t>()->default_value(1024), "address-space limit of each analysis worker, in MiB (0: none)")
     ("log-level", po::value<std::string>()->default_value("info"), "debug, info, warn or error");
@@ -124,6 +133,23 @@ std::vector<asio::ip::tcp::endpoint> endpoints(const po::variables_map& vm, cons
     }
   }
   return out;
+}
+
+// The token in the file, without the white space around it.
+std::string read_admin_token(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw usage_error("--admin-token-file '" + file + "' cannot be read");
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto first = token.find_first_not_of(" \t\r\n");
+  token = first == std::string::npos
+              ? std::string()
+              : token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
+  constexpr std::size_t shortest = 16;
+  if (token.size() < shortest || std::any_of(token.begin(), token.end(),
+                                             [](unsigned char c) { return c <= ' ' || c >= 0x7f; }))
+    throw usage_error("--admin-token-file '" + file + "': the token must be " +
+                      std::to_string(shortest) + " or more printable ASCII characters, no spaces");
+  return token;
 }
 
 serve_config to_config(const po::variables_map& vm) {
@@ -159,11 +185,22 @@ serve_config to_config(const po::variables_map& vm) {
   auto& l = c.limits;
   l.max_message_size = vm["max-message-size"].as<std::uint64_t>();
   if (l.max_message_size < 1024) throw usage_error("--max-message-size must be at least 1024");
+  // A message goes to its analysis worker as one frame (analyzers/worker/worker.hpp).
+  if (l.max_message_size > analyzers::worker::max_frame)
+    throw usage_error("--max-message-size must be at most " +
+                      std::to_string(analyzers::worker::max_frame) +
+                      " octets, the largest message an analysis worker takes");
+  c.max_data_in_flight = vm["max-data-in-flight"].as<std::uint64_t>();
+  if (c.max_data_in_flight < l.max_message_size)
+    throw usage_error("--max-data-in-flight must be at least --max-message-size (" +
+                      std::to_string(l.max_message_size) + ")");
   l.max_connections = vm["max-connections"].as<std::size_t>();
   l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
+  l.max_connections_per_network = vm["max-connections-per-network"].as<std::size_t>();
   l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
   l.max_recipients = vm["max-recipients"].as<std::size_t>();
-  if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_messages_per_connection < 1)
+  if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_connections_per_network < 1 ||
+      l.max_messages_per_connection < 1)
     throw usage_error("connection and message limits must be at least 1");
   if (l.max_recipients < 1) throw usage_error("--max-recipients must be at least 1");
   l.max_junk_commands = vm["max-junk-commands"].as<std::size_t>();
@@ -191,6 +228,11 @@ serve_config to_config(const po::variables_map& vm) {
   if (!(at >= 1 && at <= 3600))
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
+  c.max_new_tests_per_minute = vm["max-new-tests-per-minute"].as<std::size_t>();
+  if (c.max_new_tests_per_minute < 1)
+    throw usage_error("--max-new-tests-per-minute must be at least 1");
+  if (vm.count("admin-token-file"))
+    c.admin_token = read_admin_token(vm["admin-token-file"].as<std::string>());
   c.worker_memory_mb = vm["worker-memory"].as<std::size_t>();
   try {
     c.worker_user = analyzers::worker::worker_user(vm["user"].as<std::string>());
@@ -259,6 +301,8 @@ int run_server(const serve_config& config) {
   // start instead of every analysis.
   { analyzers::dns::resolver probe(config.dns); }
 
+  // Before the io_context: a session's lease of it may go only when the io_context does.
+  receiver::byte_budget in_flight(config.max_data_in_flight);
   asio::io_context io;
   asio::thread_pool blocking(blocking_threads);
   core::system_clock clock;
@@ -283,10 +327,14 @@ int run_server(const serve_config& config) {
   hs.domain = config.domain;
   hs.retention_days = config.retention_days;
   hs.static_dir = config.webui_dir;
+  hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
+  hs.admin_token = config.admin_token;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   pipeline sink(blocking, reader, queue, analysis, events, counters, clock,
-                {config.domain, config.hostname, config.catch_all, config.retention_days});
-  receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits}, tls, sink);
+                {config.domain, config.hostname, config.catch_all, config.retention_days,
+                 config.max_new_tests_per_minute});
+  receiver::server smtp(io, config.smtp_listen, {config.hostname, config.limits, &in_flight}, tls,
+                        sink);
   smtp.start();
   for (const auto& ep : smtp.local_endpoints()) {
     std::ostringstream where;

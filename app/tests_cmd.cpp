@@ -112,9 +112,13 @@ int tests_show(const std::vector<std::string>& args) {
   }
   json::object out = core::to_json(*test).as_object();
   json::array deliveries;
-  for (const auto& s : store.deliveries(id)) {
-    auto d = store.delivery(id, s.number);
-    if (d) deliveries.push_back(delivery_report(d->facts_json, d->analysis_json));
+  // Their facts and reports, without their raw bytes, a page at a time.
+  constexpr std::size_t page_size = 1000;
+  for (std::int64_t after = 0;;) {
+    auto page = store.delivery_records(id, after, page_size);
+    for (const auto& r : page) deliveries.push_back(delivery_report(r.facts_json, r.analysis_json));
+    if (page.size() < page_size) break;
+    after = page.back().number;
   }
   out["deliveries"] = std::move(deliveries);
   std::cout << core::printable_json(out) << "\n";
@@ -128,14 +132,25 @@ int tests_raw(const std::vector<std::string>& args) {
   auto vm = parse(args, o, {"id", "n"});
   storage::sqlite_store store(database(vm));
   auto id = core::lowercase(vm["id"].as<std::string>());
-  auto d = store.delivery(id, vm["n"].as<std::int64_t>());
-  if (!d) {
-    std::cerr << "mxlens tests raw: no delivery " << vm["n"].as<std::int64_t>() << " in test '"
-              << id << "'\n";
+  const auto n = vm["n"].as<std::int64_t>();
+  auto size = store.raw_size(id, n);
+  if (!size) {
+    std::cerr << "mxlens tests raw: no delivery " << n << " in test '" << id << "'\n";
     return 1;
   }
-  std::cout.write(d->raw.data(), static_cast<std::streamsize>(d->raw.size()));
-  return 0;
+  // A part at a time, as the server's download does: a message can be 256 MiB.
+  constexpr std::size_t part_size = std::size_t{1} << 20;
+  for (std::uint64_t at = 0; at < *size;) {
+    auto part = store.raw_part(id, n, at, part_size);
+    if (!part || part->empty()) {
+      std::cerr << "mxlens tests raw: delivery " << n << " of test '" << id
+                << "' went while it was read\n";
+      return 1;
+    }
+    std::cout.write(part->data(), static_cast<std::streamsize>(part->size()));
+    at += part->size();
+  }
+  return std::cout.flush() ? 0 : 1;
 }
 
 }  // namespace

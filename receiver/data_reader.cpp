@@ -16,7 +16,7 @@ void data_reader::emit(char c) {
     too_big_ = true;
     return;
   }
-  if (!line_too_long_) message_.push_back(c);
+  if (!line_too_long_ && keeping_) message_.push_back(c);
 }
 
 void data_reader::end_line() {

@@ -27,6 +27,12 @@ class data_reader {
   bool too_big() const { return too_big_; }
   // A line went over max_line.
   bool line_too_long() const { return line_too_long_; }
+  // From now on the message is only read to its end, not kept: the server has no room for it.
+  void stop_keeping() {
+    keeping_ = false;
+    std::string().swap(message_);
+  }
+  bool kept() const { return keeping_; }
   // Octets of message after unstuffing, including any not kept.
   std::uint64_t size() const { return size_; }
 
@@ -53,6 +59,7 @@ class data_reader {
   std::uint64_t size_ = 0;
   bool too_big_ = false;
   bool line_too_long_ = false;
+  bool keeping_ = true;
   std::string message_;
   core::data_facts facts_;
 };

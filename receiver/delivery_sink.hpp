@@ -22,7 +22,9 @@ class delivery_sink {
  public:
   virtual ~delivery_sink() = default;
 
-  virtual boost::asio::awaitable<recipient_verdict> recipient(const std::string& address) = 0;
+  // RCPT TO:<address> from a client at `client_ip`.
+  virtual boost::asio::awaitable<recipient_verdict> recipient(const std::string& address,
+                                                              const std::string& client_ip) = 0;
 
   // The message, with the keys of its accepted recipients. The reply is the answer to the final
   // dot: a 250 only once the delivery is durably stored.

@@ -13,6 +13,9 @@ inline constexpr std::size_t default_max_command_line = 2048;
 // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; more are refused with 452.
 inline constexpr std::size_t default_max_recipients = 100;
 inline constexpr std::uint64_t default_max_message_size = 50ull * 1024 * 1024;
+// The octets of messages all sessions hold at once (receiver/byte_budget.hpp): twenty messages of
+// the largest default size.
+inline constexpr std::uint64_t default_max_data_in_flight = 20 * default_max_message_size;
 // RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes for the next command.
 inline constexpr std::chrono::seconds default_idle_timeout{300};
 inline constexpr std::chrono::seconds default_max_session_time{1800};
@@ -23,6 +26,21 @@ inline constexpr std::chrono::milliseconds default_greet_pause{250};
 inline constexpr std::chrono::milliseconds max_greet_pause{5000};
 inline constexpr std::size_t default_max_connections = 1000;
 inline constexpr std::size_t default_max_connections_per_ip = 50;
+// Connections from one network (an IPv4 /24, an IPv6 /64): one host's many addresses count as
+// one sender.
+inline constexpr std::size_t default_max_connections_per_network = 100;
+// Of --max-connections, the share kept for clients whose network holds fewer than
+// `reserve_holders_below` connections: while others hold every other slot, a newcomer still
+// gets in.
+inline constexpr std::size_t reserved_share_percent = 10;
+inline constexpr std::size_t reserve_holders_below = 2;
+// Under stress (this share of --max-connections in use), as Postfix's stress-dependent
+// settings: a command line must come within `stress_idle_timeout`, and fewer junk commands and
+// errors are borne.
+inline constexpr std::size_t stress_share_percent = 75;
+inline constexpr std::chrono::seconds stress_idle_timeout{10};
+inline constexpr std::size_t stress_max_junk_commands = 10;
+inline constexpr std::size_t stress_max_errors = 5;
 inline constexpr std::size_t default_max_messages_per_connection = 1000;
 // Rejected commands after which the session is closed with 421.
 inline constexpr std::size_t default_max_errors = 20;
@@ -53,6 +71,7 @@ struct limits {
   std::chrono::milliseconds greet_pause = default_greet_pause;
   std::size_t max_connections = default_max_connections;
   std::size_t max_connections_per_ip = default_max_connections_per_ip;
+  std::size_t max_connections_per_network = default_max_connections_per_network;
   std::size_t max_messages_per_connection = default_max_messages_per_connection;
   std::size_t max_errors = default_max_errors;
   std::size_t max_junk_commands = default_max_junk_commands;

@@ -1,5 +1,6 @@
 #include "receiver/server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -49,9 +50,24 @@ asio::ip::tcp::endpoint parse_endpoint(const std::string& text) {
   return {addr, static_cast<unsigned short>(p)};
 }
 
+std::string network_of(const asio::ip::address& address) {
+  auto a = address;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v4()) {
+    auto bytes = a.to_v4().to_bytes();
+    bytes[3] = 0;
+    return asio::ip::address_v4(bytes).to_string() + "/24";
+  }
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 server::server(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints,
                session_config config, certs::server_tls& tls, delivery_sink& sink)
     : io_(io), config_(std::move(config)), tls_(tls), sink_(sink) {
+  config_.under_stress = &under_stress_;
   for (const auto& ep : endpoints) {
     auto acc = std::make_unique<tcp::acceptor>(io_);
     boost::system::error_code ec;
@@ -99,25 +115,48 @@ std::size_t server::active_sessions() const {
   return connections_;
 }
 
-bool server::admit(const std::string& ip) {
+std::optional<std::string> server::admit(const std::string& ip, const std::string& network) {
   std::lock_guard lock(mutex_);
-  if (stopped_) return false;
-  if (connections_ >= config_.limits.max_connections) return false;
-  auto& n = per_ip_[ip];
-  if (n >= config_.limits.max_connections_per_ip) {
-    if (n == 0) per_ip_.erase(ip);
-    return false;
-  }
-  ++n;
+  if (stopped_) return "Service shutting down";
+  const auto& l = config_.limits;
+  auto held_by_ip = per_ip_.find(ip);
+  auto held_by_network = per_network_.find(network);
+  const std::size_t by_ip = held_by_ip == per_ip_.end() ? 0 : held_by_ip->second;
+  const std::size_t by_network =
+      held_by_network == per_network_.end() ? 0 : held_by_network->second;
+  // The last slots are for clients that hold (almost) none: those holding many cannot take all.
+  const std::size_t reserve = l.max_connections * reserved_share_percent / 100;
+  const bool newcomer = by_network < reserve_holders_below;
+  if (connections_ >= l.max_connections - (newcomer ? 0 : reserve))
+    return "Too many connections, try again later";
+  if (by_ip >= l.max_connections_per_ip) return "Too many connections from your address";
+  if (by_network >= l.max_connections_per_network)
+    return "Too many connections from your network (" + network + ")";
+  ++per_ip_[ip];
+  ++per_network_[network];
   ++connections_;
-  return true;
+  update_stress();
+  return std::nullopt;
 }
 
-void server::release(const std::string& ip, smtp_session* session) {
+void server::update_stress() {
+  const bool stressed = connections_ * 100 >= config_.limits.max_connections * stress_share_percent;
+  if (stressed != under_stress_.exchange(stressed))
+    core::log_warn(stressed ? "smtp: under stress (" + std::to_string(connections_) +
+                                  " connections): commands must come within " +
+                                  std::to_string(stress_idle_timeout.count()) +
+                                  " s, fewer junk commands and errors are borne"
+                            : "smtp: no longer under stress (" + std::to_string(connections_) +
+                                  " connections)");
+}
+
+void server::release(const std::string& ip, const std::string& network, smtp_session* session) {
   std::lock_guard lock(mutex_);
   --connections_;
   if (--per_ip_[ip] == 0) per_ip_.erase(ip);
+  if (--per_network_[network] == 0) per_network_.erase(network);
   sessions_.erase(session);
+  update_stress();
 }
 
 asio::awaitable<void> server::refuse(tcp::socket socket, std::string reason) {
@@ -165,10 +204,10 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
       addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     auto ip = addr.to_string();
-    if (!admit(ip)) {
+    auto network = network_of(addr);
+    if (auto refusal = admit(ip, network)) {
       auto ex = socket.get_executor();
-      asio::co_spawn(ex, refuse(std::move(socket), "Too many connections, try again later"),
-                     asio::detached);
+      asio::co_spawn(ex, refuse(std::move(socket), std::move(*refusal)), asio::detached);
       continue;
     }
     auto session = std::make_shared<smtp_session>(std::move(socket), config_, tls_, sink_);
@@ -178,7 +217,9 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     }
     auto* raw = session.get();
     asio::co_spawn(session->executor(), session->run(),
-                   [this, ip, raw, session](const std::exception_ptr&) { release(ip, raw); });
+                   [this, ip, network, raw, session](const std::exception_ptr&) {
+                     release(ip, network, raw);
+                   });
   }
 }
 

@@ -2,11 +2,13 @@
 // client IP), runs one smtp_session per connection on its own strand, and drains them on stop.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,8 +39,10 @@ class server {
  private:
   boost::asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
   boost::asio::awaitable<void> refuse(tcp::socket socket, std::string reason);
-  bool admit(const std::string& ip);
-  void release(const std::string& ip, smtp_session* session);
+  // Takes a slot for a client at `ip` in `network`, or says why there is none.
+  std::optional<std::string> admit(const std::string& ip, const std::string& network);
+  void release(const std::string& ip, const std::string& network, smtp_session* session);
+  void update_stress();  // under mutex_
 
   boost::asio::io_context& io_;
   session_config config_;
@@ -49,10 +53,16 @@ class server {
   mutable std::mutex mutex_;
   std::size_t connections_ = 0;
   std::map<std::string, std::size_t> per_ip_;
+  std::map<std::string, std::size_t> per_network_;
+  std::atomic<bool> under_stress_{false};
   std::unordered_map<smtp_session*, std::weak_ptr<smtp_session>> sessions_;
   bool stopped_ = false;
 };
 
 boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text);
+
+// The network a client's connections are counted in: its IPv4 /24, or its IPv6 /64 ("192.0.2.0/24",
+// "2001:db8:1:2::/64"); an IPv4-mapped IPv6 address is its IPv4 address.
+std::string network_of(const boost::asio::ip::address& address);
 
 }  // namespace mxlens::receiver

@@ -35,6 +35,11 @@ constexpr auto linger_time = 2s;
 constexpr auto implicit_hello_wait = 2s;
 // RFC 5321 §4.1.1.1: a domain is at most 255 octets; what is kept of an EHLO argument.
 constexpr std::size_t max_helo_kept = 255;
+// Too many messages are being received at once (receiver/byte_budget.hpp): RFC 5321 §4.2.2's
+// "insufficient system storage", RFC 3463's "mail system full". The sender tries again later.
+const reply no_room{452, "4.3.1",
+                    "Insufficient system storage: too much mail is arriving at once, try again "
+                    "later"};
 
 std::string_view state_name(smtp_state s) {
   switch (s) {
@@ -98,6 +103,25 @@ void smtp_session::arm(std::chrono::milliseconds timeout) {
   if (deadline_ < timer_.expiry()) timer_.cancel();
 }
 
+bool smtp_session::stressed() const {
+  return config_.under_stress && config_.under_stress->load(std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds smtp_session::idle_timeout() const {
+  const std::chrono::milliseconds normal = config_.limits.idle_timeout;
+  return stressed() ? std::min<std::chrono::milliseconds>(normal, stress_idle_timeout) : normal;
+}
+
+std::size_t smtp_session::max_junk_commands() const {
+  const auto normal = config_.limits.max_junk_commands;
+  return stressed() ? std::min(normal, stress_max_junk_commands) : normal;
+}
+
+std::size_t smtp_session::max_errors() const {
+  const auto normal = config_.limits.max_errors;
+  return stressed() ? std::min(normal, stress_max_errors) : normal;
+}
+
 void smtp_session::shutdown() {
   stopping_ = true;
   boost::system::error_code ec;
@@ -119,7 +143,7 @@ void smtp_session::send(const reply& r) {
   }
   out_ += wire;
   if (r.close) closing_ = true;
-  if (!closing_ && errors_ >= config_.limits.max_errors) {
+  if (!closing_ && errors_ >= max_errors()) {
     record_.outcome = "limit";
     reply bye{421, "4.7.0", config_.hostname + " Too many errors, closing connection", true};
     send(bye);
@@ -145,7 +169,7 @@ asio::awaitable<void> smtp_session::run() {
   auto self = shared_from_this();
   started_ = std::chrono::steady_clock::now();
   session_deadline_ = started_ + config_.limits.max_session_time;
-  arm(config_.limits.idle_timeout);
+  arm(idle_timeout());
 
   boost::system::error_code ec;
   auto remote = socket_.remote_endpoint(ec);
@@ -233,7 +257,7 @@ asio::awaitable<bool> smtp_session::flush() {
   std::string data;
   data.swap(out_);
   auto buffer = asio::buffer(data);
-  if (!timed_out_) arm(config_.limits.idle_timeout);
+  if (!timed_out_) arm(idle_timeout());
   if (tls_) {
     auto [ec, n] = co_await asio::async_write(*tls_, buffer, tuple_awaitable);
     co_return !ec;
@@ -246,7 +270,7 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_more(
     std::size_t chunk, std::chrono::milliseconds timeout) {
   if (stopping_) co_return read_status::shutdown;
   if (timed_out_) co_return read_status::timeout;
-  arm(timeout.count() > 0 ? timeout : config_.limits.idle_timeout);
+  arm(timeout.count() > 0 ? timeout : idle_timeout());
   const auto old = in_.size();
   in_.resize(old + chunk);
   auto buffer = asio::buffer(in_.data() + old, chunk);
@@ -271,6 +295,9 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
                                                                    bool& too_long) {
   too_long = false;
   const std::size_t max = config_.limits.max_command_line;
+  // The whole line must come within the idle timeout: a client that sends it an octet at a time
+  // does not hold its slot for longer (RFC 5321 §4.5.3.2.7 times the wait for a command).
+  const auto until = std::chrono::steady_clock::now() + idle_timeout();
   for (;;) {
     auto lf = in_.find('\n');
     if (lf != std::string::npos) {
@@ -292,7 +319,7 @@ asio::awaitable<smtp_session::read_status> smtp_session::read_line(std::string& 
       in_.clear();
     }
     if (!co_await flush()) co_return read_status::error;
-    auto status = co_await read_more(command_chunk);
+    auto status = co_await read_before(command_chunk, until);
     if (status != read_status::ok) co_return status;
     // A TLS handshake record (RFC 8446 §5.1: type 22, legacy version 3.x) is no command: a client
     // that began TLS at once, as on port 465 (RFC 8314 §3.3).
@@ -422,7 +449,7 @@ asio::awaitable<void> smtp_session::dialogue() {
       send(reply{500, "5.5.1", "Command unrecognized"});
       continue;
     }
-    if ((spec->flags & junk) && ++junk_commands_ > config_.limits.max_junk_commands) {
+    if ((spec->flags & junk) && ++junk_commands_ > max_junk_commands()) {
       record_.outcome = "limit";
       send(reply{421, "4.7.0",
                  config_.hostname +
@@ -534,6 +561,11 @@ asio::awaitable<void> smtp_session::cmd_mail(const std::string& args) {
         send(reply{552, "5.3.4", "Message size exceeds fixed maximum message size"});
         co_return;
       }
+      // RFC 1870 §6.1: room for the message now, not in general, is a temporary failure.
+      if (config_.message_budget && size > config_.message_budget->free()) {
+        send(no_room);
+        co_return;
+      }
       env.declared_size = size;
     } else if (key == "BODY") {  // RFC 6152 §3
       auto v = core::lowercase(value);
@@ -591,7 +623,7 @@ asio::awaitable<void> smtp_session::cmd_rcpt(const std::string& args) {
     send(reply{452, "4.5.3", "Too many recipients"});  // RFC 5321 §4.5.3.1.10
     co_return;
   }
-  auto verdict = co_await sink_.recipient(path.address);
+  auto verdict = co_await sink_.recipient(path.address, record_.connection.client_ip);
   if (verdict.reply.positive()) {
     tx_.envelope.rcpt_to.push_back(path.address);
     if (std::find(tx_.keys.begin(), tx_.keys.end(), verdict.key) == tx_.keys.end())
@@ -602,6 +634,11 @@ asio::awaitable<void> smtp_session::cmd_rcpt(const std::string& args) {
 }
 
 asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
+  if (config_.message_budget && config_.message_budget->free() == 0) {
+    send(no_room);
+    reset_transaction();
+    co_return;
+  }
   send(reply{354, "", "End data with <CR><LF>.<CR><LF>"});
   if (!co_await flush()) {
     record_.outcome = "dropped";
@@ -609,7 +646,13 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
     co_return;
   }
   data_reader data(config_.limits.max_message_size, config_.limits.max_data_line);
+  // Held from the first octet until the message is stored: the pipeline moves it, never copies.
+  budget_lease held(config_.message_budget);
+  auto keep_within_budget = [&] {
+    if (data.kept() && !held.hold(data.message().size())) data.stop_keeping();
+  };
   in_.erase(0, data.feed(in_));
+  keep_within_budget();
   while (!data.done()) {
     auto status = co_await read_more(data_chunk);
     if (status != read_status::ok) {
@@ -627,6 +670,7 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
       co_return;
     }
     in_.erase(0, data.feed(in_));
+    keep_within_budget();
   }
   note(core::direction::client, "<" + std::to_string(data.size()) + " bytes>");
   if (data.too_big()) {
@@ -640,6 +684,15 @@ asio::awaitable<void> smtp_session::cmd_data(const std::string&) {
     send(reply{554, "5.6.0",
                "A line of the message exceeds " + std::to_string(config_.limits.max_data_line) +
                    " octets"});
+    reset_transaction();
+    co_return;
+  }
+  if (!data.kept()) {
+    core::log_warn("session " + record_.id + ": a message of " + std::to_string(data.size()) +
+                   " octets was refused: the server holds " +
+                   std::to_string(config_.message_budget->capacity()) +
+                   " octets of messages at once (--max-data-in-flight)");
+    send(no_room);
     reset_transaction();
     co_return;
   }

@@ -9,6 +9,7 @@
 // reply is sent as it comes back.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -22,6 +23,7 @@
 
 #include "certs/server_tls.hpp"
 #include "core/types.hpp"
+#include "receiver/byte_budget.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "receiver/limits.hpp"
 #include "receiver/reply.hpp"
@@ -32,6 +34,11 @@ namespace mxlens::receiver {
 struct session_config {
   std::string hostname;
   receiver::limits limits;
+  // The octets of message data all sessions may hold at once (receiver/byte_budget.hpp); none:
+  // no bound but each message's own.
+  byte_budget* message_budget = nullptr;
+  // Set by the server while a stress share of its connection slots is in use (limits.hpp).
+  const std::atomic<bool>* under_stress = nullptr;
 };
 
 enum class smtp_state { fresh, greeted, mail, rcpt };
@@ -118,6 +125,11 @@ class smtp_session : public std::enable_shared_from_this<smtp_session> {
   void record_failure(std::string reason, core::failure_class kind,
                       std::optional<core::client_hello> hello);
   void arm(std::chrono::milliseconds timeout);
+  // The limits as they are now: shorter and fewer while the server is under stress.
+  bool stressed() const;
+  std::chrono::milliseconds idle_timeout() const;
+  std::size_t max_junk_commands() const;
+  std::size_t max_errors() const;
   double elapsed_ms() const;
 
   tcp::socket socket_;

@@ -158,9 +158,19 @@ CREATE TABLE deleted_tests (
   until INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 8: a message's report stored once with its bytes, whatever number of tests received it
+    // (one analysis, one disposition for all its rows): such rows' reports keep an empty analysis
+    // and are read from their message.
+    R"sql(
+ALTER TABLE messages ADD COLUMN analysis TEXT;
+)sql",
 };
 
 constexpr int latest_version = static_cast<int>(std::size(migrations));
+
+// A row's report: its own, or its message's (migration 8); NULL while it has none.
+#define REPORT_OF_ROW \
+  "CASE WHEN reports.analysis = '' THEN messages.analysis ELSE reports.analysis END"
 
 }  // namespace
 
@@ -257,7 +267,11 @@ sqlite_store::sqlite_store(const std::filesystem::path& file, int version) {
   }
   sqlite3_busy_timeout(db_, busy_timeout_ms);
   exec("PRAGMA journal_mode=WAL");
+  // The 250 after DATA is written once the commit is on disk (tests/integration/test_durability).
   exec("PRAGMA synchronous=FULL");
+  // The log of a transaction holding a large message is as large as the message; once it is
+  // checkpointed, the file goes back to this size instead of keeping the largest it ever was.
+  exec("PRAGMA journal_size_limit=4194304");
   exec("PRAGMA foreign_keys=ON");
   migrate(std::min(version, latest_version));
 }
@@ -354,7 +368,8 @@ bool sqlite_store::was_deleted(const std::string& id, core::unix_ms now) {
 }
 
 // A report, its listing line and its share of the per-source totals; a delivery whose report is
-// stored already (or that is gone) is left as it is, so that nothing is counted twice.
+// stored already (or that is gone) is left as it is, so that nothing is counted twice. An empty
+// `json` stands for its message's report (migration 8).
 void sqlite_store::store_report(const analysis_update& a) {
   statement report(*this,
                    "INSERT OR IGNORE INTO reports(delivery_id, analysis) "
@@ -391,64 +406,78 @@ void sqlite_store::store_report(const analysis_update& a) {
   total.step();
 }
 
-// The message's bytes once, then a row for each test that exists (number 0 for one that does
-// not: a test deleted since its RCPT was accepted; the rest of the batch is unaffected).
-void sqlite_store::store_message(const core::delivery& d, const std::vector<std::string>& tests,
-                                 std::vector<std::int64_t>& numbers) {
+// The message's bytes once, with the report `compose` makes of the rows' numbers, then a row
+// for each test that exists (number 0 for one that does not: a test deleted since its RCPT was
+// accepted; the rest of the batch is unaffected). The message is written whole, once: a row that
+// is written and then updated is written twice, and its first copy stays in the file as free
+// pages.
+std::optional<composed_report> sqlite_store::store_message(const core::delivery& d,
+                                                           const std::vector<std::string>& tests,
+                                                           std::vector<std::int64_t>& numbers,
+                                                           const report_composer* compose) {
   statement exists(*this, "SELECT 1 FROM tests WHERE id = ?");
   statement next(*this, "SELECT COALESCE(MAX(n), 0) + 1 FROM deliveries WHERE test_id = ?");
-  statement message(*this, "INSERT INTO messages(raw) VALUES (?)");
-  statement row(*this,
-                "INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, mail_from, "
-                "size, tls_version, facts, raw, message_id) VALUES (?,?,?,?,?,?,?,?,?,x'',?)");
   numbers.assign(tests.size(), 0);
-  std::optional<std::int64_t> message_id;
-  auto facts = core::delivery_facts_json(d);  // each row's carry its test and number
   for (std::size_t i = 0; i < tests.size(); ++i) {
     exists.bind(1, tests[i]);
     const bool present = exists.step();
     exists.reset();
     if (!present) continue;
-    if (!message_id) {
-      message.bind_blob(1, d.raw);
-      message.step();
-      message.reset();
-      message_id = sqlite3_last_insert_rowid(db_);
-    }
     next.bind(1, tests[i]);
     next.step();
     numbers[i] = next.integer(0);
     next.reset();
+  }
+  if (std::all_of(numbers.begin(), numbers.end(), [](auto n) { return n == 0; })) return {};
+
+  std::optional<composed_report> report;
+  if (compose && *compose) report = (*compose)(numbers);
+  statement message(*this, "INSERT INTO messages(raw, analysis) VALUES (?, ?)");
+  message.bind_blob(1, d.raw);
+  if (report) {
+    message.bind(2, report->json);
+  } else {
+    message.bind(2, std::optional<std::string>());  // NULL
+  }
+  message.step();
+  const std::int64_t message_id = sqlite3_last_insert_rowid(db_);
+  if (report) std::string().swap(report->json);  // stored; each row's report reads it there
+
+  statement row(*this,
+                "INSERT INTO deliveries(test_id, n, received_at, session_id, client_ip, mail_from, "
+                "size, tls_version, facts, raw, message_id) VALUES (?,?,?,?,?,?,?,?,?,x'',?)");
+  auto facts = core::delivery_facts_json(d);  // each row's carry its test and number
+  for (std::size_t i = 0; i < tests.size(); ++i) {
+    if (numbers[i] == 0) continue;
     facts.as_object()["test_id"] = tests[i];
     facts.as_object()["delivery"] = numbers[i];
     row.bind(1, tests[i]).bind(2, numbers[i]).bind(3, d.received_at).bind(4, d.session_id);
     row.bind(5, d.connection.client_ip).bind(6, d.envelope.mail_from);
     row.bind(7, static_cast<std::int64_t>(d.raw.size())).bind(8, d.tls.version);
-    row.bind(9, boost::json::serialize(facts)).bind(10, *message_id);
+    row.bind(9, boost::json::serialize(facts)).bind(10, message_id);
     row.step();
     row.reset();
   }
+  return report;
 }
 
 void sqlite_store::commit(batch& b) {
   statement(*this, "BEGIN IMMEDIATE").step();
   try {
     for (auto& m : b.messages) {
-      store_message(m.delivery, m.test_ids, m.numbers);
-      if (!m.compose ||
-          std::all_of(m.numbers.begin(), m.numbers.end(), [](auto n) { return n == 0; }))
-        continue;
-      auto report = m.compose(m.numbers);
+      // One report for all the message's rows, kept once, with the message: each row's is empty.
+      auto report = store_message(m.delivery, m.test_ids, m.numbers, &m.compose);
+      if (!report) continue;
       for (std::size_t i = 0; i < m.numbers.size(); ++i) {
         if (m.numbers[i] == 0) continue;
-        analysis_update u{m.test_ids[i], m.numbers[i], report.json, report.line};
+        analysis_update u{m.test_ids[i], m.numbers[i], std::string(), report->line};
         u.line.number = m.numbers[i];
         store_report(u);
       }
     }
     for (auto& d : b.deliveries) {
       std::vector<std::int64_t> number;
-      store_message(d, {d.test_id}, number);
+      store_message(d, {d.test_id}, number, nullptr);
       d.number = number.front();
     }
     for (const auto& a : b.analyses) store_report(a);
@@ -490,7 +519,8 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
                                                       std::int64_t number) {
   statement s(*this,
               "SELECT n, received_at, client_ip, mail_from, size, tls_version, facts, "
-              "COALESCE(messages.raw, deliveries.raw), analysis "
+              "COALESCE(messages.raw, deliveries.raw), " REPORT_OF_ROW
+              " "
               "FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
               "LEFT JOIN messages ON messages.id = deliveries.message_id "
               "WHERE test_id = ? AND n = ?");
@@ -502,6 +532,41 @@ std::optional<stored_delivery> sqlite_store::delivery(const std::string& test_id
                          s.text(7),
                          s.optional_text(8),
                          test_id};
+}
+
+std::optional<std::uint64_t> sqlite_store::raw_size(const std::string& test_id,
+                                                    std::int64_t number) {
+  statement s(*this, "SELECT size FROM deliveries WHERE test_id = ? AND n = ?");
+  s.bind(1, test_id).bind(2, number);
+  if (!s.step()) return std::nullopt;
+  return static_cast<std::uint64_t>(s.integer(0));
+}
+
+// Through SQLite's incremental BLOB I/O, which reads only the pages of the part asked for.
+std::optional<std::string> sqlite_store::raw_part(const std::string& test_id, std::int64_t number,
+                                                  std::uint64_t offset, std::size_t length) {
+  statement s(*this, "SELECT message_id, id FROM deliveries WHERE test_id = ? AND n = ?");
+  s.bind(1, test_id).bind(2, number);
+  if (!s.step()) return std::nullopt;
+  // Rows stored before schema 5 keep their own bytes.
+  const bool shared = !s.is_null(0);
+  const std::int64_t row = shared ? s.integer(0) : s.integer(1);
+  s.reset();
+  sqlite3_blob* blob = nullptr;
+  if (sqlite3_blob_open(db_, "main", shared ? "messages" : "deliveries", "raw", row, 0, &blob) !=
+      SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db_);
+    sqlite3_blob_close(blob);
+    throw store_error("sqlite blob: " + msg);
+  }
+  const auto size = static_cast<std::uint64_t>(sqlite3_blob_bytes(blob));
+  std::string part(offset < size ? std::min<std::uint64_t>(length, size - offset) : 0, '\0');
+  const int rc = part.empty() ? SQLITE_OK
+                              : sqlite3_blob_read(blob, part.data(), static_cast<int>(part.size()),
+                                                  static_cast<int>(offset));
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) throw store_error(std::string("sqlite blob read: ") + sqlite3_errstr(rc));
+  return part;
 }
 
 std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_before,
@@ -527,10 +592,11 @@ std::vector<stored_delivery> sqlite_store::unanalyzed(core::unix_ms received_bef
 
 std::vector<delivery_record> sqlite_store::delivery_records(const std::string& test_id,
                                                             std::int64_t after, std::size_t limit) {
-  statement s(
-      *this,
-      "SELECT n, facts, analysis FROM deliveries LEFT JOIN reports ON delivery_id = deliveries.id "
-      "WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
+  statement s(*this, "SELECT n, facts, " REPORT_OF_ROW
+                     " FROM deliveries "
+                     "LEFT JOIN reports ON delivery_id = deliveries.id "
+                     "LEFT JOIN messages ON messages.id = deliveries.message_id "
+                     "WHERE test_id = ? AND n > ? ORDER BY n LIMIT ?");
   s.bind(1, test_id).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
   std::vector<delivery_record> out;
   while (s.step()) out.push_back({s.integer(0), s.text(1), s.optional_text(2)});

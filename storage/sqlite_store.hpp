@@ -34,6 +34,9 @@ class sqlite_store final : public store {
   void commit(batch& b) override;
   std::vector<core::delivery_summary> deliveries(const std::string& test_id) override;
   std::optional<stored_delivery> delivery(const std::string& test_id, std::int64_t number) override;
+  std::optional<std::uint64_t> raw_size(const std::string& test_id, std::int64_t number) override;
+  std::optional<std::string> raw_part(const std::string& test_id, std::int64_t number,
+                                      std::uint64_t offset, std::size_t length) override;
   std::vector<stored_delivery> unanalyzed(core::unix_ms received_before,
                                           std::size_t limit) override;
   std::vector<delivery_record> delivery_records(const std::string& test_id, std::int64_t after,
@@ -59,8 +62,13 @@ class sqlite_store final : public store {
   void exec(const char* sql);
   void migrate(int target);
   void store_report(const analysis_update& a);
-  void store_message(const core::delivery& d, const std::vector<std::string>& tests,
-                     std::vector<std::int64_t>& numbers);
+  using report_composer = std::function<composed_report(const std::vector<std::int64_t>&)>;
+  // The report composed for the rows (its JSON already stored), or none when no test of the
+  // message exists or there is nothing to compose.
+  std::optional<composed_report> store_message(const core::delivery& d,
+                                               const std::vector<std::string>& tests,
+                                               std::vector<std::int64_t>& numbers,
+                                               const report_composer* compose);
 
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> statements_;

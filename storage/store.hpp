@@ -118,6 +118,13 @@ class store {
   virtual std::vector<core::delivery_summary> deliveries(const std::string& test_id) = 0;
   virtual std::optional<stored_delivery> delivery(const std::string& test_id,
                                                   std::int64_t number) = 0;
+  // The size of a delivery's raw message; none if there is no such delivery.
+  virtual std::optional<std::uint64_t> raw_size(const std::string& test_id,
+                                                std::int64_t number) = 0;
+  // Up to `length` octets of a delivery's raw message from `offset`, read without reading the
+  // rest (a message can be 256 MiB); fewer at its end, none if the delivery is gone.
+  virtual std::optional<std::string> raw_part(const std::string& test_id, std::int64_t number,
+                                              std::uint64_t offset, std::size_t length) = 0;
   // Deliveries received before `received_before` and stored without their analysis (a previous
   // version stored a message before its report, and stopped between the two), oldest first,
   // with their raw bytes.

@@ -30,7 +30,20 @@ api::api(http_settings settings, asio::thread_pool& blocking, storage::store& re
       queue_(queue),
       hub_(events),
       metrics_(counters),
-      clock_(clock) {}
+      clock_(clock),
+      creations_(settings_.max_new_tests_per_minute, std::chrono::minutes(1)) {}
+
+bool api::is_admin(std::string_view authorization) const {
+  const auto& token = settings_.admin_token;
+  constexpr std::string_view scheme = "Bearer ";  // RFC 6750 §2.1
+  if (token.empty() || authorization.size() != scheme.size() + token.size() ||
+      authorization.substr(0, scheme.size()) != scheme)
+    return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < token.size(); ++i)
+    differ |= static_cast<unsigned char>(authorization[scheme.size() + i] ^ token[i]);
+  return differ == 0;
+}
 
 void api::stop() {
   stopping_ = true;
@@ -117,12 +130,20 @@ asio::awaitable<std::optional<json::object>> api::report(const std::string& id, 
   co_return std::move(found.front());
 }
 
-asio::awaitable<std::optional<std::string>> api::raw_message(const std::string& id,
-                                                             std::int64_t n) {
-  auto get = [id, n](storage::store& s) { return s.delivery(id, n); };
-  auto d = co_await read(std::move(get));
-  if (!d) co_return std::nullopt;
-  co_return std::move(d->raw);
+asio::awaitable<std::optional<std::uint64_t>> api::raw_size(const std::string& id, std::int64_t n) {
+  auto get = [id, n](storage::store& s) { return s.raw_size(id, n); };
+  auto size = co_await read(std::move(get));
+  co_return size;
+}
+
+asio::awaitable<std::optional<std::string>> api::raw_part(const std::string& id, std::int64_t n,
+                                                          std::uint64_t offset,
+                                                          std::size_t length) {
+  auto get = [id, n, offset, length](storage::store& s) {
+    return s.raw_part(id, n, offset, length);
+  };
+  auto part = co_await read(std::move(get));
+  co_return part;
 }
 
 asio::awaitable<std::optional<json::object>> api::next_report(const std::string& id,

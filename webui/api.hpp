@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/rate_limit.hpp"
 #include "core/types.hpp"
 #include "storage/commit_queue.hpp"
 #include "storage/store.hpp"
@@ -35,8 +36,12 @@ struct http_settings {
   std::size_t max_body = std::size_t{64} * 1024;
   std::size_t max_header = std::size_t{16} * 1024;
   std::size_t max_header_fields = 100;
-  std::chrono::seconds request_timeout{30};  // to read one request, and keep-alive idle time
-  std::chrono::seconds max_wait{300};        // longest long poll
+  std::chrono::seconds request_timeout{30};   // to read one request, and keep-alive idle time
+  std::chrono::seconds max_wait{300};         // longest long poll
+  std::size_t max_new_tests_per_minute = 60;  // per client network (core/rate_limit.hpp)
+  // The token of `Authorization: Bearer TOKEN` that shows the operator's own tests (postmaster);
+  // empty: nobody sees them over HTTP.
+  std::string admin_token;
   std::string static_dir;  // serve the pages' files from here instead of the embedded ones
 };
 
@@ -56,6 +61,13 @@ class api {
       storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock);
 
   const http_settings& settings() const { return settings_; }
+  // Whether an Authorization header value carries the admin token (compared in constant time).
+  bool is_admin(std::string_view authorization) const;
+  // Counts a test created for `client`, or says how long until it may create one
+  // (http_settings::max_new_tests_per_minute).
+  std::optional<std::chrono::milliseconds> refuse_creation(const std::string& client) {
+    return creations_.refuse(client, clock_.now());
+  }
   // Before the first request: where people reach the pages.
   void set_public_url(std::string url) { settings_.public_url = std::move(url); }
   bool stopping() const { return stopping_; }
@@ -77,9 +89,13 @@ class api {
   // Delivery n's report, once its analysis is stored.
   boost::asio::awaitable<std::optional<boost::json::object>> report(const std::string& id,
                                                                     std::int64_t n);
-  // Delivery n as received.
-  boost::asio::awaitable<std::optional<std::string>> raw_message(const std::string& id,
-                                                                 std::int64_t n);
+  // The size of delivery n as received; none if there is no such delivery.
+  boost::asio::awaitable<std::optional<std::uint64_t>> raw_size(const std::string& id,
+                                                                std::int64_t n);
+  // Up to `length` octets of delivery n as received, from `offset` (storage::store::raw_part).
+  boost::asio::awaitable<std::optional<std::string>> raw_part(const std::string& id, std::int64_t n,
+                                                              std::uint64_t offset,
+                                                              std::size_t length);
   // The report of delivery after+1, waiting for it until `deadline`; nullopt then, or on stop.
   boost::asio::awaitable<std::optional<boost::json::object>> next_report(const std::string& id,
                                                                          std::int64_t after,
@@ -115,6 +131,7 @@ class api {
   hub& hub_;
   metrics& metrics_;
   const core::clock& clock_;
+  core::rate_limiter creations_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/json.hpp"
+#include "core/log.hpp"
 #include "core/report.hpp"
 #include "core/text.hpp"
 #include "webui/route.hpp"
@@ -28,6 +29,25 @@ namespace {
 constexpr auto event_keepalive = std::chrono::seconds(15);
 // Most events read from the store at once.
 constexpr std::size_t events_per_read = 100;
+// What makes a request's framing ambiguous, so that a proxy in front could read another body
+// than this server: RFC 9112 §6.1 (chunked must be the final coding, and is the only one this
+// server decodes) and §6.3 (Transfer-Encoding with Content-Length; several Content-Lengths).
+// Such a request gets 400 and the connection closes (§6.3: "MUST ... close the connection").
+std::optional<std::string> framing_problem(const http::request_header<>& h) {
+  const auto encodings = h.equal_range(http::field::transfer_encoding);
+  const auto lengths = h.equal_range(http::field::content_length);
+  const auto count = [](auto range) { return std::distance(range.first, range.second); };
+  if (count(encodings) > 0) {
+    if (count(encodings) > 1 || !beast::iequals(encodings.first->value(), "chunked"))
+      return "Transfer-Encoding must be chunked alone (RFC 9112 §6.1)";
+    if (count(lengths) > 0) return "Transfer-Encoding and Content-Length together (RFC 9112 §6.3)";
+  }
+  if (count(lengths) > 1) return "more than one Content-Length (RFC 9112 §6.3)";
+  return std::nullopt;
+}
+
+// Octets of a raw message read from the store and written at once.
+constexpr std::size_t raw_part_size = std::size_t{1} << 20;
 }  // namespace
 
 class http_server::impl : public std::enable_shared_from_this<http_server::impl> {
@@ -110,6 +130,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       std::atomic<std::size_t>& n;
       ~guard() { --n; }
     } g{active_};
+    boost::system::error_code no_peer;
+    const auto peer = socket.remote_endpoint(no_peer);
+    const std::string client = no_peer ? std::string() : peer.address().to_string();
     auto shared_stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     auto idle = std::make_shared<std::atomic<bool>>(false);
     {
@@ -135,9 +158,19 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       stream.expires_after(limits.request_timeout);
       boost::system::error_code ec;
       *idle = true;
-      co_await http::async_read(stream, buffer, parser,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
       *idle = false;
+      if (!ec) {
+        if (auto problem = framing_problem(parser.get())) {
+          auto res = error_response(parser.get().version(), false, http::status::bad_request,
+                                    "bad_framing", *problem);
+          co_await send(stream, res);
+          break;
+        }
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (ec) {
         std::optional<response> refusal;
         if (ec == http::error::header_limit)
@@ -164,10 +197,16 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         co_await send(stream, res);
         break;
       }
-      auto answer = co_await route(service_, req);
+      auto answer = co_await route(service_, req, client);
       if (auto* stream_of = std::get_if<event_stream>(&answer)) {
         co_await events(stream, req, *stream_of);
         break;
+      }
+      if (auto* download = std::get_if<raw_download>(&answer)) {
+        if (service_.stopping()) download->head.keep_alive(false);
+        const bool go_on = co_await send_raw(stream, *download);
+        if (!go_on) break;
+        continue;
       }
       auto& res = std::get<response>(answer);
       if (service_.stopping()) res.keep_alive(false);
@@ -187,6 +226,33 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     boost::system::error_code ec;
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
+  }
+
+  // A raw message: its head, then its octets a part at a time as the store reads them, so that
+  // a download costs one part of memory whatever the message's size. True if the connection
+  // goes on: all was written and the client keeps it alive. A delivery deleted meanwhile ends
+  // the connection short of the Content-Length.
+  asio::awaitable<bool> send_raw(beast::tcp_stream& stream, raw_download& d) {
+    http::response<http::empty_body> head{std::move(d.head.base())};
+    metrics_.http_response(head.result_int());
+    http::response_serializer<http::empty_body> sr{head};
+    boost::system::error_code ec;
+    co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    for (std::uint64_t at = 0; !ec && at < d.size;) {
+      std::optional<std::string> part;
+      try {
+        part = co_await service_.raw_part(d.test_id, d.number, at, raw_part_size);
+      } catch (const std::exception& e) {
+        core::log_warn("http: reading delivery " + d.test_id + "/" + std::to_string(d.number) +
+                       " for a download: " + e.what());
+      }
+      if (!part || part->empty()) co_return false;
+      stream.expires_after(settings().request_timeout);
+      co_await asio::async_write(stream.socket(), asio::buffer(*part),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      at += part->size();
+    }
+    co_return !ec && head.keep_alive();
   }
 
   // Server-sent events: a "delivery" event (id = its number, data = its listing line) for each

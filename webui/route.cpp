@@ -38,6 +38,7 @@ struct http_error {
   http::status status;
   std::string code;
   std::string message;
+  std::optional<std::chrono::seconds> retry_after = {};  // RFC 9110 §10.2.3
 };
 
 constexpr const char* page_policy =
@@ -150,8 +151,30 @@ response asset(const api& service, const request& req, const std::string& name) 
   return res;
 }
 
-// POST /api/v1/tests, with an optional body {label, bulk, profile, expect_from}.
-asio::awaitable<response> create(api& service, const request& req) {
+// The media type of a Content-Type value, lowercase, without its parameters (RFC 9110 §8.3.1).
+std::string media_type(std::string_view content_type) {
+  auto type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  return core::lowercase(std::string(type));
+}
+
+// POST /api/v1/tests, of type application/json, with an optional body {label, bulk, profile,
+// expect_from}. The type is required even without a body: a page on another site can send a
+// POST without a type, or of type text/plain, without asking this server first, while one of type
+// application/json needs a CORS preflight (Fetch standard), which this server never grants.
+asio::awaitable<response> create(api& service, const request& req, const std::string& client) {
+  if (media_type(req[http::field::content_type]) != "application/json")
+    throw http_error{http::status::unsupported_media_type, "unsupported_media_type",
+                     "a test is created with Content-Type: application/json"};
+  if (auto wait = service.refuse_creation(client)) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(*wait);
+    throw http_error{http::status::too_many_requests, "too_many_tests",
+                     "at most " + std::to_string(service.settings().max_new_tests_per_minute) +
+                         " tests a minute are created for one address; try again in " +
+                         std::to_string(seconds.count()) + " s",
+                     seconds};
+  }
   json::object body;
   if (!req.body().empty()) {
     boost::system::error_code ec;
@@ -252,16 +275,18 @@ asio::awaitable<response> one(api& service, const request& req, const std::strin
   co_return json_response(req, http::status::ok, *found);
 }
 
-// GET /api/v1/tests/{id}/deliveries/{n}/raw: the message as received, as an attachment.
-asio::awaitable<response> raw(api& service, const request& req, const std::string& id,
-                              std::int64_t n) {
+// GET /api/v1/tests/{id}/deliveries/{n}/raw: the message as received, as an attachment,
+// streamed by the server (raw_download).
+asio::awaitable<routed> raw(api& service, const request& req, const std::string& id,
+                            std::int64_t n) {
   co_await require_test(service, id);
-  auto bytes = co_await service.raw_message(id, n);
-  if (!bytes) throw http_error{http::status::not_found, "not_found", "no such delivery"};
-  auto res = make_response(req, http::status::ok, "text/plain; charset=utf-8", std::move(*bytes));
-  res.set(http::field::content_disposition,
-          "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
-  co_return res;
+  auto size = co_await service.raw_size(id, n);
+  if (!size) throw http_error{http::status::not_found, "not_found", "no such delivery"};
+  auto head = make_response(req, http::status::ok, "text/plain; charset=utf-8", {});
+  head.set(http::field::content_disposition,
+           "attachment; filename=\"" + id + "-" + std::to_string(n) + ".eml\"");
+  head.content_length(*size);
+  co_return raw_download{std::move(head), id, n, *size};
 }
 
 // DELETE /api/v1/tests/{id}.
@@ -298,7 +323,7 @@ asio::awaitable<event_stream> events(api& service, const request& req, const tar
   co_return stream;
 }
 
-asio::awaitable<routed> dispatch(api& service, const request& req) {
+asio::awaitable<routed> dispatch(api& service, const request& req, const std::string& client) {
   const auto t = parse_target(req.target());
   const auto& p = t.path;
   if (p.empty() || p[0] == "t" || p[0] == "static") {
@@ -323,9 +348,13 @@ asio::awaitable<routed> dispatch(api& service, const request& req) {
     throw http_error{http::status::not_found, "not_found", "no such resource"};
   if (p.size() == 3) {
     require_method(req, http::verb::post, "POST");
-    co_return co_await create(service, req);
+    co_return co_await create(service, req, client);
   }
   const std::string id = core::lowercase(p[3]);
+  // Postmaster's mail (abuse reports, bounces about this host: RFC 5321 §4.5.1) is the
+  // operator's: only a request with the admin token finds its test, for others it does not exist.
+  if (id == "postmaster" && !service.is_admin(req[http::field::authorization]))
+    throw http_error{http::status::not_found, "not_found", "no such test"};
   if (p.size() == 4) {
     if (req.method() == http::verb::delete_) co_return co_await remove(service, req, id);
     require_method(req, http::verb::get, "GET,DELETE");
@@ -380,10 +409,10 @@ response error_response(unsigned version, bool keep_alive, http::status status,
   return res;
 }
 
-asio::awaitable<routed> route(api& service, const request& req) {
+asio::awaitable<routed> route(api& service, const request& req, std::string client) {
   std::optional<http_error> failure;
   try {
-    auto answer = co_await dispatch(service, req);
+    auto answer = co_await dispatch(service, req, client);
     co_return answer;
   } catch (const http_error& e) {
     failure = e;
@@ -391,8 +420,11 @@ asio::awaitable<routed> route(api& service, const request& req) {
     core::log_error(std::string("http: ") + e.what());
     failure = http_error{http::status::internal_server_error, "internal", "internal error"};
   }
-  co_return error_response(req.version(), req.keep_alive(), failure->status, failure->code,
-                           failure->message);
+  auto res = error_response(req.version(), req.keep_alive(), failure->status, failure->code,
+                            failure->message);
+  if (failure->retry_after)
+    res.set(http::field::retry_after, std::to_string(failure->retry_after->count()));
+  co_return res;
 }
 
 json::array source_aggregates(const std::vector<storage::source_total>& rows) {

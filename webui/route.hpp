@@ -32,11 +32,21 @@ struct event_stream {
   std::int64_t after = 0;
 };
 
-using routed = std::variant<response, event_stream>;
+// GET /api/v1/tests/{id}/deliveries/{n}/raw, found: `head` (its Content-Length is `size`) and
+// then the message, written as it is read from the store, a part at a time.
+struct raw_download {
+  response head;
+  std::string test_id;
+  std::int64_t number = 0;
+  std::uint64_t size = 0;
+};
+
+using routed = std::variant<response, event_stream, raw_download>;
 
 // The answer to one request. Never throws: a failure of the service is a 500 with a JSON body.
 // `req` must outlive the awaitable.
-boost::asio::awaitable<routed> route(api& service, const request& req);
+// `client` is the address the request came from, which per-client limits count.
+boost::asio::awaitable<routed> route(api& service, const request& req, std::string client = {});
 
 // An error response, for what the connection refuses before routing (limits, bad HTTP).
 response error_response(unsigned version, bool keep_alive, boost::beast::http::status status,

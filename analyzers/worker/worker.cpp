@@ -314,8 +314,8 @@ asio::awaitable<std::shared_ptr<pool::process>> pool::acquire(const std::string&
   }
 }
 
-asio::awaitable<analysis_result> pool::analyze(analysis_input in) {
-  auto job = run(std::move(in));
+asio::awaitable<analysis_result> pool::analyze(const analysis_input& in) {
+  auto job = run(in);
   auto result = co_await asio::co_spawn(strand_, std::move(job), asio::use_awaitable);
   co_return result;
 }
@@ -377,7 +377,7 @@ analysis_result result_of(const analysis& a) {
 }
 }  // namespace
 
-asio::awaitable<analysis_result> pool::run(analysis_input in) {
+asio::awaitable<analysis_result> pool::run(const analysis_input& in) {
   const std::string header = json::serialize(core::to_json(in));
   // A worker found dead when the job is handed over (it died idle) did not fail this job: the
   // job goes to a fresh worker once.

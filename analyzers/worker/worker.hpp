@@ -70,8 +70,10 @@ class pool {
 
   // Starts the workers; throws when one cannot be started.
   void start();
-  // The analysis of one delivery. Never throws: failures come back in analysis.errors.
-  boost::asio::awaitable<analysis_result> analyze(analysis_input in);
+  // The analysis of one delivery. Never throws: failures come back in analysis.errors. The job
+  // is read where it is (a message can be 256 MiB), so `in` must outlive the analysis: co_await
+  // it at once.
+  boost::asio::awaitable<analysis_result> analyze(const analysis_input& in);
   // Stops every worker (jobs in flight end with an error).
   void stop();
 
@@ -92,7 +94,7 @@ class pool {
     std::string summary;
     std::string reply;
   };
-  boost::asio::awaitable<analysis_result> run(analysis_input in);
+  boost::asio::awaitable<analysis_result> run(const analysis_input& in);
   boost::asio::awaitable<attempt_result> attempt(std::shared_ptr<process> p,
                                                  const std::string& header, const std::string& raw);
   void replace(const std::shared_ptr<process>& retired);  // starts another in its place

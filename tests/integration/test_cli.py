@@ -5,6 +5,7 @@ import re
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -122,9 +123,90 @@ class ServerLog(unittest.TestCase):
             self.assertNotIn(b"\xc2\x9b", text)
 
 
+ADMIN_TOKEN = "operator-only-0123456789"
+
+
+def admin_token_file():
+    f = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+    f.write(ADMIN_TOKEN + "\n")
+    f.close()
+    return f.name
+
+
+class PostmasterIsTheOperators(unittest.TestCase):
+    def test_postmaster_mail_is_seen_only_with_the_admin_token_or_on_the_machine(self):
+        with Server("--admin-token-file", admin_token_file()) as server:
+            with smtp(server.port) as c:
+                c.sendmail("abuse@reporter.example", ["postmaster@" + DOMAIN],
+                           message("abuse report", "about your host"))
+
+            def get(path, token=None, method="GET"):
+                headers = {"Authorization": "Bearer " + token} if token else {}
+                req = urllib.request.Request(server.url + path, method=method, headers=headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as res:
+                        return res.status
+                except urllib.error.HTTPError as e:
+                    return e.code
+
+            for path in ("/api/v1/tests/postmaster", "/api/v1/tests/postmaster/deliveries/1",
+                         "/api/v1/tests/postmaster/deliveries/1/raw",
+                         "/api/v1/tests/postmaster/sessions", "/api/v1/tests/Postmaster"):
+                with self.subTest(path=path):
+                    self.assertEqual(404, get(path))
+                    self.assertEqual(404, get(path, token="operator-only-012345678X"))
+                    self.assertEqual(200, get(path, token=ADMIN_TOKEN))
+            self.assertEqual(404, get("/api/v1/tests/postmaster", method="DELETE"))
+            # On the machine, the command line reads it.
+            shown = server.show("postmaster")
+            self.assertEqual(1, len(shown["deliveries"]))
+        with Server() as server:  # without a token, nobody sees it over HTTP
+            req = urllib.request.Request(server.url + "/api/v1/tests/postmaster",
+                                         headers={"Authorization": "Bearer "})
+            with self.assertRaises(urllib.error.HTTPError) as gone:
+                urllib.request.urlopen(req, timeout=30)
+            self.assertEqual(404, gone.exception.code)
+
+    def test_a_short_or_unreadable_token_file_is_refused_at_start(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".token") as f:
+            f.write("short\n")
+            f.flush()
+            for path, said in ((f.name, b"16 or more printable"), ("/nonexistent/token", b"cannot be read")):
+                out = subprocess.run([MXLENS, "serve", "--admin-token-file", path, "--smtp-listen",
+                                      "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+                                     capture_output=True, timeout=30)
+                self.assertEqual(2, out.returncode, out.stderr)
+                self.assertIn(said, out.stderr)
+
+
 class Recipients(unittest.TestCase):
+    def test_catch_all_creates_at_most_n_tests_a_minute_for_one_client(self):
+        with Server("--catch-all", "--max-new-tests-per-minute", "5") as server:
+            c = smtp(server.port, source="127.0.0.2")
+            c.ehlo()
+            for i in range(5):  # RCPT then RSET: each one a test, no mail needed
+                c.mail("a@example.org")
+                self.assertEqual(250, c.rcpt(f"flooded{i}test@{DOMAIN}")[0])
+                c.rset()
+            c.mail("a@example.org")
+            code, text = c.rcpt(f"flooded5test@{DOMAIN}")
+            self.assertEqual((code, text[:5]), (450, b"4.7.1"), text)
+            self.assertIn(b"at most 5 new test addresses a minute", text)
+            # Existing tests, and postmaster, are not new.
+            self.assertEqual(250, c.rcpt(f"flooded0test@{DOMAIN}")[0])
+            self.assertEqual(250, c.rcpt(f"postmaster@{DOMAIN}")[0])
+            c.quit()
+            # Another client is not held back.
+            with smtp(server.port, source="127.0.0.3") as other:
+                other.ehlo()
+                other.mail("b@example.org")
+                self.assertEqual(250, other.rcpt(f"another0test@{DOMAIN}")[0])
+            with self.assertRaises(subprocess.CalledProcessError):  # the refused one was not made
+                server.cli("tests", "show", "flooded5test")
+
+
     def test_catch_all_creates_a_test_on_first_rcpt_and_plus_tags_share_it(self):
-        with Server("--catch-all") as server:
+        with Server("--catch-all", "--admin-token-file", admin_token_file()) as server:
             c = smtp(server.port)
             c.sendmail("a@example.org", ["mypipeline1@" + DOMAIN], message("one", "1"))
             c.sendmail("a@example.org", ["MyPipeline1+relay-b@" + DOMAIN], message("two", "2"))
@@ -148,7 +230,8 @@ class Recipients(unittest.TestCase):
             # Postmaster is always accepted (RFC 5321 §4.5.1), its test deleted or not.
             self.assertEqual(250, c.rcpt("postmaster@" + DOMAIN)[0])
             c.rset()
-            req = urllib.request.Request(server.url + "/api/v1/tests/postmaster", method="DELETE")
+            req = urllib.request.Request(server.url + "/api/v1/tests/postmaster", method="DELETE",
+                                         headers={"Authorization": "Bearer " + ADMIN_TOKEN})
             with urllib.request.urlopen(req, timeout=30) as res:
                 self.assertEqual(204, res.status)
             c.mail("a@example.org")

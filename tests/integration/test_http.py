@@ -13,6 +13,8 @@ from harness import ServerCase, message, schema_errors, smtp
 
 class Api(ServerCase):
     def request(self, method, path, body=None, headers=None):
+        if headers is None and method == "POST":
+            headers = {"Content-Type": "application/json"}
         conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=60)
         conn.request(method, path, body=body, headers=headers or {})
         res = conn.getresponse()
@@ -310,6 +312,81 @@ class Api(ServerCase):
             self.assertIn(b" 400 ", s.recv(4096))
         self.assertEqual(200, self.request("GET", "/healthz")[0].status)
 
+    def raw_exchange(self, request):
+        """Everything the server answers to `request` on one connection, until it closes it."""
+        with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            return answer
+
+    def test_ambiguous_framing_is_a_400_and_the_connection_closes(self):
+        body = b'{"label": "framed"}'
+        head = b"POST /api/v1/tests HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        # Each would be read another way by some proxy in front (RFC 9112 §6.1, §6.3); a second
+        # request follows on the same connection and must never be answered.
+        follow = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = {
+            "xchunked with a length": b"Transfer-Encoding: xchunked\r\nContent-Length: %d\r\n\r\n%s"
+                                      % (len(body), body),
+            "chunked, identity": b"Transfer-Encoding: chunked, identity\r\n\r\n" + chunked,
+            "chunked with a length": b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n"
+                                     % len(chunked) + chunked,
+            "two encodings": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                             chunked,
+            "gzip": b"Transfer-Encoding: gzip\r\n\r\n" + chunked,
+            "two lengths": b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+                           % (len(body), len(body) + 1, body),
+        }
+        for name, rest in cases.items():
+            with self.subTest(name):
+                answer = self.raw_exchange(head + rest + follow)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+                self.assertEqual(answer.count(b"HTTP/1.1 "), 1, answer)  # closed after the 400
+                self.assertIn(b"Connection: close", answer)
+        # Plain chunked framing is fine, and the connection goes on.
+        answer = self.raw_exchange(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked +
+                                   follow.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        self.assertTrue(answer.startswith(b"HTTP/1.1 201 "), answer[:300])
+        self.assertIn(b'"label":"framed"', answer)
+        self.assertIn(b"HTTP/1.1 200 ", answer)
+
+
+class Creation(ServerCase):
+    """Tests are created by scripts and by the page's button, not by other sites or floods."""
+
+    def post(self, source, headers={"Content-Type": "application/json"}, body="{}"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=30,
+                                          source_address=(source, 0))
+        conn.request("POST", "/api/v1/tests", body=body, headers=headers)
+        res = conn.getresponse()
+        data = res.read()
+        conn.close()
+        return res, data
+
+    def test_only_application_json_creates_a_test(self):
+        for headers in ({"Content-Type": "text/plain"}, {},
+                        {"Content-Type": "application/x-www-form-urlencoded"}):
+            with self.subTest(headers=headers):
+                res, data = self.post("127.0.0.4", headers, "label=x")
+                self.assertEqual(415, res.status, data)
+                self.assertEqual("unsupported_media_type", json.loads(data)["error"]["code"])
+        res, _ = self.post("127.0.0.4", {"Content-Type": "Application/JSON; charset=utf-8"})
+        self.assertEqual(201, res.status)
+
+    def test_the_61st_test_in_a_minute_from_one_address_gets_429(self):
+        for i in range(60):
+            res, data = self.post("127.0.0.2")
+            self.assertEqual(201, res.status, (i, data))
+        res, data = self.post("127.0.0.2")
+        self.assertEqual(429, res.status, data)
+        self.assertEqual("too_many_tests", json.loads(data)["error"]["code"])
+        self.assertTrue(1 <= int(res.getheader("Retry-After")) <= 60, res.getheader("Retry-After"))
+        # Another address is not held back by it.
+        self.assertEqual(201, self.post("127.0.0.3")[0].status)
+
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
@@ -317,7 +394,7 @@ class Shutdown(unittest.TestCase):
         server = Server().start()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
-            conn.request("POST", "/api/v1/tests")
+            conn.request("POST", "/api/v1/tests", headers={"Content-Type": "application/json"})
             test = json.loads(conn.getresponse().read())
             result = {}
 

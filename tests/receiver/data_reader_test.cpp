@@ -78,3 +78,15 @@ TEST_CASE("a line over the safety cap is flagged", "[receiver]") {
   CHECK(r.done());
   CHECK(r.line_too_long());
 }
+
+TEST_CASE("a message the server has no room for is read to its end and not kept", "[receiver]") {
+  data_reader r(1 << 20, 1000);
+  r.feed("first part\r\n");
+  r.stop_keeping();
+  const std::string rest = "second part\r\n.\r\nNEXT";
+  CHECK(r.feed(rest) == rest.size() - 4);  // the end of data is still found
+  CHECK(r.done());
+  CHECK_FALSE(r.kept());
+  CHECK(r.message().empty());
+  CHECK(r.size() == std::string("first part\r\nsecond part\r\n").size());
+}

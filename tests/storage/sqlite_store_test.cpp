@@ -77,12 +77,12 @@ TEST_CASE("a new database is migrated to the latest schema, and reopening keeps 
   temp_db t;
   {
     storage::sqlite_store s(t.file());
-    CHECK(s.schema_version() == 7);
+    CHECK(s.schema_version() == 8);
     CHECK(s.create_test(test("aaaaaaaa")));
     CHECK_FALSE(s.create_test(test("aaaaaaaa")));
   }
   storage::sqlite_store again(t.file());
-  CHECK(again.schema_version() == 7);
+  CHECK(again.schema_version() == 8);
   CHECK(again.find_test("aaaaaaaa"));
 }
 
@@ -115,7 +115,7 @@ PRAGMA user_version = 1;
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 7);
+  CHECK(s.schema_version() == 8);
   CHECK_FALSE(s.find_test("aaaaaaaa")->bulk);
   auto d = s.delivery("aaaaaaaa", 1);
   REQUIRE(d);
@@ -356,7 +356,7 @@ UPDATE deliveries SET facts = '{"received_at":"2026-11-23T00:00:01.000Z","tls":{
     sqlite3_close(db);
   }
   storage::sqlite_store s(t.file());
-  CHECK(s.schema_version() == 7);
+  CHECK(s.schema_version() == 8);
   REQUIRE(s.delivery("aaaaaaaa", 1)->analysis_json);
   CHECK(boost::json::parse(*s.delivery("aaaaaaaa", 1)->analysis_json).at("score").at("value") == 9);
   CHECK(s.delivery("aaaaaaaa", 2)->raw == "two");  // the bytes a version-4 row kept itself
@@ -443,6 +443,14 @@ TEST_CASE("a message for several tests is stored once, each row with its compose
   CHECK(number("SELECT COALESCE(SUM(length(raw)), 0) FROM messages") ==
         static_cast<std::int64_t>(raw.size() + std::string("before").size()));
   CHECK(number("SELECT COALESCE(SUM(length(raw)), 0) FROM deliveries") == 0);
+  // So is the report: one analysis, read by each row (listings too).
+  CHECK(number("SELECT COUNT(*) FROM messages WHERE analysis IS NOT NULL") == 1);
+  CHECK(number("SELECT SUM(length(analysis)) FROM reports") == 0);
+  for (const char* id : {"aaaaaaaa", "bbbbbbbb"}) {
+    auto records = s.delivery_records(id, 0, 10);
+    REQUIRE(records.back().analysis_json);
+    CHECK(boost::json::parse(*records.back().analysis_json).at("score").at("value") == 8);
+  }
   CHECK(s.delete_test("aaaaaaaa"));
   CHECK(number("SELECT COUNT(*) FROM messages") == 2);  // still the second test's
   CHECK(s.delete_test("bbbbbbbb"));

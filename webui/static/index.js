@@ -14,7 +14,11 @@ async function showDelivery(id, n) {
 $("new").addEventListener("click", async () => {
   $("new").disabled = true;
   try {
-    const test = await api("/api/v1/tests", { method: "POST" });
+    const test = await api("/api/v1/tests", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
     $("address").textContent = test.address;
     $("test-link").href = `/t/${test.id}`;
     $("waiting").hidden = false;
