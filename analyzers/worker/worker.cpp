@@ -27,6 +27,7 @@
 #include "analyzers/message/message.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/rate_limit.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::worker {
@@ -381,7 +382,8 @@ asio::awaitable<analysis_result> pool::run(const analysis_input& in) {
   const std::string header = json::serialize(core::to_json(in));
   // A worker found dead when the job is handed over (it died idle) did not fail this job: the
   // job goes to a fresh worker once.
-  const std::string client = in.delivery.connection.client_ip;
+  // One host, or one IPv6 customer's /64, is one client (core/rate_limit.hpp).
+  const std::string client = core::client_network(in.delivery.connection.client_ip);
   for (int tries = 0;; ++tries) {
     auto p = co_await acquire(client);
     if (!p) co_return result_of(failed_analysis("analysis stopped: the server is shutting down"));

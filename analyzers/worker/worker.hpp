@@ -44,9 +44,9 @@ struct pool_settings {
   // Analyses run at once by anyone; the pool starts this many workers.
   std::size_t workers = 2;
   // Beyond `workers`, the pool grows to this many (0: 4 x workers), but only for a job whose
-  // client address has no other analysis running: an analysis that waits on a sender's silent
-  // DNS holds a worker, and one client's stalled analyses must not hold up another client's
-  // (Postfix counts its limits per client address the same way,
+  // client (its address, an IPv6 /64 as one) has no other analysis running: an analysis that waits
+  // on a sender's silent DNS holds a worker, and one client's stalled analyses must not hold up
+  // another client's (Postfix counts its limits per client address the same way,
   // smtpd_client_connection_count_limit).
   std::size_t most_workers = 0;
   std::chrono::milliseconds deadline{60000};
@@ -111,7 +111,7 @@ class pool {
   pool_settings settings_;
   std::vector<std::shared_ptr<process>> processes_;
   std::deque<boost::asio::steady_timer*> waiters_;
-  std::map<std::string, std::size_t> running_;  // analyses running, by client address
+  std::map<std::string, std::size_t> running_;  // analyses running, by client network
   std::size_t running_total_ = 0;
   std::uint64_t replaced_ = 0;
   bool stopped_ = false;
