@@ -65,6 +65,7 @@ struct serve_config {
   std::uint64_t min_free_disk = default_min_free_disk_mib << 20;
   analyzers::dns::settings dns;
   std::size_t workers = 0;
+  std::size_t most_workers = 0;
   std::chrono::milliseconds analysis_timeout{60000};
   std::size_t worker_memory_mb = 1024;
   analyzers::worker::sandbox_settings worker_user;
@@ -100,6 +101,7 @@ po::options_description serve_options() {
     ("tls-handshake-timeout", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_tls_handshake_timeout.count())), "seconds a STARTTLS handshake may take")
     ("max-session-time", po::value<unsigned>()->default_value(static_cast<unsigned>(receiver::default_max_session_time.count())), "seconds one connection may last")
     ("workers", po::value<std::size_t>()->default_value(std::max(1u, std::thread::hardware_concurrency())), "analysis worker processes")
+    ("max-workers", po::value<std::size_t>()->default_value(0), "analysis workers at most (0: 4 x --workers); those beyond --workers only for a client with no other analysis running")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
     ("min-free-disk", po::value<std::uint64_t>()->default_value(default_min_free_disk_mib), "MiB kept free where the database is: below it sessions are not stored, below half of it mail is deferred with 452 4.3.1, so that deleting tests still works (0: not watched)")
     ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
@@ -221,6 +223,9 @@ serve_config to_config(const po::variables_map& vm) {
   c.dns = dns_settings(vm);
   c.workers = vm["workers"].as<std::size_t>();
   if (c.workers < 1 || c.workers > 256) throw usage_error("--workers must be between 1 and 256");
+  c.most_workers = vm["max-workers"].as<std::size_t>();
+  if (c.most_workers != 0 && (c.most_workers < c.workers || c.most_workers > 1024))
+    throw usage_error("--max-workers must be 0 or between --workers and 1024");
   const double at = vm["analysis-timeout"].as<double>();
   if (!(at >= 1 && at <= 3600))
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
@@ -306,6 +311,7 @@ int run_server(const serve_config& config) {
   core::system_clock clock;
   analyzers::worker::pool_settings ps;
   ps.workers = config.workers;
+  ps.most_workers = config.most_workers;
   ps.deadline = config.analysis_timeout;
   ps.worker_args = dns_arguments(config.dns);
   ps.worker_args.insert(ps.worker_args.end(),

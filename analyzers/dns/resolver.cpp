@@ -295,6 +295,7 @@ resolver::resolver(const settings& s) : settings_(s) {
 void resolver::open_context() {
   ctx_ = ub_ctx_create_event(base_);
   if (!ctx_) throw std::runtime_error("resolver: cannot create the unbound context");
+  ++contexts_;
   try {
     for (const auto& f : forwarders_) check(ub_ctx_set_fwd(ctx_, f.c_str()), "forwarder");
     if (!trust_anchor_.empty()) {
@@ -334,7 +335,7 @@ resolver::~resolver() {
 std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_type type,
                                                    answer& a) {
   if (!ctx_) {
-    // The context could not be made anew after a reset (see forget_prefetched): try again, and
+    // The context could not be made anew after a reset (see end_evaluation): try again, and
     // answer this question with the reason if it still fails.
     try {
       open_context();
@@ -358,15 +359,15 @@ std::unique_ptr<resolver::pending> resolver::start(const std::string& name, rr_t
 // ub_cancel is not used: with an event base it takes the path meant for a forked worker, which
 // frees the query that unbound's mesh still holds (its answer then arrives to freed memory) and
 // writes the cancellation to a pipe nobody reads, which blocks once the pipe is full. An
-// unwanted question is kept until unbound ends it with an answer or its own timeout; when many
-// have piled up (an upstream that does not answer), the context is made anew, which ends them all.
+// unwanted question is kept until unbound ends it with an answer or its own timeout, or until
+// the evaluation ends: then the context is made anew, which ends them all (end_evaluation).
 void resolver::abandon(std::unique_ptr<pending> p) {
   std::erase_if(abandoned_, [](const auto& q) { return q->done; });
   if (!p->done) abandoned_.push_back(std::move(p));
 }
 
 bool resolver::wait(pending& p) {
-  const auto deadline = p.started + settings_.timeout;
+  const auto deadline = std::min(p.started + settings_.timeout, budget_end_);
   while (!p.done) {
     // Answers already back are taken before the clock is looked at: a prefetched question whose
     // answer came long ago has not timed out because nobody asked for it until now.
@@ -394,15 +395,32 @@ void resolver::prefetch(const std::vector<std::pair<std::string, rr_type>>& ques
   }
 }
 
-void resolver::forget_prefetched() {
-  constexpr std::size_t most_abandoned = 256;
+void resolver::begin_evaluation() {
+  budget_end_ = clock_type::now() + settings_.budget;
+  unanswered_ = false;
+}
+
+// libunbound keeps what it learns of an upstream in its infrastructure cache, per server address
+// (https://unbound.docs.nlnetlabs.nl/en/latest/reference/history/info-timeout-server-selection.html):
+// after a few timeouts it backs off, probes, and answers SERVFAIL at once or only after long
+// waits, for every name. With one forwarder (resolv.conf's recursive resolver), one sender's
+// black-holed names would make the next sender's questions fail (docs/libraries.md §4). So a
+// context that saw a question go unanswered, or still has one in flight, is not used again.
+void resolver::end_evaluation() {
   for (auto& [key, p] : prefetched_) abandon(std::move(p));
-  // Here and not in abandon(): between evaluations nothing still wanted is in flight.
   prefetched_.clear();
-  if (abandoned_.size() > most_abandoned) {
+  budget_end_ = clock_type::time_point::max();
+  std::erase_if(abandoned_, [](const auto& q) { return q->done; });
+  if (unanswered_ || !abandoned_.empty()) {
+    unanswered_ = false;
     close_context();
     open_context();
   }
+}
+
+std::string resolver::budget_spent() const {
+  return "the evaluation's DNS budget of " + std::to_string(settings_.budget.count()) +
+         " ms was spent";
 }
 
 answer resolver::query(std::string_view raw_name, rr_type type) {
@@ -413,6 +431,11 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     a.error = "not a valid domain name";
     return a;
   }
+  if (clock_type::now() >= budget_end_) {
+    unanswered_ = true;
+    a.error = budget_spent();
+    return a;
+  }
   std::unique_ptr<pending> p;
   if (auto it = prefetched_.find({name, static_cast<std::uint16_t>(type)});
       it != prefetched_.end()) {
@@ -420,12 +443,19 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
     prefetched_.erase(it);
   } else {
     p = start(name, type, a);
-    if (!p) return a;
+    if (!p) {
+      unanswered_ = true;
+      return a;
+    }
   }
   if (!wait(*p)) {
+    unanswered_ = true;
+    const auto now = clock_type::now();
+    a.error = now >= budget_end_
+                  ? budget_spent()
+                  : "timed out after " + std::to_string(settings_.timeout.count()) + " ms";
+    a.ms = std::chrono::duration<double, std::milli>(now - p->started).count();
     abandon(std::move(p));
-    a.error = "timed out after " + std::to_string(settings_.timeout.count()) + " ms";
-    a.ms = static_cast<double>(settings_.timeout.count());
     return a;
   }
   a.ms = std::chrono::duration<double, std::milli>(p->finished - p->started).count();
@@ -436,6 +466,8 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
   } else if (p->rcode == 3) {
     a.state = status::nxdomain;
   } else if (p->rcode != 0) {
+    // SERVFAIL is also what unbound answers when it gave up on the upstream itself.
+    if (p->rcode == 2) unanswered_ = true;
     a.error = "rcode " + std::to_string(p->rcode);
   } else if (!answer_records(p->packet, type, a.records)) {
     a.records.clear();
@@ -450,7 +482,7 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
 // is answered by whatever the resolver can still do.
 lookups::~lookups() {
   try {
-    resolver_.forget_prefetched();
+    resolver_.end_evaluation();
   } catch (const std::exception& e) {
     core::log_error(std::string("resolver: ") + e.what());
   }

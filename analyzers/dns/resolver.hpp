@@ -1,6 +1,10 @@
 // The one resolver: every DNS question the analyzers ask goes through here, on libunbound.
 // `resolver` owns the unbound context; `lookups` is one evaluation's view of it: it remembers
 // every question and answer (the report's evidence) and answers repeated questions from memory.
+// One evaluation's unanswered questions never change another's answers (DESIGN.md "One
+// resolver"): an evaluation has a time budget of its own, and a context that saw a question go
+// unanswered is made anew before the next evaluation, so that what libunbound learnt from it
+// (an upstream "down" in its infrastructure cache, questions still in flight) dies with it.
 #pragma once
 
 #include <boost/json/array.hpp>
@@ -40,6 +44,10 @@ struct settings {
   std::string upstream = "system";  // "system" (resolv.conf) or IP[@PORT]
   std::string trust_anchor;         // a root key file enables DNSSEC validation
   std::chrono::milliseconds timeout{5000};
+  // All the questions of one evaluation are answered within this of its start; later questions
+  // are temperrors at once. RFC 7208 §4.6.4: an SPF evaluation's limit "SHOULD allow at least 20
+  // seconds".
+  std::chrono::milliseconds budget{20000};
 };
 
 // Throws std::invalid_argument for an unusable upstream.
@@ -53,14 +61,20 @@ class resolver {
   resolver& operator=(const resolver&) = delete;
 
   // Blocks for at most the configured timeout (counted from when the question was asked, here
-  // or by prefetch). Not for concurrent use.
+  // or by prefetch), and never past the evaluation's budget. Not for concurrent use.
   answer query(std::string_view name, rr_type type);
 
   // Asks questions an evaluation is about to ask, all at once: their answers travel together
   // instead of one round trip after another. Nothing is recorded until query() takes an answer.
   void prefetch(const std::vector<std::pair<std::string, rr_type>>& questions);
-  // Drops the prefetched answers nobody asked for.
-  void forget_prefetched();
+
+  // An evaluation (a `lookups`) starts: its budget runs from now.
+  void begin_evaluation();
+  // It ended: the prefetched answers nobody asked for are dropped, and when one of its questions
+  // went unanswered (a timeout, a SERVFAIL, a question still in flight) the context is made anew.
+  void end_evaluation();
+  // Contexts made so far (1 at construction).
+  std::uint64_t contexts() const { return contexts_; }
 
   struct pending;
 
@@ -72,6 +86,7 @@ class resolver {
   bool wait(pending& p);
   // A question whose answer is no longer wanted (see resolver.cpp for why it is not cancelled).
   void abandon(std::unique_ptr<pending> p);
+  std::string budget_spent() const;
 
   settings settings_;
   // The files the context is made from, read once: a context made anew later (in a worker whose
@@ -83,12 +98,15 @@ class resolver {
   ub_ctx* ctx_ = nullptr;
   std::map<std::pair<std::string, std::uint16_t>, std::unique_ptr<pending>> prefetched_;
   std::vector<std::unique_ptr<pending>> abandoned_;
+  std::chrono::steady_clock::time_point budget_end_ = std::chrono::steady_clock::time_point::max();
+  bool unanswered_ = false;  // a question of this evaluation went unanswered
+  std::uint64_t contexts_ = 0;
 };
 
 // One evaluation's questions: answered once each, all recorded for the evidence.
 class lookups {
  public:
-  explicit lookups(resolver& r) : resolver_(r) {}
+  explicit lookups(resolver& r) : resolver_(r) { resolver_.begin_evaluation(); }
   ~lookups();
   lookups(const lookups&) = delete;
   lookups& operator=(const lookups&) = delete;

@@ -21,11 +21,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "analyzers/checks/checks.hpp"
 #include "analyzers/message/message.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/rate_limit.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::worker {
@@ -264,22 +266,46 @@ std::string pool::retire(const std::shared_ptr<process>& p) {
   return how;
 }
 
-void pool::release(const std::shared_ptr<process>& p) {
-  p->busy = false;
-  if (!waiters_.empty()) {
-    auto* t = waiters_.front();
-    waiters_.pop_front();
-    t->cancel();
-  }
+void pool::release(const std::shared_ptr<process>& p) { p->busy = false; }
+
+// Every waiting job looks again: which of them may start depends on its client.
+void pool::leave(const std::string& client) {
+  if (auto it = running_.find(client); it != running_.end() && --it->second == 0)
+    running_.erase(it);
+  --running_total_;
+  for (auto* t : std::exchange(waiters_, {})) t->cancel();
 }
 
-asio::awaitable<std::shared_ptr<pool::process>> pool::acquire() {
+std::size_t pool::most_workers() const {
+  const auto base = std::max<std::size_t>(1, settings_.workers);
+  return std::max(base, settings_.most_workers ? settings_.most_workers : 4 * base);
+}
+
+asio::awaitable<std::shared_ptr<pool::process>> pool::acquire(const std::string& client) {
   for (;;) {
     if (stopped_) co_return nullptr;
-    for (auto& p : processes_) {
-      if (!p->busy) {
-        p->busy = true;
-        co_return p;
+    const bool alone = !running_.contains(client);
+    if (running_total_ < std::max<std::size_t>(1, settings_.workers) ||
+        (alone && running_total_ < most_workers())) {
+      std::shared_ptr<process> found;
+      for (auto& p : processes_)
+        if (!p->busy) {
+          found = p;
+          break;
+        }
+      if (!found && processes_.size() < most_workers()) {
+        try {
+          found = spawn();
+          processes_.push_back(found);
+        } catch (const std::exception& e) {
+          core::log_error(e.what());
+        }
+      }
+      if (found) {
+        found->busy = true;
+        ++running_[client];
+        ++running_total_;
+        co_return found;
       }
     }
     asio::steady_timer wait(strand_, asio::steady_timer::time_point::max());
@@ -343,7 +369,7 @@ void pool::replace(const std::shared_ptr<process>& p) {
       core::log_error(e.what());
     }
   }
-  release(p);  // wakes a waiting job for the new worker
+  release(p);
 }
 
 namespace {
@@ -356,12 +382,15 @@ asio::awaitable<analysis_result> pool::run(const analysis_input& in) {
   const std::string header = json::serialize(core::to_json(in));
   // A worker found dead when the job is handed over (it died idle) did not fail this job: the
   // job goes to a fresh worker once.
+  // One host, or one IPv6 customer's /64, is one client (core/rate_limit.hpp).
+  const std::string client = core::client_network(in.delivery.connection.client_ip);
   for (int tries = 0;; ++tries) {
-    auto p = co_await acquire();
+    auto p = co_await acquire(client);
     if (!p) co_return result_of(failed_analysis("analysis stopped: the server is shutting down"));
     auto r = co_await attempt(p, header, in.delivery.raw);
     if (r.ok) {
       release(p);
+      leave(client);
       // Only the summary is read; the analysis must be a JSON object, which its first and last
       // characters show (it is the worker's own serialization).
       auto summary = core::read_json<core::analysis_summary>(r.summary);
@@ -376,6 +405,7 @@ asio::awaitable<analysis_result> pool::run(const analysis_input& in) {
                                     : "analysis worker " + how + "; it was replaced";
     core::log_warn(error);
     replace(p);
+    leave(client);
     if (!r.sent && !r.timed_out && tries == 0) continue;
     co_return result_of(failed_analysis(error));
   }
@@ -384,6 +414,12 @@ asio::awaitable<analysis_result> pool::run(const analysis_input& in) {
 void pool::stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Waiting jobs wake to find the pool stopped.
+  try {
+    for (auto* t : std::exchange(waiters_, {})) t->cancel();
+  } catch (const std::exception& e) {
+    core::log_error(std::string("analysis pool: ") + e.what());
+  }
   for (auto& p : std::vector(processes_)) retire(p);
   processes_.clear();
 }

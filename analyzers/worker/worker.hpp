@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,7 +41,14 @@ struct worker_settings {
 int run_worker(const worker_settings& s);
 
 struct pool_settings {
+  // Analyses run at once by anyone; the pool starts this many workers.
   std::size_t workers = 2;
+  // Beyond `workers`, the pool grows to this many (0: 4 x workers), but only for a job whose
+  // client (its address, an IPv6 /64 as one) has no other analysis running: an analysis that waits
+  // on a sender's silent DNS holds a worker, and one client's stalled analyses must not hold up
+  // another client's (Postfix counts its limits per client address the same way,
+  // smtpd_client_connection_count_limit).
+  std::size_t most_workers = 0;
   std::chrono::milliseconds deadline{60000};
   // Passed to each worker: --dns, --dns-timeout-ms, --memory-mb, --cpu-seconds, --uid, --gid.
   std::vector<std::string> worker_args;
@@ -90,8 +98,12 @@ class pool {
   boost::asio::awaitable<attempt_result> attempt(std::shared_ptr<process> p,
                                                  const std::string& header, const std::string& raw);
   void replace(const std::shared_ptr<process>& retired);  // starts another in its place
-  boost::asio::awaitable<std::shared_ptr<process>> acquire();
+  // A worker for a job from `client`: one of the first `workers` analyses running, or the only
+  // one from that client, up to `most_workers`.
+  boost::asio::awaitable<std::shared_ptr<process>> acquire(const std::string& client);
   void release(const std::shared_ptr<process>& p);
+  void leave(const std::string& client);  // a job from `client` ended: waiting jobs try again
+  std::size_t most_workers() const;
   std::shared_ptr<process> spawn();
   std::string retire(const std::shared_ptr<process>& p);  // kills, reaps, says how it ended
 
@@ -99,6 +111,8 @@ class pool {
   pool_settings settings_;
   std::vector<std::shared_ptr<process>> processes_;
   std::deque<boost::asio::steady_timer*> waiters_;
+  std::map<std::string, std::size_t> running_;  // analyses running, by client network
+  std::size_t running_total_ = 0;
   std::uint64_t replaced_ = 0;
   bool stopped_ = false;
 };
