@@ -253,6 +253,15 @@ serve_config to_config(const po::variables_map& vm) {
   return c;
 }
 
+// An io_context whose shutdown can be called before it is destroyed. Frames still suspended when
+// the drain ends (a download to a client that stopped reading) are destroyed by that shutdown,
+// and they use the servers declared after the io_context: left to ~io_context, they would run
+// after those are gone.
+class server_io : public asio::io_context {
+ public:
+  using asio::io_context::shutdown;
+};
+
 asio::awaitable<void> watch_certificates(certs::server_tls& tls) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
@@ -306,7 +315,7 @@ int run_server(const serve_config& config) {
 
   // Before the io_context: a session's lease of it may go only when the io_context does.
   receiver::byte_budget in_flight(config.max_data_in_flight);
-  asio::io_context io;
+  server_io io;
   asio::thread_pool blocking(blocking_threads);
   core::system_clock clock;
   analyzers::worker::pool_settings ps;
@@ -410,6 +419,7 @@ int run_server(const serve_config& config) {
   sink.write_session_counts();
   analysis.stop();
   blocking.join();
+  io.shutdown();  // while everything its frames use still exists
   core::log_info("stopped; " + std::to_string(queue.commits()) + " commits");
   return 0;
 }

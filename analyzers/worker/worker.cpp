@@ -210,6 +210,17 @@ std::shared_ptr<pool::process> pool::spawn() {
   std::vector<std::string> env_kept;
   for (const char* name : {"MXLENS_TEST_FAULTS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
     if (const char* v = std::getenv(name)) env_kept.push_back(std::string(name) + "=" + v);
+#if defined(__SANITIZE_ADDRESS__)
+  // LeakSanitizer's check at exit stops the world with clone and ptrace and lists /proc/self/task,
+  // all of which the sandbox's filter refuses (the worker would end in SIGSYS instead). The leak
+  // check is off in workers only; ASan and UBSan still watch them, and the same analysis code is
+  // leak-checked where it runs outside the sandbox (`mxlens analyze`, the unit tests, bench/floor).
+  // LSAN_OPTIONS is read after ASAN_OPTIONS, and a later setting wins: this one goes last.
+  const char* lsan = std::getenv("LSAN_OPTIONS");
+  std::erase_if(env_kept, [](const std::string& e) { return e.starts_with("LSAN_OPTIONS="); });
+  env_kept.push_back(std::string("LSAN_OPTIONS=") + (lsan ? std::string(lsan) + ":" : "") +
+                     "detect_leaks=0");
+#endif
   std::vector<char*> envp;
   envp.reserve(env_kept.size() + 1);
   for (auto& e : env_kept) envp.push_back(e.data());

@@ -24,6 +24,8 @@ import dnsd
 MXLENS = os.environ.get("MXLENS_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "app", "mxlens")
 DOMAIN = "mx.test.example"
+# An ASan+UBSan build (-DMXLENS_SANITIZE=ON; tests/CMakeLists.txt says which).
+SANITIZED = os.environ.get("MXLENS_SANITIZE") == "1"
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "report.schema.json")
 with open(SCHEMA_PATH) as f:

@@ -12,7 +12,7 @@ from harness import ServerCase, test_id
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "build", "bench")
 LOADGEN = os.environ.get("MXLENS_LOADGEN") or os.path.join(BENCH, "mxlens-loadgen")
-FLOOR = os.path.join(BENCH, "mxlens-floor")
+FLOOR = os.path.join(os.path.dirname(LOADGEN), "mxlens-floor")  # built beside it
 
 
 class LoadgenSmoke(ServerCase):

@@ -424,6 +424,34 @@ class Shutdown(unittest.TestCase):
         finally:
             server.cleanup()
 
+    def test_a_download_stalled_past_the_drain_ends_cleanly(self):
+        # A client that stops reading holds its connection past the drain: the frames still
+        # suspended then are destroyed while the servers they use exist (a sanitizer build saw a
+        # use-after-free here; cleanup fails the test on any sanitizer report).
+        from harness import Server
+        server = Server().start()
+        stalled = []
+        try:
+            address = server.new_address()
+            line = b"x" * 70 + b"\r\n"
+            with smtp(server.port) as s:
+                s.sendmail("a@sender.example", [address], message("big", "", to=address) + line * 60000)
+            for _ in range(2):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", server.http_port))
+                sock.sendall(f"GET /api/v1/tests/{address.split('@')[0]}/deliveries/1/raw HTTP/1.1\r\n"
+                             "Host: x\r\n\r\n".encode())
+                stalled.append(sock)
+            time.sleep(0.5)
+            server.proc.terminate()
+            server.proc.wait(timeout=30)  # the drain gives up after 10 s
+            self.assertEqual(0, server.proc.returncode)
+        finally:
+            for sock in stalled:
+                sock.close()
+            server.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main()
