@@ -318,6 +318,11 @@ class path_parser {
 
 }  // namespace
 
+namespace {
+// Of a malformed parameter, what a reply repeats.
+constexpr std::size_t max_named = 64;
+}  // namespace
+
 bool has_non_ascii(std::string_view s) {
   for (unsigned char c : s)
     if (c >= 0x80) return true;
@@ -374,7 +379,9 @@ std::variant<path_command, reply> parse_path_command(std::string_view args,
     std::string value =
         eq == std::string_view::npos ? std::string() : std::string(param.substr(eq + 1));
     if (!valid_keyword(key) || (eq != std::string_view::npos && !valid_value(value)))
-      return reply{501, "5.5.4", "Malformed parameter " + std::string(param.substr(0, 64))};
+      // The reply names the parameter as RFC 5321 §4.2's textstring allows: printable ASCII.
+      return reply{501, "5.5.4",
+                   "Malformed parameter " + core::ascii_escaped(param.substr(0, max_named))};
     std::string upper_key;
     for (char c : key) upper_key.push_back(upper(c));
     for (const auto& [k, v] : out.params)
