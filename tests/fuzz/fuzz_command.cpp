@@ -31,7 +31,7 @@ namespace {
 
 // Names the line when the oracle fails (escaped, only then).
 void require(bool ok, const char* what, std::string_view line) {
-  if (!ok) require(false, what, mxlens::core::ascii_escaped(line.substr(0, 300)));
+  if (!ok) mxlens::fuzz::require(false, what, mxlens::core::ascii_escaped(line.substr(0, 300)));
 }
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
