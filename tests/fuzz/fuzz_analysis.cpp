@@ -14,8 +14,6 @@
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <string_view>

@@ -9,9 +9,9 @@
 // Input: the octets a client sent where a ClientHello record was expected.
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 

@@ -13,8 +13,6 @@
 #include <arpa/inet.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <variant>

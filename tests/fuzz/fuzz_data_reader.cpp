@@ -6,9 +6,8 @@
 // Input: one octet whose low bits choose how many reads split the data (0 to 7); two octets per
 // split, the length of that read; one octet choosing small limits (bit 0: max_size, bit 1:
 // max_line, each then taken from the next octet); the rest is what the client sent after DATA.
+#include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>

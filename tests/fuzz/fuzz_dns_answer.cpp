@@ -10,8 +10,6 @@
 #include <arpa/inet.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 

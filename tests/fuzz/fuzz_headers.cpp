@@ -9,8 +9,6 @@
 //
 // Input: the first octet's low bit says whether the message came with SMTPUTF8; the message.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <set>
 #include <string>
 #include <string_view>

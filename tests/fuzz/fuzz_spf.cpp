@@ -16,8 +16,6 @@
 #include <boost/json/value_to.hpp>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
