@@ -23,8 +23,6 @@
 
 using namespace mxlens::receiver;
 
-using mxlens::fuzz::require;
-
 namespace {
 
 // Names the line when the oracle fails (escaped, only then).
