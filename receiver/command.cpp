@@ -27,6 +27,9 @@ bool valid_keyword(std::string_view k) {
   return true;
 }
 
+// Of a malformed parameter, what a reply repeats.
+constexpr std::size_t max_named = 64;
+
 // esmtp-value: %d33-60 / %d62-126, plus UTF-8 (RFC 6531 §3.3).
 bool valid_value(std::string_view v) {
   if (v.empty()) return false;
@@ -316,11 +319,6 @@ class path_parser {
   bool literal_ = false;  // the domain is an address literal
 };
 
-}  // namespace
-
-namespace {
-// Of a malformed parameter, what a reply repeats.
-constexpr std::size_t max_named = 64;
 }  // namespace
 
 bool has_non_ascii(std::string_view s) {
