@@ -27,6 +27,9 @@ bool valid_keyword(std::string_view k) {
   return true;
 }
 
+// Of a malformed parameter, what a reply repeats.
+constexpr std::size_t max_named = 64;
+
 // esmtp-value: %d33-60 / %d62-126, plus UTF-8 (RFC 6531 §3.3).
 bool valid_value(std::string_view v) {
   if (v.empty()) return false;
@@ -374,7 +377,9 @@ std::variant<path_command, reply> parse_path_command(std::string_view args,
     std::string value =
         eq == std::string_view::npos ? std::string() : std::string(param.substr(eq + 1));
     if (!valid_keyword(key) || (eq != std::string_view::npos && !valid_value(value)))
-      return reply{501, "5.5.4", "Malformed parameter " + std::string(param.substr(0, 64))};
+      // The reply names the parameter as RFC 5321 §4.2's textstring allows: printable ASCII.
+      return reply{501, "5.5.4",
+                   "Malformed parameter " + core::ascii_escaped(param.substr(0, max_named))};
     std::string upper_key;
     for (char c : key) upper_key.push_back(upper(c));
     for (const auto& [k, v] : out.params)

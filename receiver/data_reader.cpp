@@ -26,6 +26,13 @@ void data_reader::end_line() {
   line_length_ = 0;
 }
 
+// One more octet of the wire line; every octet counts towards max_line, a bare CR or a stuffing
+// period as much as a letter.
+void data_reader::grow_line() {
+  ++line_length_;
+  if (line_length_ > max_line_) line_too_long_ = true;
+}
+
 // One octet inside a line (not CR, which the caller handles).
 void data_reader::in_line(char c) {
   auto u = static_cast<unsigned char>(c);
@@ -36,8 +43,7 @@ void data_reader::in_line(char c) {
   } else if (c == '\0') {
     ++facts_.nul;
   }
-  ++line_length_;
-  if (line_length_ > max_line_) line_too_long_ = true;
+  grow_line();
   emit(c);
   state_ = state::mid;
 }
@@ -61,7 +67,7 @@ std::size_t data_reader::feed(std::string_view input) {
           state_ = state::bol_dot_cr;
         } else {
           // RFC 5321 §4.5.2: the leading period of a line with other characters is deleted.
-          ++line_length_;  // the removed period was on the wire line
+          grow_line();  // the removed period was on the wire line
           in_line(c);
         }
         break;
@@ -70,9 +76,9 @@ std::size_t data_reader::feed(std::string_view input) {
           state_ = state::end;
         } else {
           // ".\r" followed by something else: the period was stuffing, the CR is bare.
-          ++line_length_;
+          grow_line();
           ++facts_.bare_cr;
-          ++line_length_;
+          grow_line();
           emit('\r');
           if (c == '\r') {
             state_ = state::cr;
@@ -96,7 +102,7 @@ std::size_t data_reader::feed(std::string_view input) {
           state_ = state::bol;
         } else {
           ++facts_.bare_cr;
-          ++line_length_;
+          grow_line();
           emit('\r');
           if (c != '\r') in_line(c);  // another CR stays in state cr
         }

@@ -49,6 +49,7 @@ class data_reader {
     end,
   };
   void emit(char c);
+  void grow_line();
   void in_line(char c);
   void end_line();
 

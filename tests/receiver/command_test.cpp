@@ -135,6 +135,9 @@ TEST_CASE("paths RFC 5321 refuses, with the problem named", "[receiver]") {
       {"FROM:<a@b.example>x", true, "5.5.4", "space before parameters"},
       {"FROM:<a@b.example> SIZE=1 SIZE=2", true, "5.5.4", "given twice"},
       {"FROM:<a@b.example> =x", true, "5.5.4", "Malformed parameter"},
+      // Named as printable ASCII: the reply text is RFC 5321 4.2's textstring (tests/fuzz).
+      {"FROM:<a@b.example> X=\r\x1b[31m\xff", true, "5.5.4",
+       "Malformed parameter X=\\x0D\\x1B[31m\\xFF"},
   };
   for (const auto& c : cases) {
     INFO(c.args);

@@ -90,3 +90,19 @@ TEST_CASE("a message the server has no room for is read to its end and not kept"
   CHECK(r.message().empty());
   CHECK(r.size() == std::string("first part\r\nsecond part\r\n").size());
 }
+
+TEST_CASE("bare CRs and a stuffing period count towards the safety cap", "[receiver]") {
+  // Found by tests/fuzz (regressions/data_reader/bare-cr-line-over-max-line): a line of bare CRs
+  // was never measured against the cap.
+  data_reader crs(1 << 20, 100);
+  crs.feed(std::string(102, '\r') + "\n.\r\n");  // 101 bare CRs, then CRLF
+  CHECK(crs.done());
+  CHECK(crs.line_too_long());
+  data_reader stuffed(1 << 20, 1);
+  stuffed.feed(".\r\r\n.\r\n");  // two octets on the wire line: '.' and a bare CR
+  CHECK(stuffed.done());
+  CHECK(stuffed.line_too_long());
+  data_reader exact(1 << 20, 2);
+  exact.feed(".\r\r\n.\r\n");
+  CHECK_FALSE(exact.line_too_long());
+}
