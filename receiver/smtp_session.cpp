@@ -10,6 +10,7 @@
 
 #include "core/log.hpp"
 #include "core/test_id.hpp"
+#include "core/text.hpp"
 #include "receiver/command.hpp"
 #include "receiver/data_reader.hpp"
 #include "receiver/tls_inspect.hpp"
@@ -504,7 +505,7 @@ asio::awaitable<void> smtp_session::cmd_ehlo(const std::string& args) {
   // RFC 2034 §3: no enhanced status codes in the EHLO reply.
   reply r;
   r.code = 250;
-  r.lines = {config_.hostname + " Hello " + record_.connection.helo + " [" +
+  r.lines = {config_.hostname + " Hello " + core::ascii_escaped(record_.connection.helo) + " [" +
                  record_.connection.client_ip + "]",
              "PIPELINING",
              "SIZE " + std::to_string(config_.limits.max_message_size),
@@ -525,7 +526,7 @@ asio::awaitable<void> smtp_session::cmd_helo(const std::string& args) {
   record_.connection.helo = args.substr(0, max_helo_kept);
   record_.connection.esmtp = false;
   transition(smtp_state::greeted);
-  send(reply{250, "", config_.hostname + " Hello " + record_.connection.helo});
+  send(reply{250, "", config_.hostname + " Hello " + core::ascii_escaped(record_.connection.helo)});
   co_return;
 }
 

@@ -57,6 +57,22 @@ class Transactions(ServerCase):
         sock.close()
 
 
+class Replies(ServerCase):
+    def test_the_ehlo_reply_shows_the_clients_name_in_printable_ascii_only(self):
+        # RFC 5321 §4.2: reply text is printable ASCII (control characters are refused with the
+        # command already; 8-bit octets were echoed as they came).
+        for verb in (b"EHLO", b"HELO"):
+            sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(verb + b" caf\xe9\xc3\xa9.example\r\n")
+            first = f.readline()
+            self.assertTrue(first.startswith(b"250"), first)
+            self.assertIn(b"Hello caf\\xE9\\xC3\\xA9.example", first)
+            self.assertTrue(all(32 <= b < 127 for b in first.rstrip(b"\r\n")), first)
+            sock.close()
+
+
 class SessionTime(unittest.TestCase):
     def test_a_session_kept_alive_with_noop_ends_at_the_session_time_limit(self):
         with Server("--max-session-time", "2", "--idle-timeout", "60") as s:
