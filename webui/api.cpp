@@ -33,6 +33,20 @@ api::api(http_settings settings, asio::thread_pool& blocking, storage::store& re
       clock_(clock),
       creations_(settings_.max_new_tests_per_minute, std::chrono::minutes(1)) {}
 
+std::optional<api::wait_slot> api::take_wait(const std::string& client) {
+  auto network = core::client_network(client);
+  std::lock_guard lock(waits_mutex_);
+  auto& n = waits_[network];
+  if (n >= settings_.max_waits_per_client) return std::nullopt;
+  ++n;
+  return wait_slot(*this, std::move(network));
+}
+
+void api::end_wait(const std::string& network) {
+  std::lock_guard lock(waits_mutex_);
+  if (auto it = waits_.find(network); it != waits_.end() && --it->second == 0) waits_.erase(it);
+}
+
 bool api::is_admin(std::string_view authorization) const {
   const auto& token = settings_.admin_token;
   constexpr std::string_view scheme = "Bearer ";  // RFC 6750 §2.1

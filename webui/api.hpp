@@ -13,9 +13,11 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/rate_limit.hpp"
@@ -33,6 +35,10 @@ struct http_settings {
   std::string domain;      // of the test addresses
   int retention_days = 30;
   std::size_t max_connections = 256;
+  // Per client network (core::client_network): connections, and long polls with event streams.
+  // The last tenth of max_connections is kept for clients that hold fewer than two.
+  std::size_t max_connections_per_client = 32;
+  std::size_t max_waits_per_client = 8;
   std::size_t max_body = std::size_t{64} * 1024;
   std::size_t max_header = std::size_t{16} * 1024;
   std::size_t max_header_fields = 100;
@@ -61,6 +67,27 @@ class api {
       storage::commit_queue& queue, hub& events, metrics& counters, const core::clock& clock);
 
   const http_settings& settings() const { return settings_; }
+  // A long poll or an event stream of one client, counted while it waits.
+  class wait_slot {
+   public:
+    wait_slot(api& owner, std::string client) : owner_(&owner), client_(std::move(client)) {}
+    wait_slot(wait_slot&& other) noexcept
+        : owner_(std::exchange(other.owner_, nullptr)), client_(std::move(other.client_)) {}
+    wait_slot(const wait_slot&) = delete;
+    wait_slot& operator=(const wait_slot&) = delete;
+    wait_slot& operator=(wait_slot&&) = delete;
+    ~wait_slot() {
+      if (owner_) owner_->end_wait(client_);
+    }
+
+   private:
+    api* owner_;
+    std::string client_;
+  };
+  // A slot for one more wait of `client` (an address), or none when it holds
+  // max_waits_per_client already.
+  std::optional<wait_slot> take_wait(const std::string& client);
+
   // Whether an Authorization header value carries the admin token (compared in constant time).
   bool is_admin(std::string_view authorization) const;
   // Counts a test created for `client`, or says how long until it may create one
@@ -132,6 +159,9 @@ class api {
   metrics& metrics_;
   const core::clock& clock_;
   core::rate_limiter creations_;
+  void end_wait(const std::string& client);
+  std::mutex waits_mutex_;
+  std::map<std::string, std::size_t> waits_;  // by client network
   std::atomic<bool> stopping_{false};
 };
 

@@ -13,6 +13,7 @@
 
 #include "core/json.hpp"
 #include "core/log.hpp"
+#include "core/rate_limit.hpp"
 #include "core/report.hpp"
 #include "core/text.hpp"
 #include "webui/route.hpp"
@@ -45,6 +46,11 @@ std::optional<std::string> framing_problem(const http::request_header<>& h) {
   if (count(lengths) > 1) return "more than one Content-Length (RFC 9112 §6.3)";
   return std::nullopt;
 }
+
+// Refusals written at once, and how long each may take; past that, a refused connection is
+// closed without a word.
+constexpr std::size_t max_refusing = 64;
+constexpr auto refuse_write_timeout = std::chrono::seconds(2);
 
 // Octets of a raw message read from the store and written at once.
 constexpr std::size_t raw_part_size = std::size_t{1} << 20;
@@ -113,26 +119,80 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         if (service_.stopping() || ec == asio::error::operation_aborted) co_return;
         continue;
       }
-      if (active_ >= settings().max_connections) {
-        socket.close(ec);  // over the limit: refused without a word
-        continue;
-      }
+      boost::system::error_code no_peer;
+      const auto peer = socket.remote_endpoint(no_peer);
+      if (no_peer) continue;  // gone already
+      auto client = peer.address().to_string();
+      auto network = core::client_network(client);
       auto self = shared_from_this();
       auto executor = socket.get_executor();
-      auto session = self->serve(std::move(socket));
+      if (auto refusal = admit(network)) {
+        // Told why, briefly; past a bound on refusals being written, closed without a word.
+        if (refusing_ < max_refusing) {
+          auto refuse = self->refuse(std::move(socket), std::move(*refusal));
+          asio::co_spawn(executor, std::move(refuse), asio::detached);
+        }
+        continue;
+      }
+      auto session = self->serve(std::move(socket), std::move(client), std::move(network));
       asio::co_spawn(executor, std::move(session), asio::detached);
     }
   }
 
-  asio::awaitable<void> serve(tcp::socket socket) {
+  // Counts a connection of `network` in, before it is served (so that a burst cannot overshoot
+  // the limits), or says why it is refused. The last tenth of the slots is for clients holding
+  // fewer than two: whoever holds the others cannot lock a newcomer out.
+  std::optional<std::string> admit(const std::string& network) {
+    const auto& s = settings();
+    std::lock_guard lock(clients_mutex_);
+    auto& held = per_client_[network];
+    const bool newcomer = held < 2;
+    const std::size_t reserve = s.max_connections / 10;
+    std::optional<std::string> refusal;
+    if (active_ >= s.max_connections - (newcomer ? 0 : reserve))
+      refusal = "the server has no connection free";
+    else if (held >= s.max_connections_per_client)
+      refusal = "at most " + std::to_string(s.max_connections_per_client) +
+                " connections at once from one address";
+    if (refusal) {
+      if (held == 0) per_client_.erase(network);
+      return refusal;
+    }
+    ++held;
     ++active_;
+    return std::nullopt;
+  }
+
+  void release(const std::string& network) {
+    std::lock_guard lock(clients_mutex_);
+    --active_;
+    if (auto it = per_client_.find(network); it != per_client_.end() && --it->second == 0)
+      per_client_.erase(it);
+  }
+
+  // 503 with a JSON body and Retry-After (RFC 9110 §15.6.4), within a short write deadline.
+  asio::awaitable<void> refuse(tcp::socket socket, std::string why) {
+    ++refusing_;
     struct guard {
       std::atomic<std::size_t>& n;
       ~guard() { --n; }
-    } g{active_};
-    boost::system::error_code no_peer;
-    const auto peer = socket.remote_endpoint(no_peer);
-    const std::string client = no_peer ? std::string() : peer.address().to_string();
+    } g{refusing_};
+    beast::tcp_stream stream(std::move(socket));
+    auto res = error_response(11, false, http::status::service_unavailable, "busy",
+                              why + "; try again later");
+    res.set(http::field::retry_after, "5");
+    stream.expires_after(refuse_write_timeout);
+    co_await send(stream, res);
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket, std::string client, std::string network) {
+    struct guard {
+      impl& self;
+      std::string network;
+      ~guard() { self.release(network); }
+    } g{*this, network};
     auto shared_stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     auto idle = std::make_shared<std::atomic<bool>>(false);
     {
@@ -199,6 +259,16 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       }
       auto answer = co_await route(service_, req, client);
       if (auto* stream_of = std::get_if<event_stream>(&answer)) {
+        auto slot = service_.take_wait(client);
+        if (!slot) {
+          auto res = error_response(req.version(), false, http::status::service_unavailable,
+                                    "too_many_waits",
+                                    "at most " + std::to_string(limits.max_waits_per_client) +
+                                        " long polls and event streams at once from one address");
+          res.set(http::field::retry_after, "5");
+          co_await send(stream, res);
+          break;
+        }
         co_await events(stream, req, *stream_of);
         break;
       }
@@ -300,6 +370,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   std::atomic<std::size_t>& active_;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
   std::mutex connections_mutex_;
+  std::mutex clients_mutex_;
+  std::map<std::string, std::size_t> per_client_;  // connections by client network
+  std::atomic<std::size_t> refusing_{0};           // 503s being written
   std::map<std::shared_ptr<beast::tcp_stream>, std::shared_ptr<std::atomic<bool>>> connections_;
 };
 

@@ -298,11 +298,21 @@ asio::awaitable<response> remove(api& service, const request& req, const std::st
 }
 
 // GET /api/v1/tests/{id}/wait?after=N&timeout=S: the next report, or 204 at the time-out.
+// A client waiting in more long polls and event streams than it may: 503, to try again later.
+http_error too_many_waits(const api& service) {
+  return {http::status::service_unavailable, "too_many_waits",
+          "at most " + std::to_string(service.settings().max_waits_per_client) +
+              " long polls and event streams at once from one address",
+          std::chrono::seconds(5)};
+}
+
 asio::awaitable<response> wait(api& service, const request& req, const target& t,
-                               const std::string& id) {
+                               const std::string& id, const std::string& client) {
   const auto after = int_param(t.query, "after", 0, 0, max_number);
   const auto timeout = int_param(t.query, "timeout", 30, 0, service.settings().max_wait.count());
   co_await require_test(service, id);
+  auto slot = service.take_wait(client);
+  if (!slot) throw too_many_waits(service);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
   auto found = co_await service.next_report(id, after, deadline);
   if (found) co_return json_response(req, http::status::ok, *found);
@@ -362,7 +372,7 @@ asio::awaitable<routed> dispatch(api& service, const request& req, const std::st
   }
   if (p.size() == 5 && p[4] == "wait") {
     require_method(req, http::verb::get, "GET");
-    co_return co_await wait(service, req, t, id);
+    co_return co_await wait(service, req, t, id, client);
   }
   if (p.size() == 5 && p[4] == "sessions") {
     require_method(req, http::verb::get, "GET");

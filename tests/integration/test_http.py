@@ -388,6 +388,59 @@ class Creation(ServerCase):
         self.assertEqual(201, self.post("127.0.0.3")[0].status)
 
 
+class NoLockOut(ServerCase):
+    """One address opening 300 event streams, 300 long polls and 300 slow requests gets at most
+    its share; another address is served at once, during and after."""
+
+    def answers_quickly(self, path):
+        started = time.time()
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=5,
+                                          source_address=("127.0.0.3", 0))
+        conn.request("GET", path)
+        res = conn.getresponse()
+        res.read()
+        conn.close()
+        return res.status, time.time() - started
+
+    def test_streams_polls_and_slow_requests_from_one_address_lock_nobody_out(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
+        conn.request("POST", "/api/v1/tests", body="{}", headers={"Content-Type": "application/json"})
+        test = json.loads(conn.getresponse().read())
+        conn.close()
+        held, refused = [], 0
+        requests = ([f"GET /api/v1/tests/{test['id']}/events HTTP/1.1\r\nHost: x\r\n\r\n"] * 300 +
+                    [f"GET /api/v1/tests/{test['id']}/wait?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n"] * 300 +
+                    ["GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "] * 300)  # never ends
+        for text in requests:
+            s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10,
+                                         source_address=("127.0.0.2", 0))
+            s.sendall(text.encode())
+            held.append(s)
+        time.sleep(1)
+        # The refused ones were told why, with a JSON body and when to try again.
+        for s in held:
+            s.setblocking(False)
+            try:
+                data = s.recv(4096)
+            except BlockingIOError:
+                continue
+            if data.startswith(b"HTTP/1.1 503"):
+                refused += 1
+                self.assertIn(b"Retry-After: 5", data)
+                self.assertIn(b'"code":', data)
+        self.assertGreater(refused, 800)
+        for path in ("/healthz", f"/t/{test['id']}", f"/api/v1/tests/{test['id']}"):
+            status, took = self.answers_quickly(path)
+            self.assertEqual(200, status, path)
+            self.assertLess(took, 1, path)
+        for s in held:  # the attacker goes
+            s.close()
+        time.sleep(0.5)
+        for path in ("/healthz", f"/t/{test['id']}"):
+            status, took = self.answers_quickly(path)
+            self.assertEqual((200, True), (status, took < 1), path)
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
         from harness import Server
