@@ -55,7 +55,7 @@ class budget_lease {
 
   // Holds at least n octets, taking more in steps of `step` so that a growing message asks the
   // shared counter once per step, not once per read. False when the budget has not enough left.
-  bool hold(std::uint64_t n, std::uint64_t step = 256 * 1024) {
+  bool hold(std::uint64_t n, std::uint64_t step = std::uint64_t{256} * 1024) {
     if (!budget_ || n <= held_) return true;
     const auto rounded = n + step - n % step;
     for (auto want : {rounded, n}) {  // the exact amount when a whole step is not free

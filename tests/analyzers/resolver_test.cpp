@@ -59,7 +59,7 @@ class partial_upstream {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     socklen_t len = sizeof addr;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
@@ -125,6 +125,7 @@ TEST_CASE("one evaluation's unanswered questions change nothing for the next", "
       // 26 questions that never get an answer, all at once, as an analysis asks them.
       lookups hole(r);
       std::vector<std::pair<std::string, rr_type>> questions;
+      questions.reserve(26);
       for (int i = 0; i < 26; ++i)
         questions.emplace_back(
             "q" + std::to_string(i) + ".r" + std::to_string(round) + ".hole.test", rr_type::txt);
