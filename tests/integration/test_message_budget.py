@@ -9,7 +9,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import DOMAIN, MXLENS, Server, ServerCase, message, smtp
+from harness import DOMAIN, MXLENS, SANITIZED, Server, ServerCase, message, smtp
 
 MB = 1000 * 1000
 
@@ -60,7 +60,9 @@ class OneMessageToAHundredTests(ServerCase):
         print(f"\n20 MB to 100 tests: database +{grown / MB:.1f} MB, server RSS peak "
               f"+{peak / 1024:.1f} MiB")
         self.assertLess(grown, 25 * MB)
-        self.assertLess(peak, 100 * 1024)
+        # AddressSanitizer keeps freed memory in quarantine (256 MB): RSS says nothing there.
+        if not SANITIZED:
+            self.assertLess(peak, 100 * 1024)
         # Every test has it, whole, with a report.
         for rcpt in (recipients[0], recipients[57], recipients[-1]):
             test_id = rcpt.split("@")[0]
@@ -89,7 +91,8 @@ class RawDownloads(ServerCase):
                 self.assertEqual(res.read(), raw)
         peak = status_kib(pid, "VmHWM") - before
         print(f"\nthree downloads of 20 MB: server RSS peak +{peak / 1024:.1f} MiB")
-        self.assertLess(peak, 8 * 1024)
+        if not SANITIZED:  # freed memory stays in ASan's quarantine
+            self.assertLess(peak, 8 * 1024)
 
 
 def start_data(port, rcpt, size):
