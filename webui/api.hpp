@@ -87,6 +87,11 @@ class api {
   // A slot for one more wait of `client` (an address), or none when it holds
   // max_waits_per_client already.
   std::optional<wait_slot> take_wait(const std::string& client);
+  // What a client refused a wait is told (503 too_many_waits).
+  std::string too_many_waits() const {
+    return "at most " + std::to_string(settings_.max_waits_per_client) +
+           " long polls and event streams at once from one address";
+  }
 
   // Whether an Authorization header value carries the admin token (compared in constant time).
   bool is_admin(std::string_view authorization) const;

@@ -262,9 +262,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         auto slot = service_.take_wait(client);
         if (!slot) {
           auto res = error_response(req.version(), false, http::status::service_unavailable,
-                                    "too_many_waits",
-                                    "at most " + std::to_string(limits.max_waits_per_client) +
-                                        " long polls and event streams at once from one address");
+                                    "too_many_waits", service_.too_many_waits());
           res.set(http::field::retry_after, "5");
           co_await send(stream, res);
           break;

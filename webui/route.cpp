@@ -300,9 +300,7 @@ asio::awaitable<response> remove(api& service, const request& req, const std::st
 // GET /api/v1/tests/{id}/wait?after=N&timeout=S: the next report, or 204 at the time-out.
 // A client waiting in more long polls and event streams than it may: 503, to try again later.
 http_error too_many_waits(const api& service) {
-  return {http::status::service_unavailable, "too_many_waits",
-          "at most " + std::to_string(service.settings().max_waits_per_client) +
-              " long polls and event streams at once from one address",
+  return {http::status::service_unavailable, "too_many_waits", service.too_many_waits(),
           std::chrono::seconds(5)};
 }
 
