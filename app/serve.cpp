@@ -42,6 +42,8 @@ constexpr const char* default_http_listen = "127.0.0.1:8025";
 // How often certificate files are checked for changes (SIGHUP reloads at once).
 constexpr auto cert_poll_interval = 2s;
 constexpr auto retention_interval = 1h;
+// How often the store's size is held to --max-store-size.
+constexpr auto store_size_interval = 5s;
 // How long sessions get to finish after SIGTERM before the process exits anyway.
 constexpr auto drain_timeout = 10s;
 // Threads for blocking work (SQLite look-ups).
@@ -58,9 +60,11 @@ struct serve_config {
   std::vector<certs::key_pair_files> tls_files;
   bool catch_all = false;
   int retention_days = default_retention_days;
+  std::uint64_t max_store_size = 0;  // octets; 0: no limit
   receiver::limits limits;
   std::uint64_t max_data_in_flight = receiver::default_max_data_in_flight;
   std::size_t max_new_tests_per_minute = webui::http_settings{}.max_new_tests_per_minute;
+  std::chrono::seconds http_timeout = webui::http_settings{}.request_timeout;
   std::string admin_token;
   std::uint64_t min_free_disk = default_min_free_disk_mib << 20;
   analyzers::dns::settings dns;
@@ -90,8 +94,11 @@ po::options_description serve_options() {
     ("max-message-size", po::value<std::uint64_t>()->default_value(receiver::default_max_message_size), "largest message accepted, in octets (advertised as SIZE; at most 268435456, what an analysis worker takes)")
     ("max-data-in-flight", po::value<std::uint64_t>()->default_value(receiver::default_max_data_in_flight), "octets of messages held by all sessions at once, from DATA until stored; past it a message gets 452 4.3.1 (at least --max-message-size)")
     ("retention", po::value<int>()->default_value(default_retention_days), "days a test and its deliveries are kept")
+    ("max-store-size", po::value<std::uint64_t>()->default_value(0), "MiB the stored tests and sessions may take: past it the oldest are removed (tests by creation, with their deliveries) down to nine tenths of it, checked every 5 s (0: no limit, --retention only)")
     ("max-connections", po::value<std::size_t>()->default_value(receiver::default_max_connections), "simultaneous SMTP connections in total")
     ("max-connections-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_ip), "simultaneous SMTP connections from one client IP")
+    ("max-connection-rate-per-ip", po::value<std::size_t>()->default_value(receiver::default_max_connection_rate), "SMTP connections one client IP may open in a minute; more get 421 4.7.0 (0: no limit)")
+    ("max-connection-rate-per-network", po::value<std::size_t>()->default_value(receiver::default_max_connection_rate), "SMTP connections one client network (an IPv4 /24, an IPv6 /64) may open in a minute; more get 421 4.7.0 (0: no limit)")
     ("max-connections-per-network", po::value<std::size_t>()->default_value(receiver::default_max_connections_per_network), "simultaneous SMTP connections from one client network (an IPv4 /24, an IPv6 /64)")
     ("max-messages-per-connection", po::value<std::size_t>()->default_value(receiver::default_max_messages_per_connection), "messages accepted in one connection")
     ("max-recipients", po::value<std::size_t>()->default_value(receiver::default_max_recipients), "recipients per message (RFC 5321 requires at least 100)")
@@ -104,6 +111,7 @@ po::options_description serve_options() {
     ("max-workers", po::value<std::size_t>()->default_value(0), "analysis workers at most (0: 4 x --workers); those beyond --workers only for a client with no other analysis running")
     ("analysis-timeout", po::value<double>()->default_value(60), "seconds one delivery's analysis may take; a worker past it is stopped and replaced")
     ("min-free-disk", po::value<std::uint64_t>()->default_value(default_min_free_disk_mib), "MiB kept free where the database is: below it sessions are not stored, below half of it mail is deferred with 452 4.3.1, so that deleting tests still works (0: not watched)")
+    ("http-timeout", po::value<int>()->default_value(static_cast<int>(webui::http_settings{}.request_timeout.count())), "seconds an HTTP client has to send a request, to take each part of a response (a download, an event stream), and to keep an idle connection")
     ("max-new-tests-per-minute", po::value<std::size_t>()->default_value(webui::http_settings{}.max_new_tests_per_minute), "tests one client address (an IPv6 /64) may create in a minute, through the API (more get 429) and by --catch-all RCPTs (more get 450 4.7.1)")
     ("admin-token-file", po::value<std::string>(), "a file holding the token (16 characters or more) with which HTTP requests see the operator's own tests (postmaster's mail), as Authorization: Bearer TOKEN; without it they are seen only with mxlens tests on this machine")
     ("user", po::value<std::string>()->default_value(""), "the user analysis workers run as when the server is root (default: mxlens if that user exists, else nobody)")
@@ -184,6 +192,10 @@ serve_config to_config(const po::variables_map& vm) {
   c.catch_all = vm["catch-all"].as<bool>();
   c.retention_days = vm["retention"].as<int>();
   if (c.retention_days < 1) throw usage_error("--retention must be at least 1 day");
+  const auto store_mib = vm["max-store-size"].as<std::uint64_t>();
+  if (store_mib > (std::uint64_t{1} << 30))
+    throw usage_error("--max-store-size must be at most 1073741824 MiB");
+  c.max_store_size = store_mib << 20;
   auto& l = c.limits;
   l.max_message_size = vm["max-message-size"].as<std::uint64_t>();
   if (l.max_message_size < 1024) throw usage_error("--max-message-size must be at least 1024");
@@ -199,6 +211,8 @@ serve_config to_config(const po::variables_map& vm) {
   l.max_connections = vm["max-connections"].as<std::size_t>();
   l.max_connections_per_ip = vm["max-connections-per-ip"].as<std::size_t>();
   l.max_connections_per_network = vm["max-connections-per-network"].as<std::size_t>();
+  l.max_connection_rate_per_ip = vm["max-connection-rate-per-ip"].as<std::size_t>();
+  l.max_connection_rate_per_network = vm["max-connection-rate-per-network"].as<std::size_t>();
   l.max_messages_per_connection = vm["max-messages-per-connection"].as<std::size_t>();
   l.max_recipients = vm["max-recipients"].as<std::size_t>();
   if (l.max_connections < 1 || l.max_connections_per_ip < 1 || l.max_connections_per_network < 1 ||
@@ -231,6 +245,10 @@ serve_config to_config(const po::variables_map& vm) {
     throw usage_error("--analysis-timeout must be between 1 and 3600 seconds");
   c.analysis_timeout = std::chrono::milliseconds(static_cast<long>(at * 1000));
   c.min_free_disk = vm["min-free-disk"].as<std::uint64_t>() << 20;
+  const int http_timeout = vm["http-timeout"].as<int>();
+  if (http_timeout < 1 || http_timeout > 3600)
+    throw usage_error("--http-timeout must be between 1 and 3600 seconds");
+  c.http_timeout = std::chrono::seconds(http_timeout);
   c.max_new_tests_per_minute = vm["max-new-tests-per-minute"].as<std::size_t>();
   if (c.max_new_tests_per_minute < 1)
     throw usage_error("--max-new-tests-per-minute must be at least 1");
@@ -294,6 +312,24 @@ asio::awaitable<void> retention(storage::commit_queue& queue, int days) {
   }
 }
 
+// Holds the store to `most` octets in use, removing the oldest tests and sessions past it.
+asio::awaitable<void> size_retention(storage::commit_queue& queue, std::uint64_t most) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    queue.run([most](storage::store& s) {
+      auto counts = s.trim(most, most / 10 * 9);
+      if (counts.tests || counts.sessions) {
+        core::log_info("retention: the store took over " + std::to_string(most >> 20) +
+                       " MiB: removed the oldest " + std::to_string(counts.tests) + " tests, " +
+                       std::to_string(counts.deliveries) + " deliveries, " +
+                       std::to_string(counts.sessions) + " sessions");
+      }
+    });
+    timer.expires_after(store_size_interval);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
 int run_server(const serve_config& config) {
   std::filesystem::create_directories(config.data_dir);
   const auto db = config.data_dir / database_file;
@@ -340,6 +376,7 @@ int run_server(const serve_config& config) {
   hs.retention_days = config.retention_days;
   hs.static_dir = config.webui_dir;
   hs.max_new_tests_per_minute = config.max_new_tests_per_minute;
+  hs.request_timeout = config.http_timeout;
   hs.admin_token = config.admin_token;
   webui::http_server web(io, hs, blocking, http_reader, queue, events, counters, clock);
   disk_guard disk(config.data_dir, config.min_free_disk);
@@ -410,6 +447,8 @@ int run_server(const serve_config& config) {
   asio::co_spawn(io, watch_certificates(tls), asio::detached);
   asio::co_spawn(io, sink.recover(), asio::detached);
   asio::co_spawn(io, retention(queue, config.retention_days), asio::detached);
+  if (config.max_store_size > 0)
+    asio::co_spawn(io, size_retention(queue, config.max_store_size), asio::detached);
 
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;

@@ -29,6 +29,10 @@ inline constexpr std::size_t default_max_connections_per_ip = 50;
 // Connections from one network (an IPv4 /24, an IPv6 /64): one host's many addresses count as
 // one sender.
 inline constexpr std::size_t default_max_connections_per_network = 100;
+// Connections a minute from one client IP and from one network, as Postfix's anvil counts them
+// (smtpd_client_connection_rate_limit); 0: no limit, Postfix's default too, since one sending
+// pool behind one address may open thousands a minute.
+inline constexpr std::size_t default_max_connection_rate = 0;
 // Of --max-connections, the share kept for clients whose network holds fewer than
 // `reserve_holders_below` connections: while others hold every other slot, a newcomer still
 // gets in.
@@ -72,6 +76,8 @@ struct limits {
   std::size_t max_connections = default_max_connections;
   std::size_t max_connections_per_ip = default_max_connections_per_ip;
   std::size_t max_connections_per_network = default_max_connections_per_network;
+  std::size_t max_connection_rate_per_ip = default_max_connection_rate;       // a minute
+  std::size_t max_connection_rate_per_network = default_max_connection_rate;  // a minute
   std::size_t max_messages_per_connection = default_max_messages_per_connection;
   std::size_t max_errors = default_max_errors;
   std::size_t max_junk_commands = default_max_junk_commands;

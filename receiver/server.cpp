@@ -68,6 +68,11 @@ server::server(asio::io_context& io, const std::vector<tcp::endpoint>& endpoints
                session_config config, certs::server_tls& tls, delivery_sink& sink)
     : io_(io), config_(std::move(config)), tls_(tls), sink_(sink) {
   config_.under_stress = &under_stress_;
+  const auto& l = config_.limits;
+  if (l.max_connection_rate_per_ip > 0)
+    rate_by_ip_.emplace(l.max_connection_rate_per_ip, std::chrono::minutes(1));
+  if (l.max_connection_rate_per_network > 0)
+    rate_by_network_.emplace(l.max_connection_rate_per_network, std::chrono::minutes(1));
   for (const auto& ep : endpoints) {
     auto acc = std::make_unique<tcp::acceptor>(io_);
     boost::system::error_code ec;
@@ -132,6 +137,23 @@ std::optional<std::string> server::admit(const std::string& ip, const std::strin
   if (by_ip >= l.max_connections_per_ip) return "Too many connections from your address";
   if (by_network >= l.max_connections_per_network)
     return "Too many connections from your network (" + network + ")";
+  // Counted only when admitted: a client refused for its rate is not counted again for it.
+  const auto now = core::now_ms();
+  const auto over_rate = [&](std::optional<core::rate_limiter>& rate, const std::string& key,
+                             std::size_t most,
+                             const std::string& whose) -> std::optional<std::string> {
+    if (!rate) return std::nullopt;
+    auto wait = rate->refuse(key, now);
+    if (!wait) return std::nullopt;
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(*wait).count();
+    return "Too many connections from your " + whose + " (more than " + std::to_string(most) +
+           " a minute), try again in " + std::to_string(seconds) + " s";
+  };
+  if (auto refusal = over_rate(rate_by_ip_, ip, l.max_connection_rate_per_ip, "address"))
+    return refusal;
+  if (auto refusal = over_rate(rate_by_network_, network, l.max_connection_rate_per_network,
+                               "network (" + network + ")"))
+    return refusal;
   ++per_ip_[ip];
   ++per_network_[network];
   ++connections_;

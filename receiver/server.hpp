@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "certs/server_tls.hpp"
+#include "core/rate_limit.hpp"
 #include "receiver/delivery_sink.hpp"
 #include "receiver/smtp_session.hpp"
 
@@ -55,6 +56,9 @@ class server {
   std::map<std::string, std::size_t> per_ip_;
   std::map<std::string, std::size_t> per_network_;
   std::atomic<bool> under_stress_{false};
+  // Connections admitted in the last minute, by IP and by network (when limited).
+  std::optional<core::rate_limiter> rate_by_ip_;
+  std::optional<core::rate_limiter> rate_by_network_;
   std::unordered_map<smtp_session*, std::weak_ptr<smtp_session>> sessions_;
   bool stopped_ = false;
 };

@@ -734,17 +734,115 @@ purge_counts sqlite_store::purge(core::unix_ms now, core::unix_ms sessions_befor
     statement gone(*this, "DELETE FROM deleted_tests WHERE until <= ?");
     gone.bind(1, now);
     gone.step();
-    statement s(*this, "DELETE FROM sessions WHERE started_at < ?");
-    s.bind(1, sessions_before);
-    s.step();
-    counts.sessions = sqlite3_changes(db_);
-    statement tallies(*this, "DELETE FROM session_counts WHERE minute < ?");
-    tallies.bind(1, sessions_before);
-    tallies.step();
+    counts.sessions = remove_sessions_before(sessions_before);
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
+  }
+  return counts;
+}
+
+std::int64_t sqlite_store::remove_sessions_before(core::unix_ms before) {
+  statement s(*this, "DELETE FROM sessions WHERE started_at < ?");
+  s.bind(1, before);
+  s.step();
+  const std::int64_t removed = sqlite3_changes(db_);
+  statement tallies(*this, "DELETE FROM session_counts WHERE minute < ?");
+  tallies.bind(1, before);
+  tallies.step();
+  return removed;
+}
+
+std::uint64_t sqlite_store::used_bytes() {
+  statement pages(*this, "PRAGMA page_count");
+  statement free_pages(*this, "PRAGMA freelist_count");
+  statement size(*this, "PRAGMA page_size");
+  pages.step();
+  free_pages.step();
+  size.step();
+  const auto used = std::max<std::int64_t>(0, pages.integer(0) - free_pages.integer(0));
+  return static_cast<std::uint64_t>(used) * static_cast<std::uint64_t>(size.integer(0));
+}
+
+namespace {
+// Tests and sessions removed at once when trimming the store to its size: each batch is one
+// short transaction, so that deliveries are not held up behind a long one.
+constexpr std::int64_t tests_per_trim = 64;
+// What a delivery's rows take besides its message, facts and report: its listing line, its
+// share of the totals, the indexes; about.
+constexpr std::int64_t row_estimate = 1'000;
+constexpr std::int64_t sessions_per_trim = 2000;
+}  // namespace
+
+purge_counts sqlite_store::trim(std::uint64_t most, std::uint64_t target) {
+  purge_counts counts;
+  if (used_bytes() <= most) return counts;
+  while (used_bytes() > target) {
+    // The oldest test's creation and the oldest session's (or count's) start, read and reset
+    // before the batch's transaction.
+    std::optional<std::int64_t> first_test;
+    std::optional<std::int64_t> first_session;
+    {
+      statement oldest(*this,
+                       "WITH o(s, c) AS (SELECT (SELECT min(started_at) FROM sessions), "
+                       "(SELECT min(minute) FROM session_counts)) "
+                       "SELECT (SELECT min(created_at) FROM tests), "
+                       "min(coalesce(s, c), coalesce(c, s)) FROM o");
+      oldest.step();
+      if (!oldest.is_null(0)) first_test = oldest.integer(0);
+      if (!oldest.is_null(1)) first_session = oldest.integer(1);
+    }
+    if (!first_test && !first_session) break;  // what is left is not ours to remove
+    const bool tests_first = first_test && (!first_session || *first_test <= *first_session);
+    exec("BEGIN IMMEDIATE");
+    try {
+      if (tests_first) {
+        // The oldest tests, as many as take about the excess (their messages, facts and
+        // reports), at least one.
+        const auto excess = static_cast<std::int64_t>(used_bytes() - target);
+        std::vector<std::string> ids;
+        {
+          statement oldest(
+              *this,
+              "SELECT id, (SELECT coalesce(sum(coalesce(length(m.raw), length(d.raw)) + "
+              "length(d.facts) + coalesce(length(m.analysis), 0) + "
+              "coalesce(length(r.analysis), 0)), 0) + count(*) * ? "
+              "FROM deliveries d LEFT JOIN messages m ON m.id = d.message_id "
+              "LEFT JOIN reports r ON r.delivery_id = d.id WHERE d.test_id = tests.id) "
+              "FROM tests ORDER BY created_at, id LIMIT ?");
+          oldest.bind(1, row_estimate).bind(2, tests_per_trim);
+          for (std::int64_t taken = 0; taken < excess && oldest.step();) {
+            ids.push_back(oldest.text(0));
+            taken += oldest.integer(1);
+          }
+        }
+        for (const auto& id : ids) {
+          statement d(*this, "DELETE FROM deliveries WHERE test_id = ?");
+          d.bind(1, id);
+          d.step();
+          counts.deliveries += sqlite3_changes(db_);
+          statement t(*this, "DELETE FROM tests WHERE id = ?");
+          t.bind(1, id);
+          t.step();
+          counts.tests += sqlite3_changes(db_);
+        }
+      } else {
+        // Sessions (and counts) up to the batch's newest start; all of them if fewer are left.
+        std::int64_t until = INT64_MAX - 1;
+        {
+          statement last(*this,
+                         "SELECT started_at FROM sessions ORDER BY started_at LIMIT 1 OFFSET ?");
+          last.bind(1, sessions_per_trim - 1);
+          if (last.step()) until = last.integer(0);
+        }
+        counts.sessions += remove_sessions_before(until + 1);
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
   return counts;
 }

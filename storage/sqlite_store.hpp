@@ -53,6 +53,8 @@ class sqlite_store final : public store {
   std::vector<core::session_count> session_counts(
       core::unix_ms since, std::size_t limit, const std::optional<std::string>& client_ip) override;
   std::uint64_t reusable_bytes() override;
+  std::uint64_t used_bytes() override;
+  purge_counts trim(std::uint64_t most, std::uint64_t target) override;
   purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) override;
   std::optional<std::string> meta(const std::string& key) override;
   void set_meta(const std::string& key, const std::string& value) override;
@@ -65,6 +67,9 @@ class sqlite_store final : public store {
   void exec(const char* sql);
   void migrate(int target);
   void store_report(const analysis_update& a);
+  // Removes the sessions started before `before`, and the counts of minutes before it; how many
+  // sessions went.
+  std::int64_t remove_sessions_before(core::unix_ms before);
   using report_composer = std::function<composed_report(const std::vector<std::int64_t>&)>;
   // The report composed for the rows (its JSON already stored), or none when no test of the
   // message exists or there is nothing to compose.

@@ -159,6 +159,13 @@ class store {
   // older than `sessions_before`.
   virtual purge_counts purge(core::unix_ms now, core::unix_ms sessions_before) = 0;
 
+  // Octets the store's rows take (its pages in use).
+  virtual std::uint64_t used_bytes() = 0;
+  // While the rows take more than `most` octets, removes the oldest of what is kept: tests (by
+  // creation, with their deliveries) and sessions (with their counts), a batch at a time,
+  // oldest first, until they take at most `target`.
+  virtual purge_counts trim(std::uint64_t most, std::uint64_t target) = 0;
+
   // Octets the store's files hold free for reuse (pages of deleted rows), which new rows take
   // before the files grow.
   virtual std::uint64_t reusable_bytes() = 0;

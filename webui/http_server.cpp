@@ -1,7 +1,9 @@
 #include "webui/http_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
@@ -54,6 +56,35 @@ constexpr auto refuse_write_timeout = std::chrono::seconds(2);
 
 // Octets of a raw message read from the store and written at once.
 constexpr std::size_t raw_part_size = std::size_t{1} << 20;
+
+// Completes when the client hangs up: its side of the connection is readable with nothing to
+// read (it closed or reset it). Reads nothing: a request the client sent ahead (RFC 9112 §9.3.2)
+// stays for the next read, and then this waits until it is cancelled.
+asio::awaitable<void> hangup(tcp::socket& socket) {
+  boost::system::error_code ec;
+  co_await socket.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;  // cancelled, or the connection failed
+  boost::system::error_code probe;
+  if (socket.available(probe) == 0 || probe) co_return;
+  asio::steady_timer until_cancelled(socket.get_executor(),
+                                     std::chrono::steady_clock::time_point::max());
+  co_await until_cancelled.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// Runs `work` (a long poll, an event stream) while a wait is kept pending on the client's side
+// of the connection, so that a client who leaves frees its slot at once, not at the wait's end.
+// True if `work` finished; false if the client hung up first, and `work` was cancelled.
+asio::awaitable<bool> while_connected(tcp::socket& socket, asio::awaitable<void> work) {
+  auto executor = co_await asio::this_coro::executor;
+  auto group = asio::experimental::make_parallel_group(
+      asio::co_spawn(executor, std::move(work), asio::deferred),
+      asio::co_spawn(executor, hangup(socket), asio::deferred));
+  auto outcome = co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  const auto& order = std::get<0>(outcome);
+  if (order[0] != 0) co_return false;
+  if (const auto& failed = std::get<1>(outcome)) std::rethrow_exception(failed);
+  co_return true;
+}
 }  // namespace
 
 class http_server::impl : public std::enable_shared_from_this<http_server::impl> {
@@ -257,8 +288,16 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
         co_await send(stream, res);
         break;
       }
-      auto answer = co_await route(service_, req, client);
-      if (auto* stream_of = std::get_if<event_stream>(&answer)) {
+      std::optional<routed> answer;
+      if (is_long_poll(req)) {
+        auto work = route_into(req, client, answer);
+        const bool finished = co_await while_connected(stream.socket(), std::move(work));
+        if (!finished) break;
+      } else {
+        auto routed_now = co_await route(service_, req, client);
+        answer.emplace(std::move(routed_now));
+      }
+      if (auto* stream_of = std::get_if<event_stream>(&*answer)) {
         auto slot = service_.take_wait(client);
         if (!slot) {
           auto res = error_response(req.version(), false, http::status::service_unavailable,
@@ -267,16 +306,17 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
           co_await send(stream, res);
           break;
         }
-        co_await events(stream, req, *stream_of);
+        auto work = events(stream, req, *stream_of);
+        co_await while_connected(stream.socket(), std::move(work));
         break;
       }
-      if (auto* download = std::get_if<raw_download>(&answer)) {
+      if (auto* download = std::get_if<raw_download>(&*answer)) {
         if (service_.stopping()) download->head.keep_alive(false);
         const bool go_on = co_await send_raw(stream, *download);
         if (!go_on) break;
         continue;
       }
-      auto& res = std::get<response>(answer);
+      auto& res = std::get<response>(*answer);
       if (service_.stopping()) res.keep_alive(false);
       stream.expires_after(limits.request_timeout);
       const bool sent = co_await send(stream, res);
@@ -287,6 +327,13 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
   }
 
   const http_settings& settings() const { return service_.settings(); }
+
+  // route(), its answer put in `out` (which outlives the awaitable).
+  asio::awaitable<void> route_into(const request& req, std::string client,
+                                   std::optional<routed>& out) {
+    auto answer = co_await route(service_, req, std::move(client));
+    out.emplace(std::move(answer));
+  }
 
   // Writes one response and counts it; false if the connection failed.
   asio::awaitable<bool> send(beast::tcp_stream& stream, response& res) {
@@ -305,6 +352,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     metrics_.http_response(head.result_int());
     http::response_serializer<http::empty_body> sr{head};
     boost::system::error_code ec;
+    stream.expires_after(settings().request_timeout);
     co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
     for (std::uint64_t at = 0; !ec && at < d.size;) {
       std::optional<std::string> part;
@@ -316,7 +364,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       }
       if (!part || part->empty()) co_return false;
       stream.expires_after(settings().request_timeout);
-      co_await asio::async_write(stream.socket(), asio::buffer(*part),
+      co_await asio::async_write(stream, asio::buffer(*part),
                                  asio::redirect_error(asio::use_awaitable, ec));
       at += part->size();
     }
@@ -334,7 +382,7 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
     head.keep_alive(false);  // the stream ends with the connection
     metrics_.http_response(200);
     http::response_serializer<http::empty_body> sr{head};
-    stream.expires_never();
+    stream.expires_after(settings().request_timeout);
     co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
     std::string out = "retry: 2000\n\n";
@@ -352,10 +400,13 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
                "\nevent: delivery\ndata: " + core::printable_json(core::to_json(line)) + "\n\n";
       }
       if (out.empty()) out = ": keep-alive\n\n";
-      co_await asio::async_write(stream.socket(), asio::buffer(out),
+      // Each write has the request deadline: a client that stops reading is let go.
+      stream.expires_after(settings().request_timeout);
+      co_await asio::async_write(stream, asio::buffer(out),
                                  asio::redirect_error(asio::use_awaitable, ec));
       out.clear();
       if (ec) break;
+      stream.expires_never();
       if (fresh.size() == events_per_read) continue;
       co_await service_.sleep_until_news(es.test_id, seen,
                                          std::chrono::steady_clock::now() + event_keepalive);

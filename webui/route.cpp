@@ -417,6 +417,16 @@ response error_response(unsigned version, bool keep_alive, http::status status,
   return res;
 }
 
+bool is_long_poll(const request& req) {
+  if (req.method() != http::verb::get) return false;
+  try {
+    const auto p = parse_target(req.target()).path;
+    return p.size() == 5 && p[0] == "api" && p[1] == "v1" && p[2] == "tests" && p[4] == "wait";
+  } catch (const http_error&) {
+    return false;
+  }
+}
+
 asio::awaitable<routed> route(api& service, const request& req, std::string client) {
   std::optional<http_error> failure;
   try {

@@ -48,6 +48,10 @@ using routed = std::variant<response, event_stream, raw_download>;
 // `client` is the address the request came from, which per-client limits count.
 boost::asio::awaitable<routed> route(api& service, const request& req, std::string client = {});
 
+// Whether the request is a long poll (GET /api/v1/tests/{id}/wait), which the connection serves
+// while it watches for the client leaving.
+bool is_long_poll(const request& req);
+
 // An error response, for what the connection refuses before routing (limits, bad HTTP).
 response error_response(unsigned version, bool keep_alive, boost::beast::http::status status,
                         const std::string& code, const std::string& message);

@@ -9,6 +9,7 @@ import resource
 import selectors
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -222,6 +223,45 @@ class SmallDisk(unittest.TestCase):
                 c.sendmail("after@sender.example", [other], message("after", "room again"))
             self.assertIn("storing everything again", server.log())
 
+
+
+class StoreSize(unittest.TestCase):
+    def test_past_max_store_size_the_oldest_tests_go_and_the_newest_stay_whole(self):
+        with Server("--max-store-size", "2") as server:
+            addresses = []
+            for i in range(12):  # about 3.8 MB of messages, each its own test
+                address = server.new_address()
+                addresses.append(address)
+                body = "".join(f"{i:02d} {n:06d} " + "z" * 60 + "\r\n" for n in range(4000))
+                with smtp(server.port) as c:
+                    c.sendmail("big@sender.example", [address], message(f"m{i}", body))
+            newest = addresses[-1].split("@")[0]
+            sent = server.raw(newest, 1)
+            deadline = time.time() + 20
+            while "retention: the store took over 2 MiB" not in server.log():
+                self.assertLess(time.time(), deadline, server.log()[-2000:])
+                time.sleep(0.5)
+            time.sleep(1)  # the trim's batches
+            db = sqlite3.connect(f"file:{server.data_dir}/mxlens.db?mode=ro", uri=True)
+            pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                                 for p in ("page_count", "freelist_count", "page_size"))
+            db.close()
+            self.assertLessEqual((pages - free) * size, 2 << 20)
+            kept = [a for a in addresses if self.exists(server, a.split("@")[0])]
+            self.assertIn(addresses[-1], kept)
+            self.assertNotIn(addresses[0], kept)
+            self.assertEqual(kept, addresses[len(addresses) - len(kept):])  # the newest stay
+            self.assertEqual(sent, server.raw(newest, 1))
+
+    @staticmethod
+    def exists(server, test_id):
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/v1/tests/{test_id}", timeout=10):
+                return True
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return False
+            raise
 
 if __name__ == "__main__":
     unittest.main()

@@ -441,6 +441,95 @@ class NoLockOut(ServerCase):
             self.assertEqual((200, True), (status, took < 1), path)
 
 
+class Hangups(ServerCase):
+    """A client that leaves a long poll or an event stream frees its slot at once (a wait is kept
+    pending on its connection), not when the wait would have ended; a client that stops reading
+    is let go at --http-timeout."""
+    server_args = ("--http-timeout", "3")
+
+    def new_test(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
+        conn.request("POST", "/api/v1/tests", body="{}", headers={"Content-Type": "application/json"})
+        test = json.loads(conn.getresponse().read())
+        conn.close()
+        return test["id"]
+
+    def open(self, source, path):
+        s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10,
+                                     source_address=(source, 0))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return s
+
+    def status_of(self, source, path):
+        s = self.open(source, path)
+        try:
+            return s.recv(4096).split(b"\r\n")[0]
+        finally:
+            s.close()
+
+    def test_long_polls_left_by_their_clients_free_their_slots_at_once(self):
+        test_id = self.new_test()
+        path = f"/api/v1/tests/{test_id}/wait?timeout=300"
+        held = [self.open("127.0.0.4", path) for _ in range(8)]
+        time.sleep(0.5)
+        self.assertIn(b"503", self.status_of("127.0.0.4", path))  # all eight taken
+        for s in held:
+            s.close()
+        time.sleep(0.5)
+        self.assertEqual(b"HTTP/1.1 204 No Content",
+                         self.status_of("127.0.0.4", f"/api/v1/tests/{test_id}/wait?timeout=1"))
+
+    def test_event_streams_left_by_their_clients_free_their_slots_at_once(self):
+        test_id = self.new_test()
+        path = f"/api/v1/tests/{test_id}/events"
+        held = [self.open("127.0.0.5", path) for _ in range(8)]
+        time.sleep(0.5)
+        self.assertIn(b"503", self.status_of("127.0.0.5", path))
+        for s in held:
+            s.close()
+        time.sleep(0.5)
+        self.assertEqual(b"HTTP/1.1 200 OK", self.status_of("127.0.0.5", path))
+
+    def test_a_request_sent_behind_a_long_poll_is_answered_after_it(self):
+        test_id = self.new_test()
+        s = socket.create_connection(("127.0.0.1", self.server.http_port), timeout=10)
+        s.sendall((f"GET /api/v1/tests/{test_id}/wait?timeout=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertRegex(data, rb"^HTTP/1.1 204 .*HTTP/1.1 200 OK.*\"status\":\"ok\"}$".replace(
+            b".*", b"(?s:.*)"))
+
+    def test_a_download_whose_client_stops_reading_is_cut_at_the_http_timeout(self):
+        address = self.server.new_address()
+        line = b"x" * 70 + b"\r\n"
+        with smtp(self.server.port) as c:
+            c.sendmail("a@sender.example", [address], message("big", "", to=address) + line * 60000)
+        size = len(self.server.raw(address.split("@")[0], 1))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", self.server.http_port))
+        sock.sendall(f"GET /api/v1/tests/{address.split('@')[0]}/deliveries/1/raw HTTP/1.1\r\n"
+                     "Host: x\r\n\r\n".encode())
+        time.sleep(3 + 3)  # the timeout, and a margin
+        sock.settimeout(5)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except socket.timeout:
+            self.fail(f"the connection is still open after {len(received)} octets")
+        finally:
+            sock.close()
+        body = received.split(b"\r\n\r\n", 1)[1]
+        self.assertLess(len(body), size)
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_long_polls_and_event_streams_and_the_server_exits(self):
         from harness import Server

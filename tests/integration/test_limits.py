@@ -121,6 +121,32 @@ class Connections(unittest.TestCase):
                 c.close()
 
 
+class ConnectionRate(unittest.TestCase):
+    def greeting(self, s, source):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10, source_address=(source, 0))
+        try:
+            return c.recv(300)
+        finally:
+            c.close()
+
+    def test_connections_over_the_rate_of_an_address_and_of_a_network_get_421(self):
+        with Server("--max-connection-rate-per-ip", "5",
+                    "--max-connection-rate-per-network", "8") as s:
+            for _ in range(5):
+                self.assertTrue(self.greeting(s, "127.0.0.5").startswith(b"220"))
+            refused = self.greeting(s, "127.0.0.5")
+            self.assertTrue(refused.startswith(b"421 4.7.0"), refused)
+            self.assertIn(b"from your address (more than 5 a minute), try again in", refused)
+            # Another address of the same /24 has the network's three left.
+            for _ in range(3):
+                self.assertTrue(self.greeting(s, "127.0.0.6").startswith(b"220"))
+            refused = self.greeting(s, "127.0.0.6")
+            self.assertTrue(refused.startswith(b"421 4.7.0"), refused)
+            self.assertIn(b"from your network (127.0.0.0/24) (more than 8 a minute)", refused)
+            # Another network is not held back.
+            self.assertTrue(self.greeting(s, "127.0.1.1").startswith(b"220"))
+
+
 class Timeouts(unittest.TestCase):
     def test_data_that_stops_coming_gets_421_4_4_2_at_the_idle_timeout_and_nothing_is_stored(self):
         with Server("--idle-timeout", "1") as s:

@@ -205,6 +205,37 @@ TEST_CASE("retention removes expired tests with their deliveries and old session
   CHECK(s.deliveries("newnewne").size() == 1);
 }
 
+TEST_CASE("a store over its size loses its oldest sessions and tests first", "[storage]") {
+  temp_db t;
+  storage::sqlite_store s(t.file());
+  const auto empty = s.used_bytes();  // the schema's pages
+  storage::batch b;
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = "sizetst" + std::to_string(i);
+    s.create_test({id, id + "@mx.example", 1'000 + i, 90'000, "", "accept", false, {}});
+    b.deliveries.push_back(delivery(id, std::string(100'000, static_cast<char>('a' + i))));
+  }
+  core::session_record r;
+  r.id = "oldest-session";
+  r.connection.started_at = 500;  // before every test
+  r.outcome = "quit";
+  b.sessions = {r};
+  s.commit(b);
+  const auto full = s.used_bytes();
+  REQUIRE(full > 1'000'000);
+  CHECK(s.trim(full, full / 2).tests == 0);  // not over: nothing removed
+  auto counts = s.trim(empty + 600'000, empty + 500'000);
+  CHECK(s.used_bytes() <= empty + 500'000);
+  CHECK(counts.sessions == 1);
+  CHECK(counts.tests >= 5);
+  CHECK(counts.tests < 10);  // no more than the excess
+  CHECK(counts.deliveries == counts.tests);
+  CHECK(s.sessions(10, std::nullopt).empty());
+  CHECK_FALSE(s.find_test("sizetst0"));         // the oldest went
+  CHECK(s.deliveries("sizetst9").size() == 1);  // the newest stays, whole
+  CHECK(s.delivery("sizetst9", 1)->raw == std::string(100'000, 'j'));
+}
+
 TEST_CASE("a deleted test is remembered until it would have expired", "[storage]") {
   temp_db t;
   storage::sqlite_store s(t.file());

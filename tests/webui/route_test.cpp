@@ -70,6 +70,8 @@ struct failing_store final : storage::store {
     fail();
   }
   std::uint64_t reusable_bytes() override { fail(); }
+  std::uint64_t used_bytes() override { fail(); }
+  storage::purge_counts trim(std::uint64_t, std::uint64_t) override { fail(); }
   storage::purge_counts purge(core::unix_ms, core::unix_ms) override { fail(); }
   std::optional<std::string> meta(const std::string&) override { fail(); }
   void set_meta(const std::string&, const std::string&) override { fail(); }
