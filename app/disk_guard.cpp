@@ -13,11 +13,7 @@ disk_guard::disk_guard(std::filesystem::path dir, std::uint64_t min_free)
 
 void disk_guard::refresh(const std::function<std::uint64_t()>& reusable) {
   if (min_free_ == 0) return;
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now().time_since_epoch())
-                       .count();
-  auto last = measured_at_.load();
-  if (now - last < 1000 || !measured_at_.compare_exchange_strong(last, now)) return;
+  if (!measure_.due()) return;
   struct statvfs fs {};
   if (::statvfs(dir_.c_str(), &fs) != 0) return;
   std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <functional>
 
+#include "core/rate_limit.hpp"
+
 namespace mxlens::app {
 
 class disk_guard {
@@ -29,7 +31,7 @@ class disk_guard {
  private:
   std::filesystem::path dir_;
   std::uint64_t min_free_;
-  std::atomic<std::int64_t> measured_at_{0};  // steady ms
+  core::periodic measure_{std::chrono::seconds(1)};
   std::atomic<std::uint64_t> free_{UINT64_MAX};
   std::atomic<level> level_{level::ok};
 };

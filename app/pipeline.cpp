@@ -423,12 +423,7 @@ void pipeline::session_closed(core::session_record session) {
     return;
   }
   // Counted: written with the others about once a second.
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now().time_since_epoch())
-                       .count();
-  auto last = tally_written_.load();
-  if (now - last >= 1000 && tally_written_.compare_exchange_strong(last, now))
-    write_session_counts();
+  if (tally_due_.due()) write_session_counts();
 }
 
 void pipeline::write_session_counts() {

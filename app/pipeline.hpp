@@ -147,7 +147,7 @@ class pipeline final : public receiver::delivery_sink {
   recent_failures failures_;
   core::rate_limiter creations_;  // of catch-all tests
   session_tally tally_;
-  std::atomic<std::int64_t> tally_written_{0};  // steady ms of the last write of the counts
+  core::periodic tally_due_{std::chrono::seconds(1)};  // when the counts are written
 };
 
 }  // namespace mxlens::app

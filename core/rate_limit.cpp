@@ -41,4 +41,12 @@ void rate_limiter::prune(unix_ms now) {
   prune_at_ = std::max<std::size_t>(1024, 2 * events_.size());
 }
 
+bool periodic::due() {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  auto last = last_.load();
+  return now - last >= period_ && last_.compare_exchange_strong(last, now);
+}
+
 }  // namespace mxlens::core

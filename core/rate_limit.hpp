@@ -3,6 +3,7 @@
 // IPv6 customer with a whole /64 (RFC 6177), is one client.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -37,6 +38,18 @@ class rate_limiter {
   std::mutex mutex_;
   std::unordered_map<std::string, std::deque<unix_ms>> events_;
   std::size_t prune_at_ = 1024;  // clients kept before the expired are looked for
+};
+
+// True at most once a `period`, whichever thread asks: for work done "about once a second"
+// from paths that run far more often (a measure of the disk, a write of counts).
+class periodic {
+ public:
+  explicit periodic(std::chrono::milliseconds period) : period_(period.count()) {}
+  bool due();
+
+ private:
+  const std::int64_t period_;
+  std::atomic<std::int64_t> last_{0};  // steady ms of the last time due() said true
 };
 
 }  // namespace mxlens::core

@@ -1,6 +1,9 @@
 #include "core/rate_limit.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <thread>
+#include <vector>
 
 using mxlens::core::client_network;
 using mxlens::core::rate_limiter;
@@ -34,4 +37,20 @@ TEST_CASE("at most N events in any window, per client", "[core]") {
   for (int i = 0; i < 5000; ++i)
     CHECK_FALSE(many.refuse("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256), i));
   CHECK(many.refuse("10.0.19.135", 5000));  // the last one, still in its window
+}
+
+TEST_CASE("periodic work is due once a period, whichever thread asks", "[core]") {
+  mxlens::core::periodic every(std::chrono::milliseconds(200));
+  std::atomic<int> due{0};
+  std::vector<std::thread> askers;
+  for (int i = 0; i < 4; ++i)
+    askers.emplace_back([&] {
+      for (int n = 0; n < 1000; ++n)
+        if (every.due()) ++due;
+    });
+  for (auto& t : askers) t.join();
+  CHECK(due == 1);  // the first ask; the others came within the period
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  CHECK(every.due());
+  CHECK_FALSE(every.due());
 }
