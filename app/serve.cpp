@@ -458,6 +458,8 @@ int run_server(const serve_config& config) {
   sink.write_session_counts();
   analysis.stop();
   blocking.join();
+  // The commits still pending call back into the io_context: they finish while it exists.
+  queue.drain();
   io.shutdown();  // while everything its frames use still exists
   core::log_info("stopped; " + std::to_string(queue.commits()) + " commits");
   return 0;

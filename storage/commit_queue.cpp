@@ -7,6 +7,13 @@ namespace mxlens::storage {
 commit_queue::commit_queue(std::unique_ptr<store> s)
     : store_(std::move(s)), thread_([this] { loop(); }) {}
 
+void commit_queue::drain() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] {
+    return !busy_ && deliveries_.empty() && sessions_.empty() && tasks_.empty();
+  });
+}
+
 commit_queue::~commit_queue() {
   {
     std::lock_guard lock(mutex_);
@@ -98,7 +105,18 @@ void commit_queue::loop() {
       deliveries_.erase(deliveries_.begin(), deliveries_.begin() + static_cast<long>(taken));
       sessions.swap(sessions_);
       tasks.swap(tasks_);
+      busy_ = true;
     }
+    struct finished {
+      commit_queue& q;
+      ~finished() {
+        {
+          std::lock_guard lock(q.mutex_);
+          q.busy_ = false;
+        }
+        q.idle_.notify_all();
+      }
+    } when_done{*this};
 
     for (auto& t : tasks) {
       try {

@@ -60,6 +60,9 @@ class commit_queue {
   // Runs `t` on the writer thread, between commits (retention, maintenance).
   void run(task t);
 
+  // Returns once everything submitted before it is committed and called back, and the writer
+  // waits for more: at shutdown, before what the callbacks use (the io_context) is destroyed.
+  void drain();
   // Commits so far, for logs and benchmarks.
   std::uint64_t commits() const;
   commit_timing timing() const;
@@ -79,12 +82,14 @@ class commit_queue {
   std::unique_ptr<store> store_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;  // the writer holds no work (drain)
   std::vector<pending_delivery> deliveries_;
   std::vector<core::session_record> sessions_;
   std::vector<task> tasks_;
   std::uint64_t commits_ = 0;
   commit_timing timing_;
   bool stopping_ = false;
+  bool busy_ = false;  // the writer took work and has not finished it
   std::thread thread_;
 };
 

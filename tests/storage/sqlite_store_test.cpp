@@ -1,11 +1,13 @@
 #include "storage/sqlite_store.hpp"
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <sqlite3.h>
 
@@ -251,6 +253,30 @@ TEST_CASE("a deleted test is remembered until it would have expired", "[storage]
   s.create_test(test("deldelde", 90'000));  // its time is over: the id may be used again
   CHECK(s.find_test("deldelde"));
   CHECK_FALSE(s.was_deleted("deldelde", 60'000));
+}
+
+TEST_CASE("a drained commit queue has committed and called back all it was given", "[storage]") {
+  temp_db t;
+  {
+    storage::sqlite_store setup(t.file());
+    setup.create_test(test("aaaaaaaa"));
+  }
+  storage::commit_queue q(std::make_unique<storage::sqlite_store>(t.file()));
+  std::promise<void> release;
+  auto held = release.get_future().share();
+  q.run([held](storage::store&) { held.wait(); });  // the writer is busy meanwhile
+  std::atomic<int> called{0};
+  for (int i = 0; i < 20; ++i)
+    q.submit(std::vector{delivery("aaaaaaaa", std::to_string(i))},
+             [&called](const storage::commit_queue::outcome& o) {
+               std::this_thread::sleep_for(std::chrono::milliseconds(1));
+               if (o.error.empty()) ++called;
+             });
+  auto drained = std::async(std::launch::async, [&q] { q.drain(); });
+  CHECK(drained.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  release.set_value();
+  drained.wait();
+  CHECK(called == 20);
 }
 
 TEST_CASE("the commit queue groups submissions and calls back after the commit", "[storage]") {
