@@ -73,6 +73,9 @@ class Server:
         self.log_path = os.path.join(data_dir, "server.log")
 
     def start(self):
+        # The ports are read from what this start writes: a restart on the same data directory
+        # appends to the log of the runs before it.
+        begins = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [MXLENS, "serve", "--smtp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
@@ -82,7 +85,7 @@ class Server:
         atexit.register(self.stop)  # a test that fails before its cleanup leaves nothing running
         deadline = time.time() + 20
         while time.time() < deadline:
-            text = self.log()
+            text = self.log()[begins:]
             ports = re.findall(r"listening smtp 127\.0\.0\.1:(\d+)", text)
             http = re.findall(r"listening http 127\.0\.0\.1:(\d+)", text)
             if ports and http:
