@@ -153,6 +153,9 @@ class http_server::impl : public std::enable_shared_from_this<http_server::impl>
       boost::system::error_code no_peer;
       const auto peer = socket.remote_endpoint(no_peer);
       if (no_peer) continue;  // gone already
+      // A response's head and body go out in separate writes (a download, an event stream):
+      // without this, the body waits for the client's delayed ACK of the head, ~40 ms each.
+      socket.set_option(tcp::no_delay(true), no_peer);
       auto client = peer.address().to_string();
       auto network = core::client_network(client);
       auto self = shared_from_this();
