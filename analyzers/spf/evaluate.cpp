@@ -114,8 +114,8 @@ class evaluator {
   // §4.6.4: one more DNS-querying term, false past the 10th.
   bool count_term() {
     if (++terms_ <= max_dns_terms) return true;
-    halt(auth_result::permerror, "more than " + std::to_string(max_dns_terms) +
-                                     " DNS-querying terms (RFC 7208 §4.6.4)");
+    halt(auth_result::permerror,
+         "more than " + std::to_string(max_dns_terms) + " DNS-querying terms (RFC 7208 §4.6.4)");
     return false;
   }
   // §4.6.4: a term's query answered NXDOMAIN or with no records, false past the 2nd.
@@ -203,9 +203,9 @@ class evaluator {
     const auto a = ask(dns::reverse_name(ip_), dns::rr_type::ptr);
     if (term && !count_void(a)) return {};
     if (a.state != dns::status::ok) return {};  // §5.5: a DNS error is no match
-    std::vector<std::string> names(a.records.begin(),
-                                   a.records.begin() + static_cast<std::ptrdiff_t>(std::min(
-                                                           a.records.size(), max_ptr_names)));
+    std::vector<std::string> names(
+        a.records.begin(),
+        a.records.begin() + static_cast<std::ptrdiff_t>(std::min(a.records.size(), max_ptr_names)));
     return names;
   }
 
@@ -256,8 +256,8 @@ class evaluator {
     const auto r = check_host(*name, false, false);
     if (stopped_) return false;
     if (r == auth_result::none) {
-      halt(auth_result::permerror, core::ascii_escaped(t.text) + ": " + *name +
-                                       " has no SPF record (RFC 7208 §5.2)");
+      halt(auth_result::permerror,
+           core::ascii_escaped(t.text) + ": " + *name + " has no SPF record (RFC 7208 §5.2)");
       return false;
     }
     return r == auth_result::pass;
@@ -354,13 +354,13 @@ class evaluator {
     if (spf.empty()) return auth_result::none;
     if (spf.size() > 1) {
       if (top) out_.record_error = "more than one SPF record";
-      return halt(auth_result::permerror,
-                  domain + " has more than one SPF record (RFC 7208 §4.5)");
+      return halt(auth_result::permerror, domain + " has more than one SPF record (RFC 7208 §4.5)");
     }
     const record rec = parse_record(spf.front());
     if (top) {
       out_.record = spf.front();
-      for (const auto& t : rec.terms) out_.terms.push_back({t.text, t.position, 0, 0, false, t.error});
+      for (const auto& t : rec.terms)
+        out_.terms.push_back({t.text, t.position, 0, 0, false, t.error});
     }
     if (!rec.error.empty()) {
       const std::string error = "syntax error: " + rec.error;

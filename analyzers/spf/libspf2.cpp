@@ -55,8 +55,7 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
   SPF_dns_rr_t* rr = make_rr(layer, domain, type, NETDB_SUCCESS);
   int n = 0;
   for (const auto& record : a.records) {
-    const std::string v =
-        qtype == dns::rr_type::mx ? record.substr(record.find(' ') + 1) : record;
+    const std::string v = qtype == dns::rr_type::mx ? record.substr(record.find(' ') + 1) : record;
     if (qtype == dns::rr_type::a) {
       in_addr addr{};
       if (inet_pton(AF_INET, v.c_str(), &addr) != 1) continue;

@@ -39,8 +39,8 @@ std::size_t last_macro_end(std::string_view s) {
   return end;
 }
 
-// §7.1: domain-spec = macro-string domain-end, domain-end = ( "." toplabel [ "." ] ) / macro-expand.
-// A fault's position is within `spec`.
+// §7.1: domain-spec = macro-string domain-end, domain-end = ( "." toplabel [ "." ] ) /
+// macro-expand. A fault's position is within `spec`.
 macro_fault domain_spec_error(std::string_view spec) {
   if (spec.empty()) return {"an empty domain-spec", 0};
   if (auto f = macro_error(spec, macro_place::domain_spec); !f.error.empty()) return f;
@@ -198,8 +198,8 @@ void read_mechanism(term& t, std::string_view s) {
 // §12: name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." ).
 bool modifier_name(std::string_view n) {
   return !n.empty() && alpha(n[0]) && std::all_of(n.begin(), n.end(), [](char c) {
-           return alnum(c) || c == '-' || c == '_' || c == '.';
-         });
+    return alnum(c) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 void read_modifier(term& t, std::string_view s, std::size_t eq) {
@@ -233,16 +233,16 @@ term read_term(std::string_view s, std::size_t position) {
   t.position = position;
   if (auto bad = bad_byte(s)) {
     const bool high = static_cast<unsigned char>(s[*bad]) >= 0x80;
-    fail(t, std::string(high ? "a byte that is not ASCII" : "a control character") + " in " +
-                core::ascii_escaped(s),
+    fail(t,
+         std::string(high ? "a byte that is not ASCII" : "a control character") + " in " +
+             core::ascii_escaped(s),
          *bad);
     return t;
   }
   const auto eq = s.find('=');
   if (eq != std::string_view::npos && eq < std::min(s.find_first_of(":/"), s.size()))
     read_modifier(t, s, eq);
-  else
-    read_mechanism(t, s);
+  else read_mechanism(t, s);
   return t;
 }
 
@@ -261,9 +261,8 @@ bool term::queries_dns() const {
 }
 
 const term* record::modifier(term_kind k) const {
-  const auto it = std::find_if(terms.begin(), terms.end(), [&](const term& t) {
-    return t.kind == k && t.error.empty();
-  });
+  const auto it = std::find_if(terms.begin(), terms.end(),
+                               [&](const term& t) { return t.kind == k && t.error.empty(); });
   return it == terms.end() ? nullptr : &*it;
 }
 
@@ -287,8 +286,11 @@ record parse_record(std::string_view text) {
     // §6: redirect and exp each appear at most once in a record.
     bool& seen = t.kind == term_kind::redirect ? redirect : exp;
     if (t.error.empty() && (t.kind == term_kind::redirect || t.kind == term_kind::exp)) {
-      if (seen) fail(t, "a second " + std::string(t.kind == term_kind::exp ? "exp" : "redirect") +
-                            " modifier (RFC 7208 §6: at most one)", 0);
+      if (seen)
+        fail(t,
+             "a second " + std::string(t.kind == term_kind::exp ? "exp" : "redirect") +
+                 " modifier (RFC 7208 §6: at most one)",
+             0);
       seen = true;
     }
     if (!t.error.empty() && r.error.empty()) {

@@ -17,11 +17,11 @@ struct term {
   char qualifier = '+';  // mechanisms: + - ~ ?
   std::string text;      // as written
   std::size_t position = 0;
-  std::string domain_spec;  // the macro-string a mechanism or modifier names; empty for none
-  std::string network;      // ip4, ip6: the address
-  int cidr4 = 32;           // ip4, a, mx (§5.6)
-  int cidr6 = 128;          // ip6, a, mx
-  std::string error;        // the term's syntax error; empty when it has none
+  std::string domain_spec;         // the macro-string a mechanism or modifier names; empty for none
+  std::string network;             // ip4, ip6: the address
+  int cidr4 = 32;                  // ip4, a, mx (§5.6)
+  int cidr6 = 128;                 // ip6, a, mx
+  std::string error;               // the term's syntax error; empty when it has none
   std::size_t error_position = 0;  // in the record
 
   bool mechanism() const { return kind < term_kind::redirect; }

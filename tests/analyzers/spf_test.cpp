@@ -10,8 +10,8 @@
 #include "analyzers/spf/record.hpp"
 
 using namespace mxlens::analyzers;
-using mxlens::core::auth_result;
 using dns::rr_type;
+using mxlens::core::auth_result;
 
 namespace {
 
@@ -83,9 +83,9 @@ spf::macro_context rfc_context(const std::string& ip = "192.0.2.3") {
 
 }  // namespace
 
-TEST_CASE("the parser keeps every term, its position and its syntax error (§4.6.1, §12)",
-          "[spf]") {
-  const auto r = spf::parse_record("v=spf1  ip4:192.0.2.0/24 -include:_spf.example  redirect=x.example ");
+TEST_CASE("the parser keeps every term, its position and its syntax error (§4.6.1, §12)", "[spf]") {
+  const auto r =
+      spf::parse_record("v=spf1  ip4:192.0.2.0/24 -include:_spf.example  redirect=x.example ");
   REQUIRE(r.terms.size() == 3);
   CHECK(r.error.empty());
   CHECK(r.terms[0].position == 8);
@@ -124,9 +124,9 @@ TEST_CASE("CIDR lengths: /0 is valid, a leading zero is not, dual-CIDR forms (§
 
 TEST_CASE("domain-spec: it ends in a top label or a macro (§7.1)", "[spf]") {
   CHECK(term_error("v=spf1 a:example.com. exists:%{i}.x.example include:%{d}").empty());
-  CHECK_FALSE(term_error("v=spf1 a:foo -all").empty());          // a single label
+  CHECK_FALSE(term_error("v=spf1 a:foo -all").empty());              // a single label
   CHECK_FALSE(term_error("v=spf1 a:foo.example.123 -all").empty());  // all-numeric top label
-  CHECK_FALSE(term_error("v=spf1 a:. -all").empty());            // a trailing dot only
+  CHECK_FALSE(term_error("v=spf1 a:. -all").empty());                // a trailing dot only
   CHECK_FALSE(term_error("v=spf1 a: -all").empty());
   CHECK_FALSE(term_error("v=spf1 include:foo.example/24").empty());
   CHECK(spf::target_error("foo..example") == "an empty label");
@@ -136,8 +136,7 @@ TEST_CASE("domain-spec: it ends in a top label or a macro (§7.1)", "[spf]") {
   CHECK(spf::target_error("mail.example.com.").empty());
 }
 
-TEST_CASE("modifiers: redirect and exp at most once, unknown ones well formed (§6, §12)",
-          "[spf]") {
+TEST_CASE("modifiers: redirect and exp at most once, unknown ones well formed (§6, §12)", "[spf]") {
   CHECK_FALSE(term_error("v=spf1 redirect=a.example redirect=b.example").empty());
   CHECK_FALSE(term_error("v=spf1 -all exp=a.example exp=b.example").empty());
   CHECK_FALSE(term_error("v=spf1 -all exp=").empty());
@@ -316,11 +315,13 @@ TEST_CASE("limits: 10 terms, 2 void lookups, 10 MX names, the first 10 PTR names
   CHECK(check(two).value == auth_result::pass);  // NXDOMAIN: no match, not an error
 
   auto mx = with("v=spf1 mx -all");
-  for (int i = 1; i <= 11; ++i) mx.add("email.example.com", rr_type::mx, "10 m" + std::to_string(i) + ".example.com");
+  for (int i = 1; i <= 11; ++i)
+    mx.add("email.example.com", rr_type::mx, "10 m" + std::to_string(i) + ".example.com");
   mx.add("m1.example.com", rr_type::a, "192.0.2.3");
   CHECK(check(mx).value == auth_result::permerror);
   auto ten = with("v=spf1 mx -all");
-  for (int i = 1; i <= 10; ++i) ten.add("email.example.com", rr_type::mx, "10 m" + std::to_string(i) + ".example.com");
+  for (int i = 1; i <= 10; ++i)
+    ten.add("email.example.com", rr_type::mx, "10 m" + std::to_string(i) + ".example.com");
   ten.add("m10.example.com", rr_type::a, "192.0.2.3");
   CHECK(check(ten).value == auth_result::pass);
 
