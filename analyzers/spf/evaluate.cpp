@@ -79,7 +79,7 @@ class evaluator {
   result run() {
     out_.domain = req_.domain;
     // §4.3: a domain that is no multi-label name gives none without any lookup.
-    if (!target_error(req_.domain).empty()) {
+    if (!usable_domain(req_.domain)) {
       out_.problem = "no usable domain to check";
       return std::move(out_);
     }
@@ -134,13 +134,19 @@ class evaluator {
     return c;
   }
 
+  // §7.3: an expansion used as a name loses labels on its left until it fits in 253 octets.
+  std::string expanded_name(const std::string& spec, const std::string& domain) {
+    std::string name = expand(spec, context(domain));
+    while (name.size() > max_name && name.find('.') != std::string::npos)
+      name.erase(0, name.find('.') + 1);
+    return name;
+  }
+
   // §4.8: a term's target name: its domain-spec expanded, or the current domain. Nullopt (and a
   // permerror) for a name no query may be made for (§4.6.1, §7.1).
   std::optional<std::string> target(const term& t, const std::string& domain) {
     if (t.domain_spec.empty()) return domain;
-    std::string name = expand(t.domain_spec, context(domain));
-    while (name.size() > max_name && name.find('.') != std::string::npos)
-      name.erase(0, name.find('.') + 1);
+    const std::string name = expanded_name(t.domain_spec, domain);
     if (const auto why = target_error(name); !why.empty()) {
       halt(auth_result::permerror, core::ascii_escaped(t.text) + ": its target \"" +
                                        core::ascii_escaped(name) + "\" is " + why +
@@ -281,7 +287,7 @@ class evaluator {
   void explain(const record& rec, const std::string& domain) {
     const term* e = rec.exp();
     if (!e) return;
-    const std::string name = expand(e->domain_spec, context(domain));
+    const std::string name = expanded_name(e->domain_spec, domain);
     if (!target_error(name).empty()) return;
     const auto a = ask(dns::normalize_name(name), dns::rr_type::txt);
     if (a.state != dns::status::ok || a.records.size() != 1) return;

@@ -96,16 +96,20 @@ bool ip6_network(const std::string& s) {
   return inet_pton(AF_INET6, s.c_str(), b) == 1;
 }
 
-// The end of a domain-spec that a CIDR length may follow: the first "/" outside a macro.
-std::size_t spec_end(std::string_view s, std::size_t from) {
-  for (std::size_t i = from; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 1 < s.size() && s[i + 1] == '{') {
-      i = std::min(s.find('}', i), s.size() - 1);
-    } else if (s[i] == '/') {
-      return i;
-    }
-  }
-  return s.size();
+// Where the dual-cidr-length that ends a or mx starts (§5.6): "/N", "//N" or "/N//N" at the very
+// end, from `from` on; the end of `s` when there is none. Read from the right, because a
+// domain-spec may hold a "/" itself (macro-literal is any visible character but "%").
+std::size_t cidr_suffix(std::string_view s, std::size_t from) {
+  const auto slash_digits = [&](std::size_t end) {  // the "/" of a "/DIGITS" ending at `end`
+    std::size_t i = end;
+    while (i > from && std::isdigit(static_cast<unsigned char>(s[i - 1]))) --i;
+    return i == end || i == from || s[i - 1] != '/' ? std::string_view::npos : i - 1;
+  };
+  const auto last = slash_digits(s.size());
+  if (last == std::string_view::npos) return s.size();
+  if (last == from || s[last - 1] != '/') return last;
+  const auto v4 = slash_digits(last - 1);  // "//N" is the IPv6 length; an IPv4 one may precede it
+  return v4 == std::string_view::npos ? last - 1 : v4;
 }
 
 void fail(term& t, std::string why, std::size_t offset) {
@@ -121,12 +125,13 @@ void read_domain_spec(term& t, std::string_view spec, std::size_t at) {
 
 // a and mx (§5.3, §5.4): [ ":" domain-spec ] [ dual-cidr-length ].
 void read_host_mechanism(term& t, std::string_view s, std::size_t at) {
+  const auto end = cidr_suffix(s, at);
   if (at < s.size() && s[at] == ':') {
-    const auto end = spec_end(s, at + 1);
     read_domain_spec(t, s.substr(at + 1, end - at - 1), at + 1);
     if (!t.error.empty()) return;
     at = end;
   }
+  if (at != end) return fail(t, "text after the mechanism's name", at);
   // dual-cidr-length = [ ip4-cidr-length ] [ "/" ip6-cidr-length ]
   if (at < s.size() && s.substr(at, 2) != "//") {
     auto v = cidr(s, at, 32);
@@ -318,8 +323,15 @@ std::string target_error(std::string_view name) {
     start = end + 1;
   }
   if (labels < 2) return "a single label";
-  if (!top_label(last)) return "the top label \"" + std::string(last) + "\" is not a top label";
+  if (std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return "a name whose top label is all-numeric";
   return {};
+}
+
+bool usable_domain(std::string_view name) {
+  if (!target_error(name).empty()) return false;
+  if (name.back() == '.') name.remove_suffix(1);
+  return top_label(name.substr(name.rfind('.') + 1));
 }
 
 }  // namespace mxlens::analyzers::spf

@@ -47,8 +47,13 @@ bool is_spf_record(std::string_view txt);
 record parse_record(std::string_view text);
 
 // Why `name`, a domain-spec after macro expansion (§7.3's 253-octet cut already made), is no name
-// a mechanism or modifier may ask for (§4.6.1, §7.1: labels, a top label that is not all-numeric,
-// at least two labels); empty when it is one.
+// a mechanism or modifier may ask for (§4.6.1, §7.1): an empty label, a label over 63 octets, a
+// single label, an all-numeric top label; empty when it is one. Nothing more is checked after
+// expansion: a HELO domain literal in %{h} is a name like any other, that does not exist.
 std::string target_error(std::string_view name);
+
+// §4.3: <domain> is a multi-label name whose top label is one (§7.1), so neither an address
+// literal nor a one-label host name.
+bool usable_domain(std::string_view name);
 
 }  // namespace mxlens::analyzers::spf

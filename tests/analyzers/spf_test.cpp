@@ -129,9 +129,24 @@ TEST_CASE("domain-spec: it ends in a top label or a macro (§7.1)", "[spf]") {
   CHECK_FALSE(term_error("v=spf1 a:. -all").empty());                // a trailing dot only
   CHECK_FALSE(term_error("v=spf1 a: -all").empty());
   CHECK_FALSE(term_error("v=spf1 include:foo.example/24").empty());
+  // A domain-spec may hold ':' and '/' (macro-literal); a CIDR length is what ends the term.
+  const auto slash = spf::parse_record("v=spf1 a:foo:bar/baz.example.com mx:m.example/24//64");
+  CHECK(slash.error.empty());
+  CHECK(slash.terms[0].domain_spec == "foo:bar/baz.example.com");
+  CHECK(slash.terms[1].domain_spec == "m.example");
+  CHECK(slash.terms[1].cidr4 == 24);
+  CHECK(slash.terms[1].cidr6 == 64);
+  CHECK_FALSE(term_error("v=spf1 a:example.com:8080").empty());
+  CHECK_FALSE(term_error("v=spf1 -all/8").empty());
+  CHECK_FALSE(term_error("v=spf1 ptr/0 -all").empty());
   CHECK(spf::target_error("foo..example") == "an empty label");
   CHECK(spf::target_error("foo") == "a single label");
   CHECK_FALSE(spf::target_error("foo.123").empty());
+  CHECK(spf::target_error("%5B192.0.2.1%5D").empty());  // a HELO literal in %{H}: just a name
+  CHECK_FALSE(spf::usable_domain("[192.0.2.1]"));
+  CHECK_FALSE(spf::usable_domain("192.0.2.1"));
+  CHECK_FALSE(spf::usable_domain("localhost"));
+  CHECK(spf::usable_domain("mail.example.com."));
   CHECK_FALSE(spf::target_error(".").empty());
   CHECK(spf::target_error("mail.example.com.").empty());
 }
@@ -293,6 +308,18 @@ TEST_CASE("a target name made invalid by a macro is a permerror (§4.6.1, §7.1)
   const auto r = check(numeric);
   CHECK(r.value == auth_result::permerror);
   CHECK(r.terms[0].error.find("top label") != std::string::npos);
+  // Nothing else is checked after expansion: a domain literal as HELO is a name that does not
+  // exist, no match.
+  auto literal = with("v=spf1 a:%{H} -all");
+  spf::host_request h;
+  h.sender = "x@email.example.com";
+  h.domain = "email.example.com";
+  h.client_ip = "192.0.2.3";
+  h.helo = "[192.0.2.3]";
+  const auto lit = spf::check_host(
+      [&literal](const std::string& n, rr_type t) { return literal.query(n, t); }, h);
+  CHECK(lit.value == auth_result::fail);
+  CHECK(literal.asked.back().first == "%5b192.0.2.3%5d");
 }
 
 TEST_CASE("limits: 10 terms, 2 void lookups, 10 MX names, the first 10 PTR names (§4.6.4)",
