@@ -81,7 +81,7 @@ function spfTerms(spf) {
                     el("td", {}, String(t.void_lookups)), el("td", {}, t.matched ? "yes" : ""),
                     el("td", {}, t.error ?? "")));
   }
-  const out = el("div", {}, table);
+  const out = el("div", { class: "scroll" }, table);
   if (spf.libspf2) out.append(el("p", { class: "muted" }, `libspf2 computes ${spf.libspf2} for this record.`));
   return out;
 }
