@@ -1,7 +1,7 @@
 // libspf2 as a second opinion: what receivers that use it compute for the same identity, on the
-// same record, with every question going through the same `dns::lookups` (so it costs no new DNS
-// traffic and shows in the same evidence). Its verdict is never ours (docs/libraries.md §2): the
-// spf.interop check shows it when it differs.
+// same record, with every question going through the same `dns::lookups` (the questions our
+// evaluator asked too are answered from memory; all show in the same evidence). Its verdict is
+// never ours (docs/libraries.md §2): the spf.interop check shows it when it differs.
 #pragma once
 
 #include <string>

@@ -288,6 +288,11 @@ TEST_CASE("modifiers: redirect wherever it stands, only when nothing matched (§
   CHECK(check(z).value == auth_result::pass);
   CHECK(check(z, "203.0.113.9").value == auth_result::fail);
   CHECK(check(z, "203.0.113.9").decided_by == "redirect=other.example.com");
+  const auto followed = check(z, "203.0.113.9");
+  REQUIRE(followed.terms.size() == 2);
+  CHECK(followed.terms[0].matched);  // the redirect, followed
+  CHECK(followed.terms[0].lookups == 1);
+  CHECK_FALSE(followed.terms[1].matched);
   auto all = with("v=spf1 redirect=other.example.com ~all");
   all.add("other.example.com", rr_type::txt, "v=spf1 -all");
   CHECK(check(all, "203.0.113.9").value == auth_result::softfail);
