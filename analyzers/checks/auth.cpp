@@ -154,6 +154,22 @@ std::vector<check> spf(const inputs& in) {
              "The SPF domain " + domain + " does not align with From " + from, alev,
              "Use a MAIL FROM (bounce) address in the From domain or a subdomain of it."));
   }
+
+  // Receivers on libspf2 meet its differences from RFC 7208 (docs/libraries.md §2).
+  json::object iev{{"result", result_name},
+                   {"libspf2", s.libspf2 ? json::value(core::to_string(*s.libspf2)) : nullptr}};
+  if (records == 0) {
+    out.push_back(make("spf.interop", status::info, "No SPF record to compare", iev));
+  } else if (s.libspf2) {
+    out.push_back(make("spf.interop", status::info,
+                       "libspf2, which several receiving MTAs use, computes " +
+                           std::string(core::to_string(*s.libspf2)) + " for this record, where " +
+                           "RFC 7208 gives " + result_name,
+                       iev));
+  } else {
+    out.push_back(
+        make("spf.interop", status::info, "libspf2 computes the same result, " + result_name, iev));
+  }
   return out;
 }
 

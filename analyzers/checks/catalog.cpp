@@ -42,6 +42,7 @@ const std::vector<catalog_entry>& catalog() {
       {"spf.all", "spf", 0.5, {"RFC 7208 §5.1", "RFC 7208 §6.1"}},
       {"spf.helo", "spf", 0, {"RFC 7208 §2.3"}},
       {"spf.aligned", "spf", 0.5, {"RFC 7489 §3.1.2"}},
+      {"spf.interop", "spf", 0, {"RFC 7208 §4"}},
       {"dkim.present", "dkim", 1, {"RFC 6376"}},
       {"dkim.valid", "dkim", 2, {"RFC 6376 §6"}},
       {"dkim.algorithm", "dkim", 1, {"RFC 8301 §3.1", "RFC 8463"}},

@@ -1,12 +1,14 @@
-// SPF records (analyzers/spf): libspf2 parses and runs a record; mxlens's part is the DNS layer
-// it runs on, which hands libspf2 the records, counts RFC 7208 §4.6.4's terms and void lookups
-// and stops the evaluation at the limits, and the result it makes of libspf2's. So the record is
-// fuzzed the way mxlens meets it: served by DNS (tests/fuzz/dns_double.hpp) and evaluated for MAIL
-// FROM and for HELO, with the other records an include or a redirect would reach.
+// SPF records (analyzers/spf): our parser, macro expander and check_host() read the record and
+// every record an include or a redirect reaches, and libspf2 runs beside them as the second
+// opinion, on the same answers. So the record is fuzzed the way mxlens meets it: served by DNS
+// (tests/fuzz/dns_double.hpp) and evaluated for MAIL FROM and for HELO, with the other records an
+// include or a redirect would reach.
 //
 // Oracles: no crash, no abort and no sanitizer report; a result of the RFC's (never `policy`);
 // more than 10 DNS-querying terms or 2 void lookups is a permerror (§4.6.4); a record with an
-// octet that is not ASCII is a permerror (§4.6); the result's JSON form reads back the same.
+// octet that is not ASCII is a permerror (§4.6); every term of the record is reported, none
+// costs more lookups than the whole, and the deciding term is one of them; the result's JSON form
+// reads back the same.
 //
 // Input: the first line is the TXT record of sender.example, taken as it is; the other lines are
 // zone lines in dnsmasq's syntax (tests/dns/zones.conf). The client is 127.0.0.2, its HELO
@@ -36,6 +38,13 @@ void require_result(const spf::result& r) {
     require(r.value == mxlens::core::auth_result::permerror,
             "past RFC 7208 4.6.4's limits but no permerror");
   require(r.lookups <= spf::max_dns_terms + 1, "lookups counted past the 11th term");
+  for (const auto& t : r.terms)
+    require(t.lookups <= r.lookups && t.void_lookups <= r.void_lookups,
+            "a term costs more lookups than the evaluation");
+  if (r.decided_by)
+    require(std::any_of(r.terms.begin(), r.terms.end(),
+                        [&](const spf::term_result& t) { return t.term == *r.decided_by; }),
+            "the deciding term is not a term of the record");
   require(boost::json::value_to<spf::result>(boost::json::value_from(r)) == r,
           "the JSON form of the result reads otherwise");
 }

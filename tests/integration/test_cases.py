@@ -8,6 +8,8 @@ A case folder holds
                "after_signing": [[old, new], ...],            edits made after signing
                "append_after_signing": "text",
                "expect": {"check.id": "status", ...},
+               "spf": {"field": value, ...},  fields of the report's auth.spf (result, lookups,
+                                              decided_by, libspf2, ...), compared as they are
                "providers": {"gmail": {"verdict": ..., "reply_starts": ..., "bulk_verdict": ...}}}
   zone.conf    the DNS data it needs, for dnsmasq (key records for "dkim" entries are added)
   session.json (optional) a RECORDED SMTP session: the "connection", "tls", "envelope" and "data"
@@ -209,6 +211,9 @@ class GoldenCases(unittest.TestCase):
                 self.assertEqual(sorted(catalog_ids()), sorted(statuses), name)
                 got = {cid: statuses.get(cid) for cid in case["expect"]}
                 self.assertEqual(case["expect"], got, name)
+                spf = report["auth"]["spf"]
+                want = case.get("spf", {})
+                self.assertEqual(want, {k: spf.get(k) for k in want}, f"{name}: {spf}")
                 for provider, want in case.get("providers", {}).items():
                     have = report["providers"][provider]
                     for key, value in want.items():

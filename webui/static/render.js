@@ -67,6 +67,25 @@ function tls(report) {
   return section;
 }
 
+// The terms of the domain's own SPF record as the evaluation met them (auth.spf.terms), the one
+// that decided the result marked; then what libspf2 computes, when it differs.
+function spfTerms(spf) {
+  const table = el("table", { class: "spf-terms" },
+                   el("tr", {}, el("th", {}, "Term"), el("th", {}, "At"), el("th", {}, "Lookups"),
+                      el("th", {}, "Void"), el("th", {}, "Matched"), el("th", {}, "Error")));
+  for (const t of spf.terms) {
+    const decided = t.term === spf.decided_by && t.matched;
+    table.append(el("tr", decided ? { class: "decided" } : {},
+                    el("td", {}, el("code", {}, t.term), decided ? " ← decided the result" : ""),
+                    el("td", {}, String(t.position)), el("td", {}, String(t.lookups)),
+                    el("td", {}, String(t.void_lookups)), el("td", {}, t.matched ? "yes" : ""),
+                    el("td", {}, t.error ?? "")));
+  }
+  const out = el("div", { class: "scroll" }, table);
+  if (spf.libspf2) out.append(el("p", { class: "muted" }, `libspf2 computes ${spf.libspf2} for this record.`));
+  return out;
+}
+
 function auth(report) {
   const a = report.auth;
   const section = el("section", { class: "card", id: "auth" }, el("h2", {}, "Authentication"));
@@ -77,6 +96,7 @@ function auth(report) {
                         ["DMARC record", a.dmarc.record ?? null],
                         ["Reverse DNS", (report.connection.ptr || []).join(", ") || "none"],
                         ["Forward-confirmed", report.connection.fcrdns]]));
+  if (a.spf.terms?.length) section.append(el("h3", {}, "SPF record, term by term"), spfTerms(a.spf));
   if (a.authentication_results) {
     section.append(el("h3", {}, "Authentication-Results"), el("pre", {}, a.authentication_results));
   }
