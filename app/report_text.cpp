@@ -36,6 +36,34 @@ const char* colour_of(const std::string& status) {
   return "\033[2m";
 }
 
+// The SPF record term by term: what each cost and did, and the term that decided.
+void spf_terms(std::ostringstream& out, const json::object& spf, const char* bold,
+               const char* reset) {
+  auto* terms = spf.if_contains("terms");
+  if (!terms || !terms->is_array() || terms->as_array().empty()) return;
+  out << "\n"
+      << bold << "SPF record of " << text(spf, "domain") << reset << ": " << text(spf, "result");
+  if (const auto by = text(spf, "decided_by"); !by.empty()) out << ", decided by " << by;
+  if (const auto other = text(spf, "libspf2"); !other.empty())
+    out << " (libspf2 computes " << other << ")";
+  out << "\n";
+  for (const auto& t : terms->as_array()) {
+    if (!t.is_object()) continue;
+    const auto& o = t.as_object();
+    out << "  " << text(o, "term");
+    const auto count = [&o](const char* key) {
+      auto* v = o.if_contains(key);
+      return v && v->is_int64() ? v->get_int64() : 0;
+    };
+    if (const auto n = count("lookups"); n > 0)
+      out << "  " << n << (n == 1 ? " lookup" : " lookups");
+    if (const auto n = count("void_lookups"); n > 0) out << ", " << n << " void";
+    if (auto* m = o.if_contains("matched"); m && m->is_bool() && m->get_bool()) out << "  matched";
+    if (const auto e = text(o, "error"); !e.empty()) out << "  error: " << e;
+    out << "\n";
+  }
+}
+
 }  // namespace
 
 std::string report_text(const json::object& report, bool colour) {
@@ -90,6 +118,8 @@ std::string report_text(const json::object& report, bool colour) {
     }
   }
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
+    if (auto* spf = auth->as_object().if_contains("spf"); spf && spf->is_object())
+      spf_terms(out, spf->as_object(), bold, reset);
     // The header as it would be added: its folded lines (RFC 5322 §2.2.3) one under another.
     std::string ar;
     if (auto* v = auth->as_object().if_contains("authentication_results"); v && v->is_string()) {

@@ -84,6 +84,18 @@ class AnalyzeText(unittest.TestCase):
                          "content", "providers"):
             self.assertIn("\n" + category + "\n", text)
 
+    def test_text_shows_the_spf_record_term_by_term_and_the_deciding_term(self):
+        msg = (b"From: a@include.example\r\nSubject: x\r\n\r\nbody\r\n")
+        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.2",
+                              "--helo", "mail.include.example", "--mail-from", "a@include.example",
+                              "--dns", dnsd.shared().address, "--format", "text"],
+                             input=msg, capture_output=True, timeout=60)
+        self.assertEqual(0, out.returncode, out.stderr)
+        text = out.stdout.decode()
+        self.assertIn("\nSPF record of include.example: pass, decided by include:sender.example\n"
+                      "  include:sender.example  1 lookup  matched\n"
+                      "  -all\n", text)
+
     def test_text_from_the_message_never_reaches_the_terminal_as_control_characters(self):
         # ESC [ 31m, OSC with BEL, and U+009B (CSI as one C1 character) in From and Subject.
         evil = b"\x1b[31mred\x1b]0;owned\x07\xc2\x9b2J"
