@@ -18,7 +18,8 @@ namespace {
 
 using core::auth_result;
 
-constexpr std::size_t max_name = 253;  // §7.3: longer expansions lose labels on the left
+constexpr std::size_t max_name = 253;          // §7.3: longer expansions lose labels on the left
+constexpr std::size_t max_explanation = 1024;  // octets of an exp= text kept for the report
 
 // §5: "SPF verifiers on IPv6 servers" take an IPv4-mapped address (RFC 4291 §2.5.5.2) as IPv4.
 std::string client_address(const std::string& ip) {
@@ -136,8 +137,10 @@ class evaluator {
   // §7.3: an expansion used as a name loses labels on its left until it fits in 253 octets.
   std::string expanded_name(const std::string& spec, const std::string& domain) {
     std::string name = expand(spec, context(domain));
-    while (name.size() > max_name && name.find('.') != std::string::npos)
-      name.erase(0, name.find('.') + 1);
+    if (name.size() > max_name) {  // in one pass: a record of macros expands to megabytes
+      const auto dot = name.find('.', name.size() - max_name - 1);
+      name.erase(0, dot == std::string::npos ? name.rfind('.') + 1 : dot + 1);
+    }
     return name;
   }
 
@@ -302,6 +305,8 @@ class evaluator {
     const auto& text = a.records.front();
     if (!macro_error(text, macro_place::explanation).error.empty()) return;
     out_.explanation = expand(text, context(domain));
+    // A TXT of macros expands to megabytes; a person reads the first of it.
+    if (out_.explanation->size() > max_explanation) out_.explanation->resize(max_explanation);
   }
 
   // A term of the domain's own record as the report shows it, from the counts around it.

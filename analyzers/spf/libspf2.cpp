@@ -32,8 +32,18 @@ bool askable(const std::string& name) {
 
 // The layer between libspf2 and our resolver: answers only, no limits of ours (libspf2's are
 // what is being asked for). Never returns NULL: libspf2 aborts on that.
+// What the layer's hook points at: the evaluation's lookups, and the questions asked so far.
+struct layer_state {
+  dns::lookups& dns;
+  int questions = 0;
+};
+
 SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type type, int) {
-  auto& dns = *static_cast<dns::lookups*>(layer->hook);
+  auto& state = *static_cast<layer_state*>(layer->hook);
+  auto& dns = state.dns;
+  // Past the bound every question fails at once, and libspf2 stops at the first (a DNS error
+  // ends its evaluation as a temperror).
+  if (++state.questions > max_libspf2_questions) return make_rr(layer, domain, type, TRY_AGAIN);
   const std::string name = dns::normalize_name(domain ? domain : "");
   dns::rr_type qtype;
   switch (type) {
@@ -108,12 +118,14 @@ struct response_deleter {
 
 }  // namespace
 
-core::auth_result libspf2_check(dns::lookups& dns, const request& req, const std::string& sender) {
+std::optional<core::auth_result> libspf2_check(dns::lookups& dns, const request& req,
+                                               const std::string& sender) {
+  layer_state state{dns};
   SPF_dns_server_t layer{};
   layer.lookup = layer_lookup;
   layer.get_exp = layer_get_exp;
   layer.name = "mxlens";
-  layer.hook = &dns;
+  layer.hook = &state;
   std::unique_ptr<SPF_server_t, server_deleter> server(SPF_server_new_dns(&layer, 0));
   if (!server) return core::auth_result::temperror;
   SPF_server_set_rec_dom(server.get(), req.receiver.empty() ? "mxlens" : req.receiver.c_str());
@@ -137,6 +149,7 @@ core::auth_result libspf2_check(dns::lookups& dns, const request& req, const std
     SPF_record_interpret(record, request.get(), response.get(), 0);
   }
   if (record) SPF_record_free(record);
+  if (state.questions > max_libspf2_questions) return std::nullopt;
   const auto value = result_name(SPF_response_result(response.get()));
   // No result set and an error: a record that does not compile, or several (§4.5).
   if (err != SPF_E_SUCCESS && err != SPF_E_NOT_SPF && value == core::auth_result::none)

@@ -120,7 +120,12 @@ void fail(term& t, std::string why, std::size_t offset) {
 // ":" domain-spec from `at`; required or optional.
 void read_domain_spec(term& t, std::string_view spec, std::size_t at) {
   t.domain_spec = std::string(spec);
-  if (auto f = domain_spec_error(spec); !f.error.empty()) fail(t, f.error, at + f.position);
+  if (auto f = domain_spec_error(spec); !f.error.empty()) return fail(t, f.error, at + f.position);
+  // Written without a macro, it is the name asked for: one that cannot be (an empty or long
+  // label) is the record's syntax error, wherever the term stands (§4.6).
+  if (spec.find('%') == std::string_view::npos)
+    if (const auto why = target_error(spec); !why.empty())
+      fail(t, "a domain-spec that is " + why, at);
 }
 
 // a and mx (§5.3, §5.4): [ ":" domain-spec ] [ dual-cidr-length ].

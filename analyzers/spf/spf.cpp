@@ -65,7 +65,7 @@ result check(dns::lookups& dns, const request& req, identity id) {
   // libspf2 is asked only where there is a record to disagree about.
   if (out.records > 0) {
     const auto theirs = libspf2_check(dns, req, h.sender);
-    if (theirs != out.value) out.libspf2 = theirs;
+    if (theirs && *theirs != out.value) out.libspf2 = *theirs;
   }
   return out;
 }

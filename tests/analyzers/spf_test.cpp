@@ -127,6 +127,9 @@ TEST_CASE("domain-spec: it ends in a top label or a macro (§7.1)", "[spf]") {
   CHECK_FALSE(term_error("v=spf1 a:foo -all").empty());              // a single label
   CHECK_FALSE(term_error("v=spf1 a:foo.example.123 -all").empty());  // all-numeric top label
   CHECK_FALSE(term_error("v=spf1 a:. -all").empty());                // a trailing dot only
+  // Written without a macro, a name no query can be made for, wherever the term stands.
+  CHECK_FALSE(term_error("v=spf1 ip4:192.0.2.3 a:foo..example.com -all").empty());
+  CHECK_FALSE(term_error("v=spf1 a:" + std::string(64, 'x') + ".example.com -all").empty());
   CHECK_FALSE(term_error("v=spf1 a: -all").empty());
   CHECK_FALSE(term_error("v=spf1 include:foo.example/24").empty());
   // A domain-spec may hold ':' and '/' (macro-literal); a CIDR length is what ends the term.
@@ -410,6 +413,20 @@ TEST_CASE("exp: the explanation of a fail, with its own macros (§6.2, §7)", "[
   redirect.add("why.inner.example.com", rr_type::txt, "inner");
   redirect.add("outer.example.com", rr_type::txt, "outer");
   CHECK(check(redirect).explanation == "inner");
+}
+
+TEST_CASE("an expansion past 253 octets loses labels on its left, in one pass (§7.3)", "[spf]") {
+  // 4,000 %{d} of email.example.com: 68,000 octets and 8,000 dots, cut in one pass.
+  std::string spec;
+  for (int i = 0; i < 4000; ++i) spec += "%{d}";
+  auto z = with("v=spf1 exists:" + spec + ".x.example -all");
+  const auto r = check(z);
+  CHECK(r.value == auth_result::fail);
+  const auto& asked = z.asked.back().first;
+  CHECK(asked.size() <= 253);
+  CHECK(asked.size() > 253 - 9);  // whole labels went ("comemail" the longest), as few as needed
+  CHECK(asked.substr(asked.size() - 10) == ".x.example");
+  CHECK(asked.front() != '.');
 }
 
 TEST_CASE("long records and records with bytes outside ASCII (§3.3, §4.6.1)", "[spf]") {
