@@ -52,9 +52,11 @@ check received(const message::received_chain& chain) {
   const auto clear = std::find_if(chain.hops.begin(), chain.hops.end(), message::in_clear_text);
   const auto tls = std::count_if(chain.hops.begin(), chain.hops.end(),
                                  [](const message::hop& h) { return h.tls.has_value(); });
-  const std::string counted = std::to_string(chain.fields) +
-                              (chain.fields == 1 ? " hop" : " hops") + ", " + std::to_string(tls) +
-                              " in TLS";
+  const bool cut = chain.hops.size() < static_cast<std::size_t>(chain.fields);
+  const std::string counted =
+      std::to_string(chain.fields) + (chain.fields == 1 ? " hop" : " hops") +
+      (cut ? " (the newest " + std::to_string(chain.hops.size()) + " read)" : "") + ", " +
+      std::to_string(tls) + " in TLS";
   if (clear == chain.hops.end())
     return make("hdr.received", status::info, counted + "; none says it went in clear text", ev);
   const auto n = clear - chain.hops.begin();
