@@ -108,7 +108,7 @@ bool contains_ci(std::string_view s, std::string_view part) {
 //   Postfix   (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ...)
 //   Microsoft (version=TLS1_2, cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)
 //   sendmail  (version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256 verify=NOT)
-//   Exim      (TLS1.3)  or, before 4.92,  (TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256)
+//   Exim      (TLS1.3), or in older releases (TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256)
 //   Gmail     (Google Transport Security)
 std::optional<std::string> tls_annotation(std::string_view comment) {
   std::string c = collapsed(comment);

@@ -63,7 +63,7 @@ TEST_CASE("Exim: helo= in the TCP-info, esmtps, (TLS1.3) and its own tls clause"
   CHECK(h.with == "esmtps");
   CHECK(h.tls == "TLS1.3 TLS_AES_256_GCM_SHA384");
   CHECK(h.at == "2024-12-03T10:15:02.000Z");
-  // Exim before 4.92: version, cipher and bits in one comment.
+  // Older Exim releases: version, cipher and bits in one comment.
   const auto old = parse_received(
       " from a.example ([192.0.2.2]) by mx.example with esmtps "
       "(TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256) (Exim 4.89) id 1; Tue, 03 Dec 2024 10:15:02 "
