@@ -1,10 +1,13 @@
 // `mxlens analyze --format text`: the report for a person at a terminal.
 #include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_to.hpp>
 #include <cstdio>
+#include <exception>
 #include <map>
 #include <sstream>
 
+#include "analyzers/message/received.hpp"
 #include "app/report.hpp"
 #include "core/text.hpp"
 
@@ -64,6 +67,36 @@ void spf_terms(std::ostringstream& out, const json::object& spf, const char* bol
   }
 }
 
+// The Received chain, oldest hop first: who handed the message to whom, and the TLS each hop
+// reports ("clear text" where its `with` says it went without, as hdr.received names it).
+void received_chain(std::ostringstream& out, const json::value* chain, const char* bold,
+                    const char* reset) {
+  if (!chain || !chain->is_array() || chain->as_array().empty()) return;
+  out << "\n" << bold << "Received chain" << reset << " (oldest hop first)\n";
+  int n = 0;
+  for (const auto& v : chain->as_array()) {
+    if (!v.is_object()) continue;
+    const auto& o = v.as_object();
+    const auto field = [&o](const char* key) {
+      const auto t = text(o, key);
+      return t.empty() ? std::string("?") : t;
+    };
+    out << "  " << ++n << ". from " << field("from") << "\n     by " << field("by");
+    if (const auto with = text(o, "with"); !with.empty()) out << " with " << with;
+    out << "\n     ";
+    const auto tls = text(o, "tls");
+    bool clear = false;
+    try {
+      clear = analyzers::message::in_clear_text(json::value_to<analyzers::message::hop>(v));
+    } catch (const std::exception&) {
+      // A hop of another shape is shown without a judgement.
+    }
+    out << (!tls.empty() ? "TLS: " + tls : clear ? "clear text" : "TLS: not said");
+    if (const auto at = text(o, "at"); !at.empty()) out << "  at " << at;
+    out << "\n";
+  }
+}
+
 }  // namespace
 
 std::string report_text(const json::object& report, bool colour) {
@@ -117,6 +150,7 @@ std::string report_text(const json::object& report, bool colour) {
         out << "        fix: " << fix << "\n";
     }
   }
+  received_chain(out, report.if_contains("received_chain"), bold, reset);
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
     if (auto* spf = auth->as_object().if_contains("spf"); spf && spf->is_object())
       spf_terms(out, spf->as_object(), bold, reset);

@@ -119,8 +119,8 @@ json::object merge_report(const std::string& facts_json, json::object analysis) 
   if (!connection.contains("ptr")) connection["ptr"] = json::array{};
   if (!connection.contains("fcrdns")) connection["fcrdns"] = nullptr;
   out["disposition"] = accepted_disposition();
-  for (const char* key :
-       {"disposition", "score", "auth", "checks", "providers", "dns", "analysis"}) {
+  for (const char* key : {"disposition", "score", "auth", "received_chain", "checks", "providers",
+                          "dns", "analysis"}) {
     if (auto it = analysis.find(key); it != analysis.end()) out[key] = std::move(it->value());
   }
   if (auto* score = out.if_contains("score")) {

@@ -147,6 +147,7 @@ void tag_invoke(json::value_from_tag, json::value& v, const analysis& a) {
                             {"spf_helo", core::optional_json(a.spf_helo)},
                             {"dkim", json::value_from(a.dkim)},
                             {"dmarc", json::value_from(a.dmarc)}}},
+      {"received_chain", json::value_from(a.received_chain)},
       {"checks", json::value_from(a.checks)},
       {"score", json::value_from(a.score)},
       {"providers", json::value_from(a.providers)},
@@ -173,6 +174,7 @@ analysis tag_invoke(json::value_to_tag<analysis>, const json::value& v) {
   a.dmarc = field<dmarc::result>(auth, "dmarc");
   if (auth.contains("authentication_results"))
     a.authentication_results = text(auth, "authentication_results");
+  a.received_chain = field<std::vector<message::hop>>(o, "received_chain");
   a.checks = field<std::vector<checks::check>>(o, "checks");
   a.score = field<core::score>(o, "score");
   a.providers = field<providers::judgement>(o, "providers");
@@ -309,7 +311,10 @@ analysis analyze(const analysis_input& in, dns::resolver& resolver) {
 
   // The message as the checks and DMARC read it (GMime, bounded), parsed once.
   std::optional<message::content_facts> content;
-  guarded(a.errors, "message", [&] { content = message::inspect(d.raw, d.envelope.smtputf8); });
+  guarded(a.errors, "message", [&] {
+    content = message::inspect(d.raw, d.envelope.smtputf8);
+    a.received_chain = content->received.hops;
+  });
 
   bool dmarc_ok = false;
   guarded(a.errors, "dmarc", [&] {

@@ -50,6 +50,7 @@ struct analysis {
   std::vector<dkim::signature> dkim;
   dmarc::result dmarc;
   std::string authentication_results;
+  std::vector<message::hop> received_chain;  // oldest hop first (message/received.hpp)
   std::vector<checks::check> checks;
   core::score score;
   providers::judgement providers;
@@ -61,7 +62,7 @@ struct analysis {
 };
 
 // {"connection": {ptr, fcrdns, ...}, "auth": {spf, spf_helo, dkim, dmarc,
-//  authentication_results}, "checks", "score", "providers", "dns",
+//  authentication_results}, "received_chain", "checks", "score", "providers", "dns",
 //  "analysis": {duration_ms, errors}}: the members the report takes from the analysis.
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const analysis& a);
 analysis tag_invoke(boost::json::value_to_tag<analysis>, const boost::json::value& v);

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <ctime>
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
@@ -16,83 +15,6 @@ using message::count;
 using message::first;
 
 namespace {
-
-// RFC 5322 §3.3 date-time (obsolete zone names accepted, as §4.3 requires of readers); the
-// instant in Unix seconds, or nullopt when the syntax is wrong.
-std::optional<std::int64_t> parse_date(std::string v) {
-  // Comments are not expected in Date; drop a trailing one such as "(UTC)".
-  if (auto paren = v.find('('); paren != std::string::npos) v.resize(paren);
-  std::vector<std::string> tok;
-  std::string cur;
-  for (char c : v) {
-    if (c == ' ' || c == '\t' || c == ',') {
-      if (!cur.empty()) tok.push_back(cur);
-      cur.clear();
-      if (c == ',') tok.push_back(",");
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) tok.push_back(cur);
-  static const char* days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-  static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::size_t i = 0;
-  if (tok.size() >= 2 && tok[1] == ",") {
-    if (std::find(std::begin(days), std::end(days), tok[0]) == std::end(days)) return std::nullopt;
-    i = 2;
-  }
-  if (tok.size() != i + 5) return std::nullopt;
-  auto digits = [](const std::string& s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-      return std::isdigit(static_cast<unsigned char>(c));
-    });
-  };
-  const auto &day = tok[i], &mon = tok[i + 1], &year = tok[i + 2], &time = tok[i + 3],
-             &zone = tok[i + 4];
-  if (!digits(day) || day.size() > 2) return std::nullopt;
-  auto m = std::find(std::begin(months), std::end(months), mon);
-  if (m == std::end(months)) return std::nullopt;
-  if (!digits(year) || year.size() < 2 || year.size() > 4) return std::nullopt;
-  int hh = 0, mm = 0, ss = 0;
-  if (time.size() == 8 && time[2] == ':' && time[5] == ':' && digits(time.substr(0, 2)) &&
-      digits(time.substr(3, 2)) && digits(time.substr(6, 2))) {
-    hh = std::stoi(time.substr(0, 2));
-    mm = std::stoi(time.substr(3, 2));
-    ss = std::stoi(time.substr(6, 2));
-  } else if (time.size() == 5 && time[2] == ':' && digits(time.substr(0, 2)) &&
-             digits(time.substr(3, 2))) {
-    hh = std::stoi(time.substr(0, 2));
-    mm = std::stoi(time.substr(3, 2));
-  } else {
-    return std::nullopt;
-  }
-  int offset = 0;
-  if (zone.size() == 5 && (zone[0] == '+' || zone[0] == '-') && digits(zone.substr(1))) {
-    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(3, 2))) *
-             (zone[0] == '-' ? -1 : 1);
-  } else {
-    static const std::pair<const char*, int> named[] = {
-        {"UT", 0},     {"GMT", 0},    {"EST", -300}, {"EDT", -240}, {"CST", -360},
-        {"CDT", -300}, {"MST", -420}, {"MDT", -360}, {"PST", -480}, {"PDT", -420}};
-    auto z =
-        std::find_if(std::begin(named), std::end(named), [&](auto& p) { return zone == p.first; });
-    if (z == std::end(named)) return std::nullopt;
-    offset = z->second;
-  }
-  int y = std::stoi(year);
-  if (year.size() == 2) y += y < 50 ? 2000 : 1900;  // §4.3
-  int d = std::stoi(day);
-  if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = static_cast<int>(m - std::begin(months));
-  tm.tm_mday = d;
-  tm.tm_hour = hh;
-  tm.tm_min = mm;
-  tm.tm_sec = ss;
-  return static_cast<std::int64_t>(timegm(&tm)) - std::int64_t{offset} * 60;
-}
 
 bool valid_domain(const std::string& d) {
   if (d.empty() || d.find('.') == std::string::npos || d.size() > 253) return false;
@@ -120,6 +42,30 @@ std::vector<std::string> bracketed(const std::string& v) {
 
 bool starts_with_ci(const std::string& s, const char* prefix) {
   return core::lowercase(s.substr(0, std::strlen(prefix))) == prefix;
+}
+
+// hdr.received: the chain as its hops report it. Every hop of it came before mxlens (which writes
+// no Received field), so a hop that says it went in clear text is named, the oldest first.
+check received(const message::received_chain& chain) {
+  if (chain.hops.empty()) return make("hdr.received", status::skip, "No Received header");
+  json::object ev{{"hops", chain.fields}, {"kept", chain.hops.size()}};
+  const auto clear = std::find_if(chain.hops.begin(), chain.hops.end(), message::in_clear_text);
+  const auto tls = std::count_if(chain.hops.begin(), chain.hops.end(),
+                                 [](const message::hop& h) { return h.tls.has_value(); });
+  const bool cut = chain.hops.size() < static_cast<std::size_t>(chain.fields);
+  const std::string counted =
+      std::to_string(chain.fields) + (chain.fields == 1 ? " hop" : " hops") +
+      (cut ? " (the newest " + std::to_string(chain.hops.size()) + " read)" : "") + ", " +
+      std::to_string(tls) + " in TLS";
+  if (clear == chain.hops.end())
+    return make("hdr.received", status::info, counted + "; none says it went in clear text", ev);
+  const auto n = clear - chain.hops.begin();
+  ev["clear_text_hop"] = n + 1;
+  return make("hdr.received", status::info,
+              counted + "; hop " + std::to_string(n + 1) + " went in clear text: from " +
+                  clear->from->substr(0, 80) + " by " + clear->by.value_or("?").substr(0, 80) +
+                  " with " + *clear->with,
+              ev);
 }
 
 std::vector<check> headers(const inputs& in) {
@@ -159,7 +105,7 @@ std::vector<check> headers(const inputs& in) {
     out.push_back(make(
         "hdr.date", status::fail, "The message has no Date header", dev,
         "Add a Date header (RFC 5322 requires it), e.g. \"Mon, 23 Nov 2026 10:00:00 +0000\"."));
-  } else if (auto t = parse_date(*date); !t || dates > 1) {
+  } else if (auto t = message::parse_date(*date); !t || dates > 1) {
     out.push_back(
         make("hdr.date", status::fail,
              dates > 1 ? "The message has several Date headers"
@@ -271,6 +217,7 @@ std::vector<check> headers(const inputs& in) {
                                                   ? ", within the From organization"
                                                   : ", not the From domain " + from_domain),
                      json::object{{"mail_from", mail_from}, {"from_domain", from_domain}}));
+  out.push_back(received(c.received));
   return out;
 }
 
@@ -396,6 +343,22 @@ std::vector<check> content(const inputs& in) {
           : make("body.charset", status::warn, c.charset_problems.front(),
                  json::object{{"problems", core::string_array(c.charset_problems)}},
                  "Declare charset=utf-8 on every text part and send valid UTF-8."));
+
+  json::array found;
+  for (const auto& p : c.placeholders)
+    found.push_back(json::object{{"text", p.text}, {"in", p.where}});
+  out.push_back(
+      c.placeholders.empty()
+          ? make("body.placeholders", status::pass, "No unreplaced template placeholder")
+          : make("body.placeholders", status::warn,
+                 "Unreplaced template placeholder in " +
+                     (c.placeholders.front().where == "Subject"
+                          ? "the Subject"
+                          : "a " + c.placeholders.front().where + " part") +
+                     ": " + c.placeholders.front().text,
+                 json::object{{"placeholders", std::move(found)}},
+                 "Fill in every merge field before sending: check that the template's variable "
+                 "names match the recipient data and that the substitution step ran."));
   return out;
 }
 

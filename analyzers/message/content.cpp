@@ -157,10 +157,11 @@ std::string decoded_content(GMimePart* part, std::size_t limit, bool& too_big) {
   return out;
 }
 
-// Visible characters of an HTML document (tags, scripts and styles removed), and its links and
-// images. A counting heuristic, not a renderer.
-void scan_html(const std::string& html, content_facts& out) {
+// The visible text of an HTML document (tags, scripts and styles removed, a space for each tag),
+// and its images. A counting heuristic, not a renderer.
+std::string scan_html(const std::string& html, content_facts& out) {
   const std::string l = lower(html);
+  std::string text;
   std::size_t i = 0, visible = 0;
   while (i < l.size()) {
     if (l[i] == '<') {
@@ -174,12 +175,22 @@ void scan_html(const std::string& html, content_facts& out) {
       if (l.compare(i, 4, "<img") == 0) ++out.images;
       auto close = l.find('>', i);
       i = close == std::string::npos ? l.size() : close + 1;
+      text += ' ';
       continue;
     }
     if (!std::isspace(static_cast<unsigned char>(l[i]))) ++visible;
+    text += html[i];
     ++i;
   }
   out.text_chars += visible;
+  return text;
+}
+
+void add_placeholders(std::string_view text, const std::string& where, content_facts& out) {
+  for (auto& p : find_placeholders(text, max_placeholders)) {
+    if (out.placeholders.size() >= max_placeholders) return;
+    out.placeholders.push_back({std::move(p), where});
+  }
 }
 
 void scan_links(const std::string& text, content_facts& out) {
@@ -246,7 +257,7 @@ void inspect_leaf(GMimeObject* obj, int depth, content_facts& out) {
     if (p.content_type == "text/html") {
       out.has_html = true;
       out.html_size = std::max(out.html_size, body.size());
-      scan_html(body, out);
+      add_placeholders(scan_html(body, out), p.content_type, out);
       scan_links(body, out);
     } else if (p.content_type == "text/plain") {
       out.has_text_plain = true;
@@ -254,6 +265,7 @@ void inspect_leaf(GMimeObject* obj, int depth, content_facts& out) {
           static_cast<std::size_t>(std::count_if(body.begin(), body.end(), [](char c) {
             return !std::isspace(static_cast<unsigned char>(c));
           }));
+      add_placeholders(body, p.content_type, out);
       scan_links(body, out);
     }
   }
@@ -283,6 +295,7 @@ content_facts inspect(std::string_view raw, bool smtputf8) {
   content_facts out;
   out.fields = header_fields(raw);
   out.from = from(out.fields);
+  out.received = read_received(out.fields);
   auto sep = raw.find("\r\n\r\n");
   auto sep_len = 4;
   if (sep == std::string_view::npos) {
@@ -306,6 +319,10 @@ content_facts inspect(std::string_view raw, bool smtputf8) {
     g_mime_parser_options_free(options);
     return out;
   }
+
+  // The Subject as a reader sees it: RFC 2047 encoded words decoded by GMime.
+  if (const char* subject = g_mime_message_get_subject(message.get()))
+    add_placeholders(subject, "Subject", out);
 
   const bool has_version = count(out.fields, "MIME-Version") > 0;
   const bool has_mime_headers =

@@ -3,6 +3,9 @@
 #include <gmime/gmime.h>
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <iterator>
 #include <mutex>
 
 #include "core/test_id.hpp"
@@ -101,6 +104,81 @@ from_addresses from(const std::vector<header_field>& fields) {
   collect(list, out);
   g_object_unref(list);
   return out;
+}
+
+std::optional<std::int64_t> parse_date(std::string v) {
+  // Comments are not expected in Date; drop a trailing one such as "(UTC)".
+  if (auto paren = v.find('('); paren != std::string::npos) v.resize(paren);
+  std::vector<std::string> tok;
+  std::string cur;
+  for (char c : v) {
+    if (c == ' ' || c == '\t' || c == ',') {
+      if (!cur.empty()) tok.push_back(cur);
+      cur.clear();
+      if (c == ',') tok.push_back(",");
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) tok.push_back(cur);
+  static const char* days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::size_t i = 0;
+  if (tok.size() >= 2 && tok[1] == ",") {
+    if (std::find(std::begin(days), std::end(days), tok[0]) == std::end(days)) return std::nullopt;
+    i = 2;
+  }
+  if (tok.size() != i + 5) return std::nullopt;
+  auto digits = [](const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c));
+    });
+  };
+  const auto &day = tok[i], &mon = tok[i + 1], &year = tok[i + 2], &time = tok[i + 3],
+             &zone = tok[i + 4];
+  if (!digits(day) || day.size() > 2) return std::nullopt;
+  auto m = std::find(std::begin(months), std::end(months), mon);
+  if (m == std::end(months)) return std::nullopt;
+  if (!digits(year) || year.size() < 2 || year.size() > 4) return std::nullopt;
+  int hh = 0, mm = 0, ss = 0;
+  if (time.size() == 8 && time[2] == ':' && time[5] == ':' && digits(time.substr(0, 2)) &&
+      digits(time.substr(3, 2)) && digits(time.substr(6, 2))) {
+    hh = std::stoi(time.substr(0, 2));
+    mm = std::stoi(time.substr(3, 2));
+    ss = std::stoi(time.substr(6, 2));
+  } else if (time.size() == 5 && time[2] == ':' && digits(time.substr(0, 2)) &&
+             digits(time.substr(3, 2))) {
+    hh = std::stoi(time.substr(0, 2));
+    mm = std::stoi(time.substr(3, 2));
+  } else {
+    return std::nullopt;
+  }
+  int offset = 0;
+  if (zone.size() == 5 && (zone[0] == '+' || zone[0] == '-') && digits(zone.substr(1))) {
+    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(3, 2))) *
+             (zone[0] == '-' ? -1 : 1);
+  } else {
+    static const std::pair<const char*, int> named[] = {
+        {"UT", 0},     {"GMT", 0},    {"EST", -300}, {"EDT", -240}, {"CST", -360},
+        {"CDT", -300}, {"MST", -420}, {"MDT", -360}, {"PST", -480}, {"PDT", -420}};
+    auto z =
+        std::find_if(std::begin(named), std::end(named), [&](auto& p) { return zone == p.first; });
+    if (z == std::end(named)) return std::nullopt;
+    offset = z->second;
+  }
+  int y = std::stoi(year);
+  if (year.size() == 2) y += y < 50 ? 2000 : 1900;  // §4.3
+  int d = std::stoi(day);
+  if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = static_cast<int>(m - std::begin(months));
+  tm.tm_mday = d;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
+  return static_cast<std::int64_t>(timegm(&tm)) - std::int64_t{offset} * 60;
 }
 
 }  // namespace mxlens::analyzers::message

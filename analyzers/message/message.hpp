@@ -3,10 +3,13 @@
 // is split here because GMime's header list leaves out the Content-* fields and decodes values.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "analyzers/message/received.hpp"
 
 namespace mxlens::analyzers::message {
 
@@ -31,6 +34,10 @@ from_addresses from(const std::vector<header_field>& fields);
 // The mailboxes of an address-list value (groups expanded), parsed by GMime.
 std::vector<std::string> parse_addresses(const std::string& value);
 
+// RFC 5322 §3.3 date-time (obsolete zone names accepted, as §4.3 requires of readers); the
+// instant in Unix seconds, or nullopt when the syntax is wrong.
+std::optional<std::int64_t> parse_date(std::string v);
+
 }  // namespace mxlens::analyzers::message
 
 namespace mxlens::analyzers::message {
@@ -41,6 +48,16 @@ inline constexpr int max_parts = 500;
 inline constexpr int max_depth = 32;
 inline constexpr std::size_t max_decoded_text = 4u << 20;  // per text part
 inline constexpr std::size_t max_links = 200;
+inline constexpr std::size_t max_placeholders = 20;
+
+// The unreplaced template placeholders in a text ({{name}}, %%name%%, *|MERGE|*, [FirstName],
+// ${name}; placeholders.cpp says what counts), each once, at most `limit`.
+std::vector<std::string> find_placeholders(std::string_view text, std::size_t limit);
+
+struct placeholder {
+  std::string text;   // "{{first_name}}"
+  std::string where;  // "Subject", "text/plain", "text/html" (its visible text)
+};
 
 struct part_facts {
   std::string content_type;  // "text/html"
@@ -71,6 +88,9 @@ struct content_facts {
   int images = 0;                  // <img> tags and image/* parts
   std::vector<std::string> links;  // http(s) URLs in the text and HTML
   std::size_t body_size = 0;       // octets after the header block
+  received_chain received;         // the Received fields, oldest hop first (received.hpp)
+  std::vector<placeholder>
+      placeholders;  // in the Subject and the text parts, at most max_placeholders
 };
 
 // `smtputf8`: raw UTF-8 in header values is allowed (RFC 6532).

@@ -40,3 +40,49 @@ TEST_CASE("From: one address, several addresses, several fields (RFC 7489 §6.6.
   auto broken = message::from(message::header_fields("From: not an address\r\n\r\n"));
   CHECK(broken.domains.empty());
 }
+
+TEST_CASE("placeholders: the five forms around a variable name, each once", "[message]") {
+  using message::find_placeholders;
+  CHECK(find_placeholders("Hi {{first_name}}, {{ first_name }} and {{{name}}}", 10) ==
+        std::vector<std::string>{"{{first_name}}", "{{ first_name }}", "{{name}}"});
+  CHECK(find_placeholders("Dear %%FirstName%%, code %%coupon.code%%", 10) ==
+        std::vector<std::string>{"%%FirstName%%", "%%coupon.code%%"});
+  CHECK(find_placeholders("Hello *|FNAME|*, see *|MC:SUBJECT|*", 10) ==
+        std::vector<std::string>{"*|FNAME|*", "*|MC:SUBJECT|*"});
+  CHECK(find_placeholders("Hello [FirstName] [First Name] [first_name] of [Company]", 10) ==
+        std::vector<std::string>{"[FirstName]", "[First Name]", "[first_name]", "[Company]"});
+  CHECK(find_placeholders("Hi ${name}, your ${order.id}", 10) ==
+        std::vector<std::string>{"${name}", "${order.id}"});
+  CHECK(find_placeholders("{{a}} {{a}} {{a}}", 10).size() == 1);
+  CHECK(find_placeholders("{{a}} {{b}} {{c}}", 2).size() == 2);
+}
+
+TEST_CASE("placeholders: reference markers, links, code and prose are not", "[message]") {
+  using message::find_placeholders;
+  CHECK(find_placeholders("As shown in [1] and [2], [sic], see [PDF] or [Note]", 10).empty());
+  CHECK(find_placeholders("Read [Name](https://example.com/about) there", 10).empty());
+  CHECK(find_placeholders("echo ${1} ${ } ${a b} ${#arr} $name {{ a + b }} {{}}", 10).empty());
+  CHECK(find_placeholders("100%% sure, 50%% off %% %%", 10).empty());
+  CHECK(find_placeholders("a *| b |* c *||*", 10).empty());
+  CHECK(find_placeholders("{{" + std::string(200, 'a') + "}}", 10).empty());
+  CHECK(find_placeholders("unterminated {{name and ${name and %%name", 10).empty());
+}
+
+TEST_CASE("placeholders: in the decoded Subject and the text, only the visible text of HTML",
+          "[message]") {
+  const auto facts = message::inspect(
+      "From: a@example.com\r\nSubject: =?utf-8?q?Hello_=7B=7Bfirst=5Fname=7D=7D?=\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDear *|FNAME|*\r\n"
+      "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+      "<a href=\"{{unsubscribe_url}}\" title=\"[FirstName]\">Hi ${name}</a>"
+      "<script>var x = `${user}`;</script>\r\n--b--\r\n",
+      false);
+  REQUIRE(facts.placeholders.size() == 3);
+  CHECK(facts.placeholders[0].text == "{{first_name}}");
+  CHECK(facts.placeholders[0].where == "Subject");
+  CHECK(facts.placeholders[1].text == "*|FNAME|*");
+  CHECK(facts.placeholders[1].where == "text/plain");
+  CHECK(facts.placeholders[2].text == "${name}");
+  CHECK(facts.placeholders[2].where == "text/html");
+}

@@ -116,6 +116,10 @@ analysis whole_analysis() {
   a.dkim[1].key_bits.reset();
   a.dmarc = dmarc_result();
   a.authentication_results = "mx.example; spf=softfail smtp.mailfrom=a@sender.example";
+  a.received_chain = {
+      {"a.example ([192.0.2.1])", "mx.example (Postfix)", "ESMTPS",
+       "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", "2024-12-03T10:15:02.000Z"},
+      {std::nullopt, "mx.example", std::nullopt, std::nullopt, std::nullopt}};
   a.checks = {{"tls.starttls", checks::status::fail, "plaintext", json::object{{"used", false}},
                "Enable TLS"},
               {"tls.sni", checks::status::info, "No SNI", nullptr, std::nullopt}};

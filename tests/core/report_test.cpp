@@ -116,3 +116,13 @@ TEST_CASE("the report's headers: the header section, bounded, the cut marked", "
   auto report = core::merge_report(json::serialize(facts), json::object{});
   CHECK(report.at("headers").at("text") == "Subject: stored");
 }
+
+TEST_CASE("the report takes the Received chain from the analysis", "[report]") {
+  core::delivery d;
+  const auto facts = json::serialize(core::delivery_facts_json(d));
+  const json::array chain{json::object{{"from", "a.example"}, {"by", "b.example"}}};
+  CHECK(core::merge_report(facts, json::object{{"received_chain", chain}}).at("received_chain") ==
+        chain);
+  // A report stored before the chain was read has none.
+  CHECK_FALSE(core::merge_report(facts, json::object{}).contains("received_chain"));
+}

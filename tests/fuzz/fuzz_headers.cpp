@@ -1,11 +1,11 @@
 // The message's header block and MIME structure (analyzers/message/message.hpp): the header
-// fields as the wire carried them (Received among them: mxlens reads no Received field's value,
-// only the block that holds them), unfolding, the From addresses (GMime) and the content facts
-// (GMime, bounded).
+// fields as the wire carried them, unfolding, the From addresses (GMime), the Received chain and
+// the content facts (GMime, bounded).
 //
-// Oracles: no crash and no sanitizer report; the bounds message.hpp promises (parts, links,
-// decoded text); fields name no ':' and unfold to one line without blanks at either end; From's
-// domains lowercase and each once; inspect() sees the same fields as header_fields().
+// Oracles: no crash and no sanitizer report; the bounds message.hpp and received.hpp promise
+// (parts, links, decoded text, placeholders, hops and their fields); fields name no ':' and unfold
+// to one line without blanks at either end; From's domains lowercase and each once; inspect()
+// sees the same fields as header_fields().
 //
 // Input: the first octet's low bit says whether the message came with SMTPUTF8; the message.
 #include <cstdint>
@@ -55,6 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(facts.parts.size() <= static_cast<std::size_t>(max_parts), "more parts than max_parts");
   require(facts.links.size() <= max_links, "more links than max_links");
   require(facts.body_size <= raw.size(), "a body larger than the message");
+  require(facts.placeholders.size() <= max_placeholders, "more placeholders than the bound");
+  require(facts.received.hops.size() <= max_hops, "more hops than max_hops");
+  require(facts.received.fields == count(fields, "Received"), "Received fields miscounted");
+  for (const auto& h : facts.received.hops)
+    for (const auto* f : {&h.from, &h.by, &h.with, &h.tls, &h.at})
+      require(!*f || (*f)->size() <= max_hop_field, "a hop's field beyond max_hop_field");
   for (const auto& p : facts.parts) {
     require(p.depth <= max_depth, "a part deeper than max_depth");
     require(p.decoded_size <= raw.size() * 4 + max_decoded_text, "a part decoded beyond bounds");

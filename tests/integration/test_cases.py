@@ -10,6 +10,9 @@ A case folder holds
                "expect": {"check.id": "status", ...},
                "spf": {"field": value, ...},  fields of the report's auth.spf (result, lookups,
                                               decided_by, libspf2, ...), compared as they are
+               "received_chain": [{"from", "by", "with", "tls", "at"}, ...],  the report's
+                                              received_chain, compared as it is
+               "summaries": {"check.id": "text", ...},  the start of a check's summary
                "providers": {"gmail": {"verdict": ..., "reply_starts": ..., "bulk_verdict": ...}}}
   zone.conf    the DNS data it needs, for dnsmasq (key records for "dkim" entries are added)
   session.json (optional) a RECORDED SMTP session: the "connection", "tls", "envelope" and "data"
@@ -211,6 +214,11 @@ class GoldenCases(unittest.TestCase):
                 self.assertEqual(sorted(catalog_ids()), sorted(statuses), name)
                 got = {cid: statuses.get(cid) for cid in case["expect"]}
                 self.assertEqual(case["expect"], got, name)
+                if "received_chain" in case:
+                    self.assertEqual(case["received_chain"], report["received_chain"], name)
+                summaries = {c["id"]: c["summary"] for c in report["checks"]}
+                for cid, start in case.get("summaries", {}).items():
+                    self.assertTrue(summaries[cid].startswith(start), f"{name} {cid}: {summaries[cid]!r}")
                 spf = report["auth"]["spf"]
                 want = case.get("spf", {})
                 self.assertEqual(want, {k: spf.get(k) for k in want}, f"{name}: {spf}")

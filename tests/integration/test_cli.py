@@ -96,6 +96,42 @@ class AnalyzeText(unittest.TestCase):
                       "  include:sender.example  1 lookup  matched\n"
                       "  -all\n", text)
 
+    def test_text_shows_the_received_chain_oldest_hop_first_with_its_tls(self):
+        msg = (b"Received: from relay.example (relay.example [192.0.2.20])\r\n"
+               b"\tby mx.example (Postfix) with ESMTP id 4Xy; Tue, 3 Dec 2024 10:15:03 +0000\r\n"
+               b"Received: from \x1b[31mevil.example ([192.0.2.10]) by relay.example with esmtps\r\n"
+               b"\t(TLS1.3) tls TLS_AES_256_GCM_SHA384 (Exim 4.96) id 1; Tue, 3 Dec 2024 10:15:02 +0000\r\n"
+               b"From: a@nowhere.example\r\nSubject: x\r\n\r\nbody\r\n")
+        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "localhost",
+                              "--dns", dnsd.shared().address, "--format", "text"],
+                             input=msg, capture_output=True, timeout=60)
+        self.assertEqual(0, out.returncode, out.stderr)
+        text = out.stdout.decode()
+        self.assertIn("\nReceived chain (oldest hop first)\n"
+                      "  1. from \\x1B[31mevil.example ([192.0.2.10])\n"
+                      "     by relay.example with esmtps\n"
+                      "     TLS: TLS1.3 TLS_AES_256_GCM_SHA384  at 2024-12-03T10:15:02.000Z\n"
+                      "  2. from relay.example (relay.example [192.0.2.20])\n"
+                      "     by mx.example (Postfix) with ESMTP\n"
+                      "     clear text  at 2024-12-03T10:15:03.000Z\n", text)
+        self.assertIn("hdr.received  2 hops, 1 in TLS; hop 2 went in clear text: from relay.example", text)
+
+    def test_a_long_received_chain_is_read_up_to_its_newest_50_hops(self):
+        hops = b"".join(b"Received: from h%d.example ([192.0.2.%d]) by mx.example with ESMTPS id %d;"
+                        b" Tue, 3 Dec 2024 10:15:02 +0000\r\n" % (i, i, i) for i in range(60))
+        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "localhost",
+                              "--dns", dnsd.shared().address],
+                             input=hops + b"From: a@nowhere.example\r\n\r\nbody\r\n",
+                             capture_output=True, timeout=60)
+        self.assertEqual(0, out.returncode, out.stderr)
+        report = json.loads(out.stdout)
+        self.assertEqual(50, len(report["received_chain"]))
+        self.assertEqual("h49.example ([192.0.2.49])", report["received_chain"][0]["from"])
+        check = next(c for c in report["checks"] if c["id"] == "hdr.received")
+        self.assertEqual("60 hops (the newest 50 read), 50 in TLS; none says it went in clear text",
+                         check["summary"])
+        self.assertEqual({"hops": 60, "kept": 50}, check["evidence"])
+
     def test_text_from_the_message_never_reaches_the_terminal_as_control_characters(self):
         # ESC [ 31m, OSC with BEL, and U+009B (CSI as one C1 character) in From and Subject.
         evil = b"\x1b[31mred\x1b]0;owned\x07\xc2\x9b2J"
