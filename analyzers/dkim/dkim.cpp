@@ -16,6 +16,7 @@
 #include <dkim.h>
 // clang-format on
 
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
@@ -275,6 +276,8 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     auto dom = dkim_sig_getdomain(sig);
     auto sel = dkim_sig_getselector(sig);
     s.domain = dom ? core::lowercase(reinterpret_cast<const char*>(dom)) : "";
+    // d= is in A-labels (RFC 8616 §4; libopendkim refuses others, docs/libraries.md §1).
+    s.domain_unicode = dns::idn(s.domain).unicode;
     s.selector = sel ? reinterpret_cast<const char*>(sel) : "";
     s.algorithm = tag_value(sig, "a").value_or("");
     u_char idbuf[512] = {};
@@ -356,6 +359,7 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const signat
   v = boost::json::object{{"result", core::to_string(s.result)},
                           {"reason", optional_json(s.reason)},
                           {"domain", s.domain},
+                          {"domain_unicode", s.domain_unicode},
                           {"selector", s.selector},
                           {"algorithm", s.algorithm},
                           {"identity", s.identity},
@@ -378,6 +382,9 @@ signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::va
   s.result = core::auth_result_of(text(o, "result"));
   s.reason = optional_field<std::string>(o, "reason");
   s.domain = text(o, "domain");
+  // Absent in reports stored before both forms were shown: derived from d=.
+  s.domain_unicode =
+      o.contains("domain_unicode") ? text(o, "domain_unicode") : dns::idn(s.domain).unicode;
   s.selector = text(o, "selector");
   s.algorithm = text(o, "algorithm");
   s.identity = text(o, "identity");
