@@ -67,7 +67,7 @@ int severity(core::auth_result r) {
 
 std::string organizational_domain(std::string_view domain) {
   // RFC 8616 §4: in A-labels, the form libpsl also knows the list's IDN suffixes in.
-  const std::string d = dns::idn(domain).ascii;
+  std::string d = dns::idn(domain).ascii;
   if (d.empty()) return d;
   const char* reg = psl_registrable_domain(psl(), d.c_str());
   return reg ? std::string(reg) : d;
