@@ -24,6 +24,13 @@ std::string text(const json::object& o, const char* key) {
   return v && v->is_string() ? core::terminal_safe(v->as_string()) : std::string();
 }
 
+// A domain in both forms, "пример.рф (xn--e1afmkfd.xn--p1ai)", when the report gives a U-label
+// form that differs (RFC 8616).
+std::string domain(const json::object& o, const char* key, const char* unicode_key) {
+  const auto ascii = text(o, key), unicode = text(o, unicode_key);
+  return unicode.empty() || unicode == ascii ? ascii : unicode + " (" + ascii + ")";
+}
+
 int rank(const std::string& status) {
   static const std::map<std::string, int> order{{"fail", 0}, {"error", 1}, {"warn", 2},
                                                 {"pass", 3}, {"info", 4},  {"skip", 5}};
@@ -45,7 +52,8 @@ void spf_terms(std::ostringstream& out, const json::object& spf, const char* bol
   auto* terms = spf.if_contains("terms");
   if (!terms || !terms->is_array() || terms->as_array().empty()) return;
   out << "\n"
-      << bold << "SPF record of " << text(spf, "domain") << reset << ": " << text(spf, "result");
+      << bold << "SPF record of " << domain(spf, "domain", "domain_unicode") << reset << ": "
+      << text(spf, "result");
   if (const auto by = text(spf, "decided_by"); !by.empty()) out << ", decided by " << by;
   if (const auto other = text(spf, "libspf2"); !other.empty())
     out << " (libspf2 computes " << other << ")";

@@ -14,6 +14,7 @@
 #include "analyzers/checks/checks.hpp"
 #include "analyzers/dkim/dkim.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
+#include "analyzers/dns/idn.hpp"
 #include "analyzers/message/message.hpp"
 #include "analyzers/providers/providers.hpp"
 #include "analyzers/rdns/rdns.hpp"
@@ -235,12 +236,14 @@ std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis
   std::vector<std::pair<std::string, dns::rr_type>> q;
   if (auto rev = dns::reverse_name(c.client_ip); !rev.empty())
     q.emplace_back(rev, dns::rr_type::ptr);
-  const auto helo = dns::normalize_name(c.helo);
-  const bool literal = helo.empty() || helo.front() == '[';
-  if (!literal) q.emplace_back(helo, c.ipv6 ? dns::rr_type::aaaa : dns::rr_type::a);
+  // In A-labels, as the analyzers ask them (RFC 8616 §4); an invalid IDN is not asked.
+  const auto helo = dns::idn(c.helo);
+  const bool literal = helo.ascii.empty() || helo.ascii.front() == '[' || !helo.valid();
+  if (!literal) q.emplace_back(helo.ascii, c.ipv6 ? dns::rr_type::aaaa : dns::rr_type::a);
   if (auto at = mail_from.rfind('@'); at != std::string::npos)
-    q.emplace_back(mail_from.substr(at + 1), dns::rr_type::txt);
-  if (!literal) q.emplace_back(helo, dns::rr_type::txt);
+    if (auto domain = dns::idn(mail_from.substr(at + 1)); domain.valid())
+      q.emplace_back(domain.ascii, dns::rr_type::txt);
+  if (!literal) q.emplace_back(helo.ascii, dns::rr_type::txt);
   const auto fields = message::header_fields(in.delivery.raw);
   int signatures = 0;
   for (const auto& f : fields) {
@@ -250,7 +253,8 @@ std::vector<std::pair<std::string, dns::rr_type>> first_questions(const analysis
   }
   const auto from = message::from(fields);
   for (std::size_t i = 0; i < from.domains.size() && i < 5; ++i)
-    q.emplace_back("_dmarc." + from.domains[i], dns::rr_type::txt);
+    if (dns::idn(from.domains[i]).valid())
+      q.emplace_back("_dmarc." + from.domains[i], dns::rr_type::txt);
   return q;
 }
 

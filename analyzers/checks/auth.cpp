@@ -4,6 +4,7 @@
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 
@@ -37,6 +38,9 @@ std::vector<check> spf(const inputs& in) {
   const auto result = s.value;
   const auto& record = s.record;
   const std::string domain = s.domain.value_or("");
+  // Texts name a domain in both forms (RFC 8616); evidence keeps the A-labels.
+  const auto forms = dns::idn(domain);
+  const std::string name = forms.shown();
   const auto records = s.records;
   const std::string& record_error = s.record_error;
   json::object ev{{"domain", domain},
@@ -45,20 +49,24 @@ std::vector<check> spf(const inputs& in) {
 
   if (result == auth_result::temperror && records == 0) {
     out.push_back(make("spf.record", status::error,
-                       "The SPF record of " + domain + " could not be looked up", ev));
+                       "The SPF record of " + name + " could not be looked up", ev));
   } else if (!record_error.empty()) {
     ev["error"] = record_error;
     out.push_back(make(
-        "spf.record", status::fail, "The SPF record of " + domain + " is unusable: " + record_error,
+        "spf.record", status::fail, "The SPF record of " + name + " is unusable: " + record_error,
         ev, "Publish exactly one TXT record starting with v=spf1 and check its syntax."));
+  } else if (!forms.valid()) {
+    out.push_back(make("spf.record", status::fail,
+                       "There is no valid domain to look up an SPF record for: " + s.problem, ev,
+                       "Use a MAIL FROM domain in valid A-labels or U-labels (IDNA2008)."));
   } else if (!record) {
     out.push_back(
         make("spf.record", status::fail,
              domain.empty() ? "There is no domain to look up an SPF record for"
-                            : domain + " publishes no SPF record",
+                            : name + " publishes no SPF record",
              ev, "Publish a TXT record such as \"v=spf1 ip4:<your sending addresses> -all\"."));
   } else {
-    out.push_back(make("spf.record", status::pass, domain + " publishes one valid SPF record", ev));
+    out.push_back(make("spf.record", status::pass, name + " publishes one valid SPF record", ev));
   }
 
   json::object rev{{"result", core::to_string(result)}, {"domain", domain}};
@@ -67,20 +75,20 @@ std::vector<check> spf(const inputs& in) {
   const std::string& ip = in.session.connection.client_ip;
   const std::string result_name(core::to_string(result));
   if (result == auth_result::pass) {
-    out.push_back(make("spf.result", status::pass, "SPF pass: " + domain + " allows " + ip, rev));
+    out.push_back(make("spf.result", status::pass, "SPF pass: " + name + " allows " + ip, rev));
   } else if (result == auth_result::temperror) {
     out.push_back(
         make("spf.result", status::error, "SPF could not be evaluated (temporary DNS error)", rev));
   } else if (result == auth_result::fail || result == auth_result::permerror) {
-    out.push_back(make(
-        "spf.result", status::fail, "SPF " + result_name + " for " + domain + " from " + ip, rev,
-        result == auth_result::fail
-            ? "Add the sending address " + ip + " to the SPF record of " + domain + "."
-            : "Fix the SPF record: " + s.problem + "."));
+    out.push_back(make("spf.result", status::fail,
+                       "SPF " + result_name + " for " + name + " from " + ip, rev,
+                       result == auth_result::fail
+                           ? "Add the sending address " + ip + " to the SPF record of " + name + "."
+                           : "Fix the SPF record: " + s.problem + "."));
   } else {
-    out.push_back(make(
-        "spf.result", status::warn, "SPF " + result_name + " for " + domain + " from " + ip, rev,
-        "Authorize " + ip + " in the SPF record of " + domain + " and end it in -all or ~all."));
+    out.push_back(
+        make("spf.result", status::warn, "SPF " + result_name + " for " + name + " from " + ip, rev,
+             "Authorize " + ip + " in the SPF record of " + name + " and end it in -all or ~all."));
   }
 
   const auto lookups = s.lookups, voids = s.void_lookups;
@@ -117,7 +125,7 @@ std::vector<check> spf(const inputs& in) {
       out.push_back(make("spf.all", status::pass, "The record redirects to another policy", aev));
     } else if (e.all == "+all") {
       out.push_back(make("spf.all", status::fail,
-                         "The record ends in +all: anyone may send as " + domain, aev,
+                         "The record ends in +all: anyone may send as " + name, aev,
                          "End the record in -all (or ~all while testing)."));
     } else {
       out.push_back(make(
@@ -134,11 +142,12 @@ std::vector<check> spf(const inputs& in) {
     const std::string helo_domain = helo->domain.value_or("");
     const std::string helo_result(core::to_string(helo->value));
     out.push_back(make("spf.helo", status::info,
-                       "HELO identity " + helo_domain + ": SPF " + helo_result,
+                       "HELO identity " + dns::idn(helo_domain).shown() + ": SPF " + helo_result,
                        json::object{{"result", helo_result}, {"domain", helo_domain}}));
   }
 
   const std::string from = in.dmarc.from_domain.value_or("");
+  const std::string from_name = dns::idn(from).shown();
   json::object alev{{"spf_domain", domain}, {"from_domain", from}};
   if (result != auth_result::pass) {
     out.push_back(make("spf.aligned", status::skip,
@@ -147,11 +156,11 @@ std::vector<check> spf(const inputs& in) {
     out.push_back(make("spf.aligned", status::skip, "No From domain to align with", alev));
   } else if (dmarc::aligned(from, domain, 'r')) {
     out.push_back(make("spf.aligned", status::pass,
-                       "The SPF domain " + domain + " aligns with From " + from, alev));
+                       "The SPF domain " + name + " aligns with From " + from_name, alev));
   } else {
     out.push_back(
         make("spf.aligned", status::warn,
-             "The SPF domain " + domain + " does not align with From " + from, alev,
+             "The SPF domain " + name + " does not align with From " + from_name, alev,
              "Use a MAIL FROM (bounce) address in the From domain or a subdomain of it."));
   }
 
@@ -177,6 +186,7 @@ std::vector<check> dkim(const inputs& in) {
   std::vector<check> out;
   const auto& sigs = in.dkim;
   const std::string from = in.dmarc.from_domain.value_or("");
+  const std::string from_name = dns::idn(from).shown();
   json::array summary;
   for (const auto& s : sigs) {
     summary.push_back(json::object{{"d", s.domain},
@@ -211,7 +221,8 @@ std::vector<check> dkim(const inputs& in) {
       best = &s;
   }
   if (passing > 0) {
-    out.push_back(make("dkim.valid", status::pass, "DKIM pass for d=" + best->domain, summary));
+    out.push_back(make("dkim.valid", status::pass,
+                       "DKIM pass for d=" + dns::idn(best->domain).shown(), summary));
   } else if (temporary > 0) {
     out.push_back(make("dkim.valid", status::error,
                        "The DKIM key could not be fetched (temporary DNS error)", summary));
@@ -335,12 +346,14 @@ std::vector<check> dkim(const inputs& in) {
   if (passing == 0) {
     out.push_back(make("dkim.aligned", status::skip, "No passing signature", aev));
   } else if (!from.empty() && dmarc::aligned(from, best->domain, 'r')) {
-    out.push_back(
-        make("dkim.aligned", status::pass, "d=" + best->domain + " aligns with From " + from, aev));
+    out.push_back(make("dkim.aligned", status::pass,
+                       "d=" + dns::idn(best->domain).shown() + " aligns with From " + from_name,
+                       aev));
   } else {
-    out.push_back(make("dkim.aligned", status::warn,
-                       "d=" + best->domain + " does not align with From " + from, aev,
-                       "Sign with d= set to the From domain (or its organizational domain)."));
+    out.push_back(
+        make("dkim.aligned", status::warn,
+             "d=" + dns::idn(best->domain).shown() + " does not align with From " + from_name, aev,
+             "Sign with d= set to the From domain (or its organizational domain)."));
   }
   return out;
 }
@@ -350,6 +363,8 @@ std::vector<check> dmarc_checks(const inputs& in) {
   const auto& d = in.dmarc;
   const auto result = d.value;
   const std::string from = d.from_domain.value_or("");
+  const auto from_forms = dns::idn(from);
+  const std::string from_name = from_forms.shown();
   const auto& record = d.rec;
   json::object ev{{"from_domain", from},
                   {"org_domain", core::optional_json(d.org_domain)},
@@ -362,13 +377,17 @@ std::vector<check> dmarc_checks(const inputs& in) {
   if (result == auth_result::temperror) {
     out.push_back(
         make("dmarc.record", status::error, "The DMARC record could not be looked up", ev));
+  } else if (!from_forms.valid()) {
+    out.push_back(make("dmarc.record", status::fail,
+                       "No DMARC record can be looked up: " + d.problem, ev,
+                       "Use a From domain in valid A-labels or U-labels (IDNA2008)."));
   } else if (result == auth_result::permerror && !from.empty()) {
     out.push_back(make("dmarc.record", status::fail, "The DMARC record is unusable: " + d.problem,
                        ev, "Keep exactly one record starting with v=DMARC1 and a valid p= tag."));
   } else if (!record) {
     out.push_back(make("dmarc.record", status::fail,
                        from.empty() ? "No From domain to look up a DMARC record for"
-                                    : "Neither " + from +
+                                    : "Neither " + from_name +
                                           " nor its organizational domain has a DMARC record" +
                                           (d.problem.empty() ? "" : ": " + d.problem),
                        ev, publish));
@@ -416,7 +435,7 @@ std::vector<check> dmarc_checks(const inputs& in) {
   } else if (result == auth_result::fail) {
     out.push_back(
         make("dmarc.result", status::fail,
-             "DMARC fail: neither SPF nor DKIM passed aligned with " + from, rev,
+             "DMARC fail: neither SPF nor DKIM passed aligned with " + from_name, rev,
              "Make SPF pass for a MAIL FROM in the From domain, or sign with DKIM d= of the "
              "From domain (Gmail: 550 5.7.26)."));
   } else if (result == auth_result::none) {

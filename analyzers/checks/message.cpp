@@ -5,6 +5,7 @@
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 
@@ -16,11 +17,14 @@ using message::first;
 
 namespace {
 
+// A domain in A-labels or U-labels (SMTPUTF8), which must then be a valid IDN (RFC 5891);
+// judged in A-labels.
 bool valid_domain(const std::string& d) {
-  if (d.empty() || d.find('.') == std::string::npos || d.size() > 253) return false;
-  return std::all_of(d.begin(), d.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
-           static_cast<unsigned char>(c) >= 0x80;  // U-labels under SMTPUTF8
+  const auto forms = dns::idn(d);
+  const std::string& a = forms.ascii;
+  if (!forms.valid() || a.find('.') == std::string::npos || a.size() > 253) return false;
+  return std::all_of(a.begin(), a.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
   });
 }
 
@@ -206,16 +210,19 @@ std::vector<check> headers(const inputs& in) {
   }
 
   const std::string& mail_from = in.session.envelope.mail_from;
-  const std::string bounce =
-      mail_from.empty() ? "" : core::lowercase(mail_from.substr(mail_from.rfind('@') + 1));
+  // Both in A-labels (RFC 8616 §4): an SMTPUTF8 MAIL FROM may carry U-labels.
+  const auto bounce_forms =
+      dns::idn(mail_from.empty() ? "" : mail_from.substr(mail_from.rfind('@') + 1));
+  const std::string& bounce = bounce_forms.ascii;
   const std::string from_domain = c.from.domains.empty() ? "" : c.from.domains.front();
   out.push_back(make("hdr.return_path", status::info,
-                     mail_from.empty() ? "Null sender (MAIL FROM:<>)"
-                                       : "Bounces go to " + bounce +
-                                             (bounce == from_domain ? ", the From domain"
-                                              : dmarc::aligned(from_domain, bounce, 'r')
-                                                  ? ", within the From organization"
-                                                  : ", not the From domain " + from_domain),
+                     mail_from.empty()
+                         ? "Null sender (MAIL FROM:<>)"
+                         : "Bounces go to " + bounce_forms.shown() +
+                               (bounce == from_domain ? ", the From domain"
+                                : dmarc::aligned(from_domain, bounce, 'r')
+                                    ? ", within the From organization"
+                                    : ", not the From domain " + dns::idn(from_domain).shown()),
                      json::object{{"mail_from", mail_from}, {"from_domain", from_domain}}));
   out.push_back(received(c.received));
   return out;

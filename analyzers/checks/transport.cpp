@@ -6,6 +6,7 @@
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 
@@ -21,9 +22,13 @@ bool is_ip_literal(const std::string& name) {
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
-// RFC 1035 host name with at least two labels, each 1-63 letters, digits or hyphens.
-bool is_fqdn(std::string name) {
-  if (!name.empty() && name.back() == '.') name.pop_back();
+// RFC 1035 host name with at least two labels, each 1-63 letters, digits or hyphens. A name in
+// U-labels (an SMTPUTF8 client's, RFC 6531 §3.7.1) is judged by its A-labels; an invalid IDN is
+// none (RFC 5891).
+bool is_fqdn(const std::string& written) {
+  const auto forms = dns::idn(written);
+  if (!forms.valid()) return false;
+  const std::string& name = forms.ascii;
   if (name.empty() || name.size() > 253 || name.find('.') == std::string::npos) return false;
   std::size_t label = 0;
   for (std::size_t i = 0; i <= name.size(); ++i) {

@@ -4,7 +4,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/json/value_from.hpp>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -16,6 +18,8 @@
 #include <dkim.h>
 // clang-format on
 
+#include "analyzers/dns/idn.hpp"
+#include "analyzers/message/message.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
@@ -251,6 +255,43 @@ key_facts inspect_key(std::string_view record) {
   return out;
 }
 
+namespace {
+
+// Debian's libopendkim refuses a d= with a character outside [A-Za-z0-9._-] (docs/libraries.md
+// §1), U-labels included, and leaves that signature out of its list as if it were not there. It
+// is a signature all the same, and a permerror: d= is a domain name in A-labels (RFC 6376 §3.5,
+// RFC 8616 §4). Its key is not asked.
+void add_refused(std::string_view raw, std::vector<signature>& out) {
+  const auto a_label_char = [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+  };
+  for (const auto& f : message::header_fields(raw)) {
+    if (core::lowercase(f.name) != "dkim-signature") continue;
+    auto t = tags(f.raw_value);
+    const auto value = [&t](const char* tag) {
+      auto v = t[tag];
+      std::erase_if(v, [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+      return v;
+    };
+    const auto d = value("d");
+    if (d.empty() || std::all_of(d.begin(), d.end(), a_label_char)) continue;
+    const auto forms = dns::idn(d);
+    signature s;
+    s.result = core::auth_result::permerror;
+    s.domain = forms.ascii;
+    s.domain_unicode = forms.unicode;
+    s.selector = value("s");
+    s.algorithm = value("a");
+    s.identity = "@" + forms.ascii;
+    s.reason = "d=" + d + " is not in A-labels (RFC 6376 §3.5, RFC 8616 §4)" +
+               (forms.valid() ? "; in A-labels: " + forms.ascii : "");
+    s.b_prefix = value("b").substr(0, 12);
+    out.push_back(std::move(s));
+  }
+}
+
+}  // namespace
+
 std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
   std::vector<signature> out;
   DKIM_LIB* lib = library();
@@ -263,6 +304,7 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
   if (st == DKIM_STAT_OK) st = dkim_chunk(d, nullptr, 0);
   if (st == DKIM_STAT_NOSIG) {
     dkim_free(d);
+    add_refused(raw, out);
     return out;
   }
   dkim_eom(d, nullptr);
@@ -275,6 +317,8 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     auto dom = dkim_sig_getdomain(sig);
     auto sel = dkim_sig_getselector(sig);
     s.domain = dom ? core::lowercase(reinterpret_cast<const char*>(dom)) : "";
+    // d= is in A-labels (RFC 8616 §4; libopendkim refuses others, docs/libraries.md §1).
+    s.domain_unicode = dns::idn(s.domain).unicode;
     s.selector = sel ? reinterpret_cast<const char*>(sel) : "";
     s.algorithm = tag_value(sig, "a").value_or("");
     u_char idbuf[512] = {};
@@ -348,6 +392,7 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     out.push_back(std::move(s));
   }
   dkim_free(d);
+  add_refused(raw, out);
   return out;
 }
 
@@ -356,6 +401,7 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const signat
   v = boost::json::object{{"result", core::to_string(s.result)},
                           {"reason", optional_json(s.reason)},
                           {"domain", s.domain},
+                          {"domain_unicode", s.domain_unicode},
                           {"selector", s.selector},
                           {"algorithm", s.algorithm},
                           {"identity", s.identity},
@@ -378,6 +424,9 @@ signature tag_invoke(boost::json::value_to_tag<signature>, const boost::json::va
   s.result = core::auth_result_of(text(o, "result"));
   s.reason = optional_field<std::string>(o, "reason");
   s.domain = text(o, "domain");
+  // Absent in reports stored before both forms were shown: derived from d=.
+  s.domain_unicode =
+      o.contains("domain_unicode") ? text(o, "domain_unicode") : dns::idn(s.domain).unicode;
   s.selector = text(o, "selector");
   s.algorithm = text(o, "algorithm");
   s.identity = text(o, "identity");

@@ -23,7 +23,8 @@ struct signature {
   core::auth_result result =
       core::auth_result::none;  // pass fail neutral temperror permerror policy
   std::optional<std::string> reason;
-  std::string domain;
+  std::string domain;          // d=, A-labels
+  std::string domain_unicode;  // the same in U-labels, for people
   std::string selector;
   std::string algorithm;
   std::string identity;                 // i=, or "@d" when absent

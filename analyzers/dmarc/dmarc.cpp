@@ -5,6 +5,7 @@
 #include <cctype>
 #include <mutex>
 
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 #include "core/text.hpp"
@@ -65,19 +66,19 @@ int severity(core::auth_result r) {
 }  // namespace
 
 std::string organizational_domain(std::string_view domain) {
-  std::string d = core::lowercase(std::string(domain));
-  while (!d.empty() && d.back() == '.') d.pop_back();
+  // RFC 8616 §4: in A-labels, the form libpsl also knows the list's IDN suffixes in.
+  std::string d = dns::idn(domain).ascii;
   if (d.empty()) return d;
   const char* reg = psl_registrable_domain(psl(), d.c_str());
   return reg ? std::string(reg) : d;
 }
 
 bool aligned(std::string_view from_domain, std::string_view auth_domain, char mode) {
-  std::string f = core::lowercase(std::string(from_domain));
-  std::string a = core::lowercase(std::string(auth_domain));
-  while (!f.empty() && f.back() == '.') f.pop_back();
-  while (!a.empty() && a.back() == '.') a.pop_back();
-  if (f.empty() || a.empty()) return false;
+  // RFC 8616 §4: both in A-labels, so that a U-label From and an A-label d= are one name.
+  const auto from = dns::idn(from_domain), auth = dns::idn(auth_domain);
+  const std::string& f = from.ascii;
+  const std::string& a = auth.ascii;
+  if (!from.valid() || !auth.valid() || f.empty() || a.empty()) return false;
   if (mode == 's') return f == a;
   // A public suffix aligns with nothing but itself.
   if (psl_is_public_suffix(psl(), a.c_str())) return f == a;
@@ -181,10 +182,21 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
 namespace {
 
 // Discovery and evaluation for one From domain.
-result evaluate_domain(dns::lookups& dns, const std::string& from_domain, const inputs& in) {
+result evaluate_domain(dns::lookups& dns, const std::string& domain, const inputs& in) {
   result out;
-  out.from_domain = from_domain;
+  const auto forms = dns::idn(domain);
+  out.from_domain = forms.ascii;
+  out.from_domain_unicode = forms.unicode;
+  if (!forms.valid()) {
+    // RFC 8616 §4: the record is asked for in A-labels, and a name that has none is no name to
+    // ask for; nothing is looked up.
+    out.value = core::auth_result::permerror;
+    out.problem = "the From domain " + forms.problem;
+    return out;
+  }
+  const std::string& from_domain = forms.ascii;
   out.org_domain = organizational_domain(from_domain);
+  out.org_domain_unicode = dns::idn(*out.org_domain).unicode;
 
   // §6.6.3: the From domain, then its organizational domain.
   std::vector<std::string> places{from_domain};
@@ -283,8 +295,10 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result
   using core::string_array;
   boost::json::object o{{"result", core::to_string(r.value)},
                         {"from_domain", optional_json(r.from_domain)},
+                        {"from_domain_unicode", optional_json(r.from_domain_unicode)},
                         {"from_domains", string_array(r.from_domains)},
                         {"org_domain", optional_json(r.org_domain)},
+                        {"org_domain_unicode", optional_json(r.org_domain_unicode)},
                         {"record_domain", optional_json(r.record_domain)}};
   if (r.rec) {
     o["record"] = r.rec->text;
@@ -306,6 +320,19 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result
   v = std::move(o);
 }
 
+namespace {
+
+// A domain's U-label member; absent in reports stored before both forms were shown, and then
+// derived from the domain.
+std::optional<std::string> unicode_form(const boost::json::object& o, const char* key,
+                                        const std::optional<std::string>& domain) {
+  if (o.contains(key)) return core::read::optional_field<std::string>(o, key);
+  if (domain) return dns::idn(*domain).unicode;
+  return std::nullopt;
+}
+
+}  // namespace
+
 result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v) {
   using namespace core::read;
   const auto& o = object_of(v);
@@ -319,6 +346,8 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
   r.from_domain = optional_field<std::string>(o, "from_domain");
   r.from_domains = field<std::vector<std::string>>(o, "from_domains");
   r.org_domain = optional_field<std::string>(o, "org_domain");
+  r.from_domain_unicode = unicode_form(o, "from_domain_unicode", r.from_domain);
+  r.org_domain_unicode = unicode_form(o, "org_domain_unicode", r.org_domain);
   r.record_domain = optional_field<std::string>(o, "record_domain");
   if (!member(o, "record").is_null()) {
     record rec;

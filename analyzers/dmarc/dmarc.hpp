@@ -17,10 +17,12 @@
 namespace mxlens::analyzers::dmarc {
 
 // The organizational domain (RFC 7489 §3.2): the public suffix plus one label; a name that is
-// itself a public suffix is its own.
+// itself a public suffix is its own. In A-labels, whichever form the domain is given in.
 std::string organizational_domain(std::string_view domain);
 
-// Identifier alignment (§3.1): 's' exact match, 'r' same organizational domain.
+// Identifier alignment (§3.1): 's' exact match, 'r' same organizational domain; the two domains
+// compared in A-labels (RFC 8616 §4), so either may be given in U-labels. An invalid IDN aligns
+// with nothing.
 bool aligned(std::string_view from_domain, std::string_view auth_domain, char mode);
 
 struct record {
@@ -44,9 +46,11 @@ bool is_dmarc_record(std::string_view text);
 
 struct result {
   core::auth_result value = core::auth_result::none;  // pass fail none temperror permerror
-  std::optional<std::string> from_domain;
-  std::vector<std::string> from_domains;
+  std::optional<std::string> from_domain;             // A-labels (RFC 8616 §4)
+  std::optional<std::string> from_domain_unicode;     // the same in U-labels, for people
+  std::vector<std::string> from_domains;              // A-labels
   std::optional<std::string> org_domain;
+  std::optional<std::string> org_domain_unicode;
   std::optional<std::string> record_domain;  // where the record was found
   std::optional<record> rec;
   std::optional<std::string> applied_policy;  // p or sp, whichever applies to the From domain

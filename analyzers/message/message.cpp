@@ -8,6 +8,7 @@
 #include <iterator>
 #include <mutex>
 
+#include "analyzers/dns/idn.hpp"
 #include "core/test_id.hpp"
 
 namespace mxlens::analyzers::message {
@@ -55,36 +56,43 @@ void init_gmime() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
-void collect(InternetAddressList* list, from_addresses& out) {
+// The mailboxes of the list, groups expanded, as GMime gives them.
+void collect(InternetAddressList* list, std::vector<std::string>& out) {
   for (int i = 0; i < internet_address_list_length(list); ++i) {
     InternetAddress* ia = internet_address_list_get_address(list, i);
     if (INTERNET_ADDRESS_IS_GROUP(ia)) {
       collect(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), out);
     } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
       const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-      if (!addr) continue;
-      std::string a(addr);
-      out.addresses.push_back(a);
-      auto at = a.rfind('@');
-      if (at == std::string::npos || at + 1 == a.size()) continue;
-      auto domain = core::lowercase(a.substr(at + 1));
-      while (!domain.empty() && domain.back() == '.') domain.pop_back();
-      if (std::find(out.domains.begin(), out.domains.end(), domain) == out.domains.end())
-        out.domains.push_back(domain);
+      if (addr) out.emplace_back(addr);
     }
   }
+}
+
+std::vector<std::string> mailboxes(const std::string& value) {
+  std::vector<std::string> out;
+  InternetAddressList* list = internet_address_list_parse(nullptr, value.c_str());
+  if (!list) return out;
+  collect(list, out);
+  g_object_unref(list);
+  return out;
+}
+
+// GMime turns each label that starts with a lowercase "xn--" into U-labels, and one that is
+// not valid Punycode into something else ("xn--abc" into nothing, docs/libraries.md §7). The
+// domains are read from the value with that prefix in capitals, which GMime leaves as written,
+// so that libidn2 judges the A-labels the sender wrote.
+std::vector<std::string> written_mailboxes(std::string value) {
+  for (auto at = value.find("xn--"); at != std::string::npos; at = value.find("xn--", at))
+    value.replace(at, 2, "XN");
+  return mailboxes(value);
 }
 
 }  // namespace
 
 std::vector<std::string> parse_addresses(const std::string& value) {
   init_gmime();
-  from_addresses out;
-  InternetAddressList* list = internet_address_list_parse(nullptr, value.c_str());
-  if (!list) return {};
-  collect(list, out);
-  g_object_unref(list);
-  return out.addresses;
+  return mailboxes(value);
 }
 
 from_addresses from(const std::vector<header_field>& fields) {
@@ -99,10 +107,17 @@ from_addresses from(const std::vector<header_field>& fields) {
   if (out.fields != 1) return out;
   init_gmime();
   const std::string value = unfold(field->raw_value);
-  InternetAddressList* list = internet_address_list_parse(nullptr, value.c_str());
-  if (!list) return out;
-  collect(list, out);
-  g_object_unref(list);
+  out.addresses = mailboxes(value);
+  auto written = value.find("xn--") == std::string::npos ? out.addresses : written_mailboxes(value);
+  if (written.size() != out.addresses.size()) written = out.addresses;
+  for (const auto& a : written) {
+    const auto at = a.rfind('@');
+    if (at == std::string::npos || at + 1 == a.size()) continue;
+    // RFC 8616 §3: the domain is read in A-labels, whichever form the field used.
+    auto domain = dns::idn(a.substr(at + 1)).ascii;
+    if (std::find(out.domains.begin(), out.domains.end(), domain) == out.domains.end())
+      out.domains.push_back(std::move(domain));
+  }
   return out;
 }
 

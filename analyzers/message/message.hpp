@@ -27,7 +27,8 @@ std::string unfold(std::string_view value);
 struct from_addresses {
   int fields = 0;                      // how many From fields the message has
   std::vector<std::string> addresses;  // mailboxes of the (single) From field
-  std::vector<std::string> domains;    // their domains, lowercase, each once, in order
+  std::vector<std::string> domains;    // their domains in A-labels (dns::idn), lowercase, each
+                                       // once, in order; an invalid IDN lowercased as it is
 };
 from_addresses from(const std::vector<header_field>& fields);
 

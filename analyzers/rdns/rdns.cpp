@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "analyzers/dns/idn.hpp"
 #include "core/json.hpp"
 #include "core/tokens.hpp"
 
@@ -54,10 +55,12 @@ result check(dns::lookups& dns, const std::string& client_ip, const std::string&
     out.iprev = auth_result::permerror;
   }
 
-  std::string name = dns::normalize_name(helo);
+  // RFC 8616 §4: the name is asked in A-labels; an invalid IDN is no name to ask.
+  const auto forms = dns::idn(helo);
+  const std::string& name = forms.ascii;
   if (!name.empty() && name.front() == '[') {
     out.helo_dns = helo_match::literal;
-  } else if (name.empty() || name.find('.') == std::string::npos) {
+  } else if (name.empty() || name.find('.') == std::string::npos || !forms.valid()) {
     out.helo_dns = helo_match::none;
   } else {
     bool temporary = false;

@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "analyzers/dns/idn.hpp"
 #include "analyzers/spf/evaluate.hpp"
 #include "analyzers/spf/libspf2.hpp"
 #include "core/json.hpp"
@@ -12,20 +13,24 @@ namespace {
 
 // §4.3: the domain and <sender> of the identity; the HELO identity, and the null sender (§2.4),
 // are checked as postmaster@HELO, and a MAIL FROM without a local-part as postmaster@domain.
-host_request identity_request(const request& req, identity id) {
+// Both names in A-labels (RFC 8616 §4): an SMTPUTF8 MAIL FROM may carry U-labels. `forms` is
+// the domain's, for the report and for an invalid IDN.
+host_request identity_request(const request& req, identity id, dns::idn_forms& forms) {
   host_request h;
   h.client_ip = req.client_ip;
-  h.helo = dns::normalize_name(req.helo);
+  const auto helo = dns::idn(req.helo);
+  h.helo = helo.ascii;
   h.receiver = req.receiver;
   h.now = std::time(nullptr);
   std::string local;
   if (id == identity::helo || req.mail_from.empty()) {
-    h.domain = h.helo;
+    forms = helo;
   } else {
     const auto at = req.mail_from.rfind('@');
-    h.domain = dns::normalize_name(at == std::string::npos ? "" : req.mail_from.substr(at + 1));
+    forms = dns::idn(at == std::string::npos ? "" : req.mail_from.substr(at + 1));
     local = at == std::string::npos ? "" : req.mail_from.substr(0, at);
   }
+  h.domain = forms.ascii;
   h.sender = (local.empty() ? "postmaster" : local) + "@" + h.domain;
   return h;
 }
@@ -56,15 +61,26 @@ term_result term_of(const boost::json::value& v) {
 }  // namespace
 
 result check(dns::lookups& dns, const request& req, identity id) {
-  const auto h = identity_request(req, id);
+  dns::idn_forms forms;
+  const auto h = identity_request(req, id, forms);
+  if (!forms.valid()) {
+    // §4.3: a malformed domain gives none, and is not asked of DNS in a form it does not have.
+    result out;
+    out.domain = out.domain_unicode = forms.ascii;
+    out.problem = "the domain " + forms.problem + " (RFC 7208 §4.3, RFC 8616 §4)";
+    return out;
+  }
   const query_fn query = [&dns](const std::string& name, dns::rr_type type) {
     return dns.query(name, type);
   };
   result out = check_host(query, h);
   if (out.domain && out.domain->empty()) out.domain.reset();
-  // libspf2 is asked only where there is a record to disagree about.
+  if (out.domain) out.domain_unicode = forms.unicode;
+  // libspf2 is asked only where there is a record to disagree about, with the same A-labels.
   if (out.records > 0) {
-    const auto theirs = libspf2_check(dns, req, h.sender);
+    request theirs_req = req;
+    theirs_req.helo = h.helo;
+    const auto theirs = libspf2_check(dns, theirs_req, h.sender);
     if (theirs && *theirs != out.value) out.libspf2 = *theirs;
   }
   return out;
@@ -76,6 +92,7 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result
   for (const auto& t : r.terms) terms.push_back(term_json(t));
   boost::json::object o{{"result", core::to_string(r.value)},
                         {"domain", optional_json(r.domain)},
+                        {"domain_unicode", optional_json(r.domain_unicode)},
                         {"record", optional_json(r.record)},
                         {"lookups", r.lookups},
                         {"void_lookups", r.void_lookups},
@@ -95,6 +112,10 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
   result r;
   r.value = core::auth_result_of(text(o, "result"));
   r.domain = optional_field<std::string>(o, "domain");
+  // Absent in reports stored before both forms were shown: derived from the domain.
+  r.domain_unicode = o.contains("domain_unicode") ? optional_field<std::string>(o, "domain_unicode")
+                     : r.domain                   ? std::optional(dns::idn(*r.domain).unicode)
+                                                  : std::nullopt;
   r.record = optional_field<std::string>(o, "record");
   r.lookups = field<int>(o, "lookups");
   r.void_lookups = field<int>(o, "void_lookups");

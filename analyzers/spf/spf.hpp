@@ -36,7 +36,8 @@ struct term_result {
 
 struct result {
   core::auth_result value = core::auth_result::none;  // any but policy
-  std::optional<std::string> domain;
+  std::optional<std::string> domain;                  // A-labels (RFC 8616 §4)
+  std::optional<std::string> domain_unicode;          // the same in U-labels, for people
   std::optional<std::string> record;
   int lookups = 0;       // DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect)
   int void_lookups = 0;  // of those, answered NXDOMAIN or with no records

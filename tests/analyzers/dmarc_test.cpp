@@ -30,6 +30,27 @@ TEST_CASE("strict alignment is an exact match, relaxed the same organizational d
   CHECK_FALSE(dmarc::aligned("alice.github.io", "bob.github.io", 'r'));
 }
 
+TEST_CASE("alignment compares A-labels, so either form aligns with the other (RFC 8616 §4)",
+          "[dmarc]") {
+  CHECK(dmarc::aligned("пример.рф", "xn--e1afmkfd.xn--p1ai", 's'));
+  CHECK(dmarc::aligned("xn--e1afmkfd.xn--p1ai", "ПРИМЕР.РФ", 's'));
+  CHECK(dmarc::aligned("παράδειγμα.δοκιμή", "mail.xn--hxajbheg2az3al.xn--jxalpdlp", 'r'));
+  CHECK(dmarc::aligned("xn--r8jz45g.xn--zckzah", "bounce.例え.テスト", 'r'));
+  CHECK_FALSE(dmarc::aligned("пример.рф", "bounce.xn--e1afmkfd.xn--p1ai", 's'));
+  CHECK_FALSE(dmarc::aligned("пример.рф", "пример.com", 'r'));
+  // An invalid IDN aligns with nothing, not even with itself.
+  CHECK_FALSE(dmarc::aligned("xn--abc.example", "xn--abc.example", 's'));
+}
+
+TEST_CASE("organizational domains of IDNs are in A-labels (RFC 7489 §3.2, RFC 8616 §4)",
+          "[dmarc]") {
+  CHECK(dmarc::organizational_domain("mail.пример.рф") == "xn--e1afmkfd.xn--p1ai");
+  CHECK(dmarc::organizational_domain("mail.xn--e1afmkfd.xn--p1ai") == "xn--e1afmkfd.xn--p1ai");
+  // 公司.香港 is a public suffix of the list, written there in U-labels.
+  CHECK(dmarc::organizational_domain("a.b.公司.香港") == "b.xn--55qx5d.xn--j6w193g");
+  CHECK(dmarc::organizational_domain("a.b.xn--55qx5d.xn--j6w193g") == "b.xn--55qx5d.xn--j6w193g");
+}
+
 TEST_CASE("a DMARC record starts with v=DMARC1, exactly", "[dmarc]") {
   CHECK(dmarc::is_dmarc_record("v=DMARC1; p=none"));
   CHECK(dmarc::is_dmarc_record("v = DMARC1 ;p=none"));  // *WSP around '=' (§6.4)

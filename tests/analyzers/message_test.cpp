@@ -86,3 +86,24 @@ TEST_CASE("placeholders: in the decoded Subject and the text, only the visible t
   CHECK(facts.placeholders[2].text == "${name}");
   CHECK(facts.placeholders[2].where == "text/html");
 }
+
+TEST_CASE("From domains are read in A-labels, whichever form was written (RFC 8616 §3)",
+          "[message]") {
+  // RFC 6532: a UTF-8 header field; GMime gives U-labels for both.
+  auto u = message::from(message::header_fields("From: a@ПРИМЕР.рф\r\n\r\n"));
+  CHECK(u.domains == std::vector<std::string>{"xn--e1afmkfd.xn--p1ai"});
+  auto a = message::from(message::header_fields("From: <a@xn--e1afmkfd.xn--p1ai>\r\n\r\n"));
+  CHECK(a.domains == std::vector<std::string>{"xn--e1afmkfd.xn--p1ai"});
+  auto both = message::from(
+      message::header_fields("From: a@例え.テスト, b@xn--r8jz45g.xn--zckzah\r\n\r\n"));
+  CHECK(both.domains == std::vector<std::string>{"xn--r8jz45g.xn--zckzah"});
+  // The addresses stay as GMime shows them, local parts untouched.
+  CHECK(both.addresses == std::vector<std::string>{"a@例え.テスト", "b@例え.テスト"});
+}
+
+TEST_CASE("an A-label GMime cannot decode is kept as written, not as GMime shows it", "[message]") {
+  // GMime turns xn--abc into nothing: "a@.example".
+  auto bad = message::from(message::header_fields("From: xn--abc@xn--abc.example\r\n\r\n"));
+  CHECK(bad.domains == std::vector<std::string>{"xn--abc.example"});
+  CHECK(bad.addresses.size() == 1);
+}

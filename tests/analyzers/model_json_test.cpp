@@ -34,7 +34,8 @@ json::value edited(const T& x, std::initializer_list<std::string_view> path, std
 spf::result spf_result() {
   spf::result r;
   r.value = auth_result::softfail;
-  r.domain = "sender.example";
+  r.domain = "xn--e1afmkfd.xn--p1ai";
+  r.domain_unicode = "пример.рф";
   r.record = "v=spf1 include:_spf.example ~all";
   r.lookups = 3;
   r.void_lookups = 1;
@@ -49,10 +50,11 @@ dkim::signature signature() {
   dkim::signature s;
   s.result = auth_result::pass;
   s.reason = "ok";
-  s.domain = "sender.example";
+  s.domain = "xn--hxajbheg2az3al.xn--jxalpdlp";
+  s.domain_unicode = "παράδειγμα.δοκιμή";
   s.selector = "s1";
   s.algorithm = "rsa-sha256";
-  s.identity = "@sender.example";
+  s.identity = "@xn--hxajbheg2az3al.xn--jxalpdlp";
   s.key_type = "rsa";
   s.key_bits = 2048;
   s.canonicalization = "relaxed/simple";
@@ -69,10 +71,12 @@ dkim::signature signature() {
 dmarc::result dmarc_result() {
   dmarc::result r;
   r.value = auth_result::fail;
-  r.from_domain = "news.sender.example";
-  r.from_domains = {"news.sender.example", "other.example"};
-  r.org_domain = "sender.example";
-  r.record_domain = "sender.example";
+  r.from_domain = "news.xn--r8jz45g.xn--zckzah";
+  r.from_domain_unicode = "news.例え.テスト";
+  r.from_domains = {"news.xn--r8jz45g.xn--zckzah", "other.example"};
+  r.org_domain = "xn--r8jz45g.xn--zckzah";
+  r.org_domain_unicode = "例え.テスト";
+  r.record_domain = "xn--r8jz45g.xn--zckzah";
   dmarc::record rec;
   rec.text = "v=DMARC1; p=reject; sp=quarantine; pct=50; adkim=s; aspf=r; rua=mailto:d@x";
   rec.policy = "reject";
@@ -216,6 +220,23 @@ TEST_CASE("an analysis that failed is unscored, never 10 (CHECKS.md \"Score\")",
         "the analysis failed: analysis worker crashed (signal 9, Killed)");
   // The summary the server reads says the same.
   CHECK(summary_of(failed).score == failed.score);
+}
+
+TEST_CASE("a report stored before domains had two forms gets the U-labels from the A-labels",
+          "[model]") {
+  auto spf = core::from_json<spf::result>(edited(spf_result(), {}, "domain_unicode", std::nullopt));
+  CHECK(spf.domain_unicode == "пример.рф");
+  auto sig =
+      core::from_json<dkim::signature>(edited(signature(), {}, "domain_unicode", std::nullopt));
+  CHECK(sig.domain_unicode == "παράδειγμα.δοκιμή");
+  auto old = edited(dmarc_result(), {}, "from_domain_unicode", std::nullopt);
+  old.as_object().erase("org_domain_unicode");
+  auto dmarc = core::from_json<dmarc::result>(old);
+  CHECK(dmarc.from_domain_unicode == "news.例え.テスト");
+  CHECK(dmarc.org_domain_unicode == "例え.テスト");
+  CHECK(core::from_json<dmarc::result>(
+            edited(dmarc::result{}, {}, "from_domain_unicode", std::nullopt))
+            .from_domain_unicode == std::nullopt);
 }
 
 TEST_CASE("the inverses refuse what no serializer writes", "[model]") {

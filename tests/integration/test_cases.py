@@ -13,6 +13,9 @@ A case folder holds
                "received_chain": [{"from", "by", "with", "tls", "at"}, ...],  the report's
                                               received_chain, compared as it is
                "summaries": {"check.id": "text", ...},  the start of a check's summary
+               "report": {"auth.dmarc.from_domain": value, "auth.dkim.0.domain": value, ...},
+                                              any member of the report, named by its path
+                                              (array items by index), compared as it is
                "providers": {"gmail": {"verdict": ..., "reply_starts": ..., "bulk_verdict": ...}}}
   zone.conf    the DNS data it needs, for dnsmasq (key records for "dkim" entries are added)
   session.json (optional) a RECORDED SMTP session: the "connection", "tls", "envelope" and "data"
@@ -198,6 +201,14 @@ def run_case(name):
             server.stop()
 
 
+def report_member(report, path):
+    """The member of the report at a dotted path ("auth.dkim.0.domain"); KeyError without one."""
+    value = report
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return value
+
+
 def case_names():
     return sorted(d for d in os.listdir(CASES) if os.path.isdir(os.path.join(CASES, d)))
 
@@ -222,6 +233,8 @@ class GoldenCases(unittest.TestCase):
                 spf = report["auth"]["spf"]
                 want = case.get("spf", {})
                 self.assertEqual(want, {k: spf.get(k) for k in want}, f"{name}: {spf}")
+                want = case.get("report", {})
+                self.assertEqual(want, {k: report_member(report, k) for k in want}, name)
                 for provider, want in case.get("providers", {}).items():
                     have = report["providers"][provider]
                     for key, value in want.items():

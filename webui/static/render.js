@@ -86,13 +86,18 @@ function spfTerms(spf) {
   return out;
 }
 
+// A domain in both forms when its U-labels differ (RFC 8616): "пример.рф (xn--e1afmkfd.xn--p1ai)".
+function domain(ascii, unicode) {
+  return unicode && unicode !== ascii ? `${unicode} (${ascii})` : ascii;
+}
+
 function auth(report) {
   const a = report.auth;
   const section = el("section", { class: "card", id: "auth" }, el("h2", {}, "Authentication"));
-  section.append(facts([["SPF", `${a.spf.result} (${a.spf.domain ?? "no domain"})`],
+  section.append(facts([["SPF", `${a.spf.result} (${a.spf.domain ? domain(a.spf.domain, a.spf.domain_unicode) : "no domain"})`],
                         ["SPF record", a.spf.record ?? null],
-                        ["DKIM", a.dkim.length ? a.dkim.map((s) => `${s.result} d=${s.domain} s=${s.selector}`).join("; ") : "none"],
-                        ["DMARC", `${a.dmarc.result} (${a.dmarc.from_domain ?? "no From domain"})`],
+                        ["DKIM", a.dkim.length ? a.dkim.map((s) => `${s.result} d=${domain(s.domain, s.domain_unicode)} s=${s.selector}`).join("; ") : "none"],
+                        ["DMARC", `${a.dmarc.result} (${a.dmarc.from_domain ? domain(a.dmarc.from_domain, a.dmarc.from_domain_unicode) : "no From domain"})`],
                         ["DMARC record", a.dmarc.record ?? null],
                         ["Reverse DNS", (report.connection.ptr || []).join(", ") || "none"],
                         ["Forward-confirmed", report.connection.fcrdns]]));
