@@ -43,6 +43,7 @@ TEST_CASE("periodic work is due once a period, whichever thread asks", "[core]")
   mxlens::core::periodic every(std::chrono::milliseconds(200));
   std::atomic<int> due{0};
   std::vector<std::thread> askers;
+  askers.reserve(4);
   for (int i = 0; i < 4; ++i)
     askers.emplace_back([&] {
       for (int n = 0; n < 1000; ++n)
