@@ -105,6 +105,32 @@ void received_chain(std::ostringstream& out, const json::value* chain, const cha
   }
 }
 
+// The ARC sets, oldest first (RFC 8617): who sealed each, what it saw (its AAR), and whether its
+// two signatures hold; then the chain's verdict and, for a broken chain, where and why.
+void arc_chain(std::ostringstream& out, const json::value* arc, const char* bold,
+               const char* reset) {
+  if (!arc || !arc->is_object()) return;
+  const auto& a = arc->as_object();
+  const auto* chain = a.if_contains("chain");
+  if (!chain || !chain->is_array() || chain->as_array().empty()) return;
+  out << "\n" << bold << "ARC chain" << reset << " (oldest set first): cv=" << text(a, "cv");
+  if (auto* i = a.if_contains("failed_instance"); i && i->is_int64())
+    out << " at i=" << i->get_int64();
+  if (const auto reason = text(a, "reason"); !reason.empty()) out << ": " << reason;
+  out << "\n";
+  for (const auto& v : chain->as_array()) {
+    if (!v.is_object()) continue;
+    const auto& o = v.as_object();
+    const auto* n = o.if_contains("instance");
+    out << "  i=" << (n && n->is_int64() ? n->get_int64() : 0) << " sealed by "
+        << text(o, "seal_domain") << " (s=" << text(o, "seal_selector") << ") cv=" << text(o, "cv")
+        << "  AMS " << text(o, "ams") << ", seal " << text(o, "seal") << "\n";
+    out << "     saw: " << text(o, "authserv_id") << "; " << text(o, "results") << "\n";
+    if (const auto problem = text(o, "problem"); !problem.empty())
+      out << "     " << problem << "\n";
+  }
+}
+
 }  // namespace
 
 std::string report_text(const json::object& report, bool colour) {
@@ -162,6 +188,7 @@ std::string report_text(const json::object& report, bool colour) {
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
     if (auto* spf = auth->as_object().if_contains("spf"); spf && spf->is_object())
       spf_terms(out, spf->as_object(), bold, reset);
+    arc_chain(out, auth->as_object().if_contains("arc"), bold, reset);
     // The header as it would be added: its folded lines (RFC 5322 §2.2.3) one under another.
     std::string ar;
     if (auto* v = auth->as_object().if_contains("authentication_results"); v && v->is_string()) {

@@ -107,8 +107,8 @@ checks::check provider_check(std::string_view provider, std::string_view name,
 
 // The checks of the catalog, the providers' verdicts (with their checks) and the score.
 void grade(const analysis_input& in, const message::content_facts& content, analysis& a) {
-  a.checks = checks::evaluate(
-      {in.delivery, in.have_session, a.rdns, a.spf, a.spf_helo, a.dkim, a.dmarc, content, in.bulk});
+  a.checks = checks::evaluate({in.delivery, in.have_session, a.rdns, a.spf, a.spf_helo, a.dkim,
+                               a.dmarc, a.arc, content, in.bulk});
   const auto& raw = in.delivery.raw;
   const std::string session_id = hex_hash(raw) + "." + std::to_string(raw.size() % 1000);
   a.providers = providers::judge_all(provider_facts(in, a, content), session_id,
@@ -147,7 +147,8 @@ void tag_invoke(json::value_from_tag, json::value& v, const analysis& a) {
       {"auth", json::object{{"spf", json::value_from(a.spf)},
                             {"spf_helo", core::optional_json(a.spf_helo)},
                             {"dkim", json::value_from(a.dkim)},
-                            {"dmarc", json::value_from(a.dmarc)}}},
+                            {"dmarc", json::value_from(a.dmarc)},
+                            {"arc", json::value_from(a.arc)}}},
       {"received_chain", json::value_from(a.received_chain)},
       {"checks", json::value_from(a.checks)},
       {"score", json::value_from(a.score)},
@@ -173,6 +174,8 @@ analysis tag_invoke(json::value_to_tag<analysis>, const json::value& v) {
   a.spf_helo = optional_field<spf::result>(auth, "spf_helo");
   a.dkim = field<std::vector<dkim::signature>>(auth, "dkim");
   a.dmarc = field<dmarc::result>(auth, "dmarc");
+  // Reports stored before ARC was validated have no auth.arc: no chain was looked at.
+  if (auth.contains("arc")) a.arc = field<arc::result>(auth, "arc");
   if (auth.contains("authentication_results"))
     a.authentication_results = text(auth, "authentication_results");
   a.received_chain = field<std::vector<message::hop>>(o, "received_chain");
@@ -320,6 +323,12 @@ analysis analyze(const analysis_input& in, dns::resolver& resolver) {
     a.received_chain = content->received.hops;
   });
 
+  bool arc_ok = false;
+  guarded(a.errors, "arc", [&] {
+    a.arc = arc::validate(dns, d.raw);
+    arc_ok = true;
+  });
+
   bool dmarc_ok = false;
   guarded(a.errors, "dmarc", [&] {
     const auto from = content ? content->from : message::from(message::header_fields(d.raw));
@@ -350,6 +359,16 @@ analysis analyze(const analysis_input& in, dns::resolver& resolver) {
     if (a.dmarc.applied_policy) m.comment = "p=" + *a.dmarc.applied_policy;
     if (!a.dmarc.problem.empty()) m.reason = a.dmarc.problem;
     ar.push_back(std::move(m));
+  }
+  if (arc_ok) {
+    // RFC 8617 §10.1: method arc, result none/pass/fail; the failing set as a comment.
+    method_result m{"arc", core::auth_result::none, "", {}, ""};
+    if (a.arc.cv != "none")
+      m.result = a.arc.cv == "pass" ? core::auth_result::pass : core::auth_result::fail;
+    if (a.arc.failed_instance) m.comment = "i=" + std::to_string(*a.arc.failed_instance);
+    ar.push_back(std::move(m));
+  } else {
+    ar.push_back({"arc", core::auth_result::temperror, "", {}, ""});
   }
   a.authentication_results =
       authentication_results(in.receiver.empty() ? "mxlens" : in.receiver, ar);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "analyzers/arc/arc.hpp"
 #include "analyzers/checks/checks.hpp"
 #include "analyzers/dkim/dkim.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
@@ -49,6 +50,7 @@ struct analysis {
   std::optional<spf::result> spf_helo;  // none when the EHLO argument is not a name
   std::vector<dkim::signature> dkim;
   dmarc::result dmarc;
+  arc::result arc;
   std::string authentication_results;
   std::vector<message::hop> received_chain;  // oldest hop first (message/received.hpp)
   std::vector<checks::check> checks;
@@ -62,7 +64,7 @@ struct analysis {
 };
 
 // {"connection": {ptr, fcrdns, ...}, "auth": {spf, spf_helo, dkim, dmarc,
-//  authentication_results}, "received_chain", "checks", "score", "providers", "dns",
+//  arc, authentication_results}, "received_chain", "checks", "score", "providers", "dns",
 //  "analysis": {duration_ms, errors}}: the members the report takes from the analysis.
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const analysis& a);
 analysis tag_invoke(boost::json::value_to_tag<analysis>, const boost::json::value& v);

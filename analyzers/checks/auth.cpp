@@ -463,11 +463,37 @@ std::vector<check> dmarc_checks(const inputs& in) {
   return out;
 }
 
+// arc.chain (RFC 8617 §5.2): no ARC sets is a skip, a validating chain a pass, a broken one a
+// fail naming the set and why; a key that could not be fetched for now is an error, not a fail.
+check arc_check(const inputs& in) {
+  const auto& a = in.arc;
+  auto ev = json::value_from(a);
+  if (a.cv == "none") return make("arc.chain", status::skip, "No ARC sets", std::move(ev));
+  const auto sets = std::to_string(a.instances) + (a.instances == 1 ? " set" : " sets");
+  if (a.cv == "pass") {
+    std::string who;
+    for (const auto& i : a.chain) who += (who.empty() ? "" : ", ") + i.seal_domain;
+    return make("arc.chain", status::pass, "ARC chain of " + sets + " validates (" + who + ")",
+                std::move(ev));
+  }
+  const std::string where =
+      a.failed_instance ? " at i=" + std::to_string(*a.failed_instance) : std::string();
+  const std::string summary = "ARC chain of " + sets + " is broken" + where + ": " +
+                              a.reason.value_or("the chain does not validate");
+  if (a.temporary) return make("arc.chain", status::error, summary, std::move(ev));
+  return make("arc.chain", status::fail, summary, std::move(ev),
+              "The intermediary that added the failing set must seal only what it received "
+              "and change nothing after sealing; a receiver ignores a broken chain "
+              "(RFC 8617 §5.2), so a forwarded message falls back to its own SPF, DKIM and "
+              "DMARC.");
+}
+
 }  // namespace
 
 std::vector<check> auth_checks(const inputs& in) {
   auto out = spf(in);
   append(out, dkim(in));
+  out.push_back(arc_check(in));
   append(out, dmarc_checks(in));
   return out;
 }

@@ -51,6 +51,7 @@ const std::vector<catalog_entry>& catalog() {
       {"dkim.body_length", "dkim", 0.5, {"RFC 6376 §8.2"}},
       {"dkim.timestamps", "dkim", 0.5, {"RFC 6376 §3.5"}},
       {"dkim.aligned", "dkim", 0.5, {"RFC 7489 §3.1.1"}},
+      {"arc.chain", "dkim", 0.5, {"RFC 8617 §5.2"}},
       {"dmarc.record", "dmarc", 1.5, {"RFC 7489 §6.6.3", "https://support.google.com/a/answer/3726730"}},
       {"dmarc.policy", "dmarc", 0.5, {"RFC 7489 §6.3"}},
       {"dmarc.reporting", "dmarc", 0.25, {"RFC 7489 §7"}},

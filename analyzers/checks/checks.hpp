@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "analyzers/arc/arc.hpp"
 #include "analyzers/dkim/dkim.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "analyzers/message/message.hpp"
@@ -57,6 +58,7 @@ struct inputs {
   const std::optional<spf::result>& spf_helo;  // the HELO identity, when there is a name
   const std::vector<dkim::signature>& dkim;
   const dmarc::result& dmarc;
+  const arc::result& arc;
   const message::content_facts& content;
   bool bulk = false;
 };

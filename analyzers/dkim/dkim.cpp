@@ -26,8 +26,6 @@
 
 namespace mxlens::analyzers::dkim {
 
-namespace {
-
 // tag=value; pairs of a key record (RFC 6376 §3.2).
 std::map<std::string, std::string> tags(std::string_view record) {
   std::map<std::string, std::string> out;
@@ -60,6 +58,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
   out.resize(static_cast<std::size_t>(n) - pad);
   return out;
 }
+
+namespace {
 
 // One library handle per process, configured before first use.
 DKIM_LIB* library();

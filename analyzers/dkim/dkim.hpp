@@ -6,6 +6,7 @@
 
 #include <boost/json/conversion.hpp>
 #include <boost/json/value.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,13 @@ struct key_facts {
   std::string problem;  // a malformed or revoked key
 };
 key_facts inspect_key(std::string_view record);
+
+// tag=value pairs of a tag-list (RFC 6376 §3.2), names and values trimmed; the first of a repeated
+// tag is kept.
+std::map<std::string, std::string> tags(std::string_view record);
+
+// Base64 (RFC 6376 §2.4, whitespace ignored); nullopt when it is not valid base64.
+std::optional<std::string> base64_decode(std::string_view text);
 
 // The key record a DKIM-Signature value points at ("s._domainkey.d"), or nullopt without s= or d=.
 std::optional<std::string> key_name(std::string_view signature_value);

@@ -7,6 +7,13 @@ A case folder holds
                          "headers", "length", "publish"}],   signed by dkimpy, in order
                "after_signing": [[old, new], ...],            edits made after signing
                "append_after_signing": "text",
+               "arc": [step, ...],  after all of the above, in order, each one of
+                 {"seal": {"selector", "domain", "srv_id", "results", "cv", "key", "headers"}}:
+                   an intermediary's Authentication-Results (srv_id; results, and arc=cv when
+                   cv is given) added on top, then its ARC set made by dkimpy's arc_sign
+                   (key records published as for "dkim");
+                 {"edit": [old, new]}: a change made in transit;
+                 {"drop": header-name, "instance": n}: that ARC header of set n removed
                "expect": {"check.id": "status", ...},
                "spf": {"field": value, ...},  fields of the report's auth.spf (result, lookups,
                                               decided_by, libspf2, ...), compared as they are
@@ -131,7 +138,41 @@ def prepared_message(folder, case):
     for old, new in case.get("after_signing", []):
         msg = msg.replace(old.encode(), new.encode())
     msg += case.get("append_after_signing", "").encode()
+    for step in case.get("arc", []):
+        msg = arc_step(msg, step)
     return msg
+
+
+def arc_step(msg, step):
+    """One step of an ARC case: a forwarder's seal, an edit in transit, or a removed header."""
+    if "edit" in step:
+        old, new = step["edit"]
+        if old.encode() not in msg:
+            raise AssertionError(f"arc edit: {old!r} is not in the message")
+        return msg.replace(old.encode(), new.encode(), 1)
+    if "drop" in step:
+        head, sep, body = msg.partition(b"\r\n\r\n")
+        lines = re.split(rb"\r\n(?![ \t])", head)
+        wanted = re.compile(rb"(?i)^" + re.escape(step["drop"].encode()) +
+                            rb"\s*:.*?\bi\s*=\s*" + str(step["instance"]).encode() + rb"\s*;",
+                            re.S)
+        kept = [line for line in lines if not wanted.match(line)]
+        if len(kept) != len(lines) - 1:
+            raise AssertionError(f"arc drop: no single {step['drop']} i={step['instance']}")
+        return b"\r\n".join(kept) + sep + body
+    seal = step["seal"]
+    with open(os.path.join(dnsd.KEYS, seal.get("key", "rsa2048.pem")), "rb") as f:
+        key = f.read()
+    results = seal.get("results", "none")
+    if "cv" in seal:
+        results += f"; arc={seal['cv']}"
+    msg = f"Authentication-Results: {seal['srv_id']}; {results}\r\n".encode() + msg
+    headers = [h.encode() for h in seal["headers"]] if "headers" in seal else None
+    arc_set = dkim.arc_sign(msg, seal["selector"].encode(), seal["domain"].encode(), key,
+                            seal["srv_id"].encode(), include_headers=headers)
+    if not arc_set:
+        raise AssertionError(f"arc seal: dkimpy made no ARC set for {seal['srv_id']}")
+    return b"".join(arc_set) + msg
 
 
 def write_zone(folder, case, path):
@@ -142,7 +183,8 @@ def write_zone(folder, case, path):
         if os.path.exists(zone_file):
             with open(zone_file) as f:
                 out.write(f.read() + "\n")
-        for entry in case.get("dkim", []):
+        seals = [step["seal"] for step in case.get("arc", []) if "seal" in step]
+        for entry in case.get("dkim", []) + seals:
             if entry.get("publish", True):
                 out.write(txt_line(f"{entry['selector']}._domainkey.{entry['domain']}",
                                    key_record(entry.get("key", "rsa2048.pem"))) + "\n")

@@ -116,6 +116,33 @@ class AnalyzeText(unittest.TestCase):
                       "     clear text  at 2024-12-03T10:15:03.000Z\n", text)
         self.assertIn("hdr.received  2 hops, 1 in TLS; hop 2 went in clear text: from relay.example", text)
 
+    def test_text_shows_the_arc_chain_set_by_set_and_where_it_broke(self):
+        # The golden case's message, ARC-sealed twice by dkimpy and changed after the second seal.
+        import test_cases
+        folder, case = test_cases.load_case("arc-break-body")
+        msg = test_cases.prepared_message(folder, case)
+        with tempfile.TemporaryDirectory(prefix="mxlens-arc-") as tmp:
+            zone = os.path.join(tmp, "zone.conf")
+            test_cases.write_zone(folder, case, zone)
+            server = dnsd.DnsServer([zone]).start()
+            try:
+                out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", case["client_ip"],
+                                      "--helo", case["helo"], "--mail-from", case["mail_from"],
+                                      "--dns", server.address, "--format", "text"],
+                                     input=msg, capture_output=True, timeout=60)
+            finally:
+                server.stop()
+        self.assertEqual(0, out.returncode, out.stderr)
+        text = out.stdout.decode()
+        self.assertIn("\nARC chain (oldest set first): cv=fail at i=2: ARC-Message-Signature body "
+                      "hash does not match: the body was changed\n"
+                      "  i=1 sealed by list.example (s=arc1) cv=none  AMS not_checked, seal not_checked\n"
+                      "     saw: mx.list.example; spf=pass smtp.mailfrom=good.example; "
+                      "dkim=pass header.d=good.example\n"
+                      "  i=2 sealed by forward.example (s=arc2) cv=pass  AMS fail, seal not_checked\n",
+                      text)
+        self.assertIn("fail  arc.chain  ARC chain of 2 sets is broken at i=2", text)
+
     def test_a_long_received_chain_is_read_up_to_its_newest_50_hops(self):
         hops = b"".join(b"Received: from h%d.example ([192.0.2.%d]) by mx.example with ESMTPS id %d;"
                         b" Tue, 3 Dec 2024 10:15:02 +0000\r\n" % (i, i, i) for i in range(60))
