@@ -22,6 +22,7 @@ namespace {
 constexpr std::size_t max_results_text = 1024;
 
 bool wsp(char c) { return c == ' ' || c == '\t'; }
+bool digit(char c) { return c >= '0' && c <= '9'; }
 
 std::string without_whitespace(std::string v) {
   std::erase_if(v, [](char c) { return wsp(c) || c == '\r' || c == '\n'; });
@@ -152,7 +153,7 @@ struct set_fields {
 int instance_of(std::string_view raw_value) {
   auto t = dkim::tags(raw_value);
   auto i = without_whitespace(t["i"]);
-  if (i.empty() || i.size() > 2 || !std::all_of(i.begin(), i.end(), ::isdigit) || i[0] == '0')
+  if (i.empty() || i.size() > 2 || !std::all_of(i.begin(), i.end(), digit) || i[0] == '0')
     return 0;
   int n = std::stoi(i);
   return n <= max_instances ? n : 0;
@@ -214,7 +215,7 @@ bool validator::ams_holds(const message::header_field& ams, instance& out, bool&
   std::optional<std::size_t> length;
   if (t.count("l")) {
     auto l = without_whitespace(t["l"]);
-    if (l.empty() || l.size() > 18 || !std::all_of(l.begin(), l.end(), ::isdigit)) {
+    if (l.empty() || l.size() > 18 || !std::all_of(l.begin(), l.end(), digit)) {
       out.problem = "ARC-Message-Signature has an invalid l=";
       return false;
     }

@@ -52,6 +52,30 @@ class AnalyzedDeliveries(ServerCase):
         d = r["auth"]["dmarc"]
         self.assertEqual(("pass", True, False), (d["result"], d["dkim_aligned"], d["spf_aligned"]))
 
+    def test_an_arc_chain_is_validated_in_the_worker(self):
+        # Sealed by dkimpy's arc_sign as a forwarder would, with the test zone's rsa2048 key.
+        import dkim
+        with open(os.path.join(os.path.dirname(__file__), "..", "dns", "keys", "rsa2048.pem"),
+                  "rb") as f:
+            key = f.read()
+        msg = b"Authentication-Results: fwd.example; spf=pass smtp.mailfrom=sender.example\r\n"
+        msg += message()
+        sealed = b"".join(dkim.arc_sign(msg, b"rsa2048", b"sender.example", key,
+                                        b"fwd.example")) + msg
+        good = deliver(self.server, sealed, "127.0.0.2", "x@sender.example")
+        self.assertEqual([], good["analysis"]["errors"])
+        arc = good["auth"]["arc"]
+        self.assertEqual(("pass", 1, "pass", "pass"),
+                         (arc["cv"], arc["instances"], arc["chain"][0]["ams"],
+                          arc["chain"][0]["seal"]))
+        self.assertIn("arc=pass", good["auth"]["authentication_results"])
+        changed = deliver(self.server, sealed.replace(b"body line", b"body LINE"), "127.0.0.2",
+                          "x@sender.example")
+        self.assertEqual(("fail", 1), (changed["auth"]["arc"]["cv"],
+                                       changed["auth"]["arc"]["failed_instance"]))
+        check = next(c for c in changed["checks"] if c["id"] == "arc.chain")
+        self.assertEqual("fail", check["status"])
+
     def test_dmarc_pass_through_aligned_spf_only(self):
         r = deliver(self.server, message(), "127.0.0.2", "x@sender.example")
         self.assertEqual([], r["auth"]["dkim"])
