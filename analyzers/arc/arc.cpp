@@ -153,8 +153,7 @@ struct set_fields {
 int instance_of(std::string_view raw_value) {
   auto t = dkim::tags(raw_value);
   auto i = without_whitespace(t["i"]);
-  if (i.empty() || i.size() > 2 || !std::all_of(i.begin(), i.end(), digit) || i[0] == '0')
-    return 0;
+  if (i.empty() || i.size() > 2 || !std::all_of(i.begin(), i.end(), digit) || i[0] == '0') return 0;
   int n = std::stoi(i);
   return n <= max_instances ? n : 0;
 }

@@ -295,6 +295,41 @@ class Pages(unittest.TestCase):
         self.assertIn("the analysis failed", cell.get_attribute("title"))
         self.assertEqual(self.script_errors(), [])
 
+    def test_the_arc_chain_and_the_received_chain_are_on_the_report(self):
+        import dkim  # dkimpy seals the message as a forwarder would, with the test zone's key
+        d = self.driver
+        address = self.server.new_address()
+        test_id = harness.test_id(address)
+        with open(os.path.join(HERE, "..", "dns", "keys", "rsa2048.pem"), "rb") as f:
+            key = f.read()
+        msg = (b"Authentication-Results: fwd.example; spf=pass smtp.mailfrom=sender.example"
+               b" reason=\"<img src=x onerror=window.__pwned=6>\"\r\n"
+               b"Received: from relay.example ([192.0.2.20]) by fwd.example with ESMTPS id 2;"
+               b" Tue, 3 Dec 2024 10:15:03 +0000\r\n"
+               b"Received: from <script>window.__pwned=7</script> ([192.0.2.10]) by relay.example"
+               b" with SMTP id 1; Tue, 3 Dec 2024 10:15:02 +0000\r\n"
+               + harness.message("sealed", "body", sender="a@sender.example"))
+        sealed = b"".join(dkim.arc_sign(msg, b"rsa2048", b"sender.example", key,
+                                        b"fwd.example")) + msg
+        with harness.smtp(self.server.port, helo="helo.example", source="127.0.0.2") as s:
+            s.sendmail("x@sender.example", [address], sealed)
+        d.get(f"{self.server.url}/t/{test_id}/d/1")
+        self.visible("#score")
+        self.assertEqual("cv=pass", self.text("#auth .arc-verdict"))
+        row = [c.get_attribute("textContent") for c in d.find_elements(
+            By.CSS_SELECTOR, '#auth table.arc-chain tr[data-instance="1"] td')]
+        self.assertEqual(["1", "sender.example (s=rsa2048)", "none", "pass", "pass"], row[:5])
+        self.assertIn("<img src=x onerror=window.__pwned=6>", row[5])  # shown as text
+        hops = [[c.get_attribute("textContent") for c in r.find_elements(By.CSS_SELECTOR, "td")]
+                for r in d.find_elements(By.CSS_SELECTOR, "#auth table.received-chain tr")[1:]]
+        self.assertEqual(2, len(hops))
+        self.assertEqual(["1", "<script>window.__pwned=7</script> ([192.0.2.10])", "relay.example",
+                          "SMTP"], hops[0][:4])
+        self.assertEqual(["2", "relay.example ([192.0.2.20])", "fwd.example", "ESMTPS"], hops[1][:4])
+        self.assert_nothing_ran()
+        self.assertEqual(self.script_errors(), [])
+        self.shot("report-arc.png", full=True)
+
 
 if __name__ == "__main__":
     unittest.main()

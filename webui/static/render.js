@@ -86,6 +86,42 @@ function spfTerms(spf) {
   return out;
 }
 
+// The ARC sets, oldest first (auth.arc.chain, RFC 8617): who sealed each, what it saw, and whether
+// its two signatures hold; a broken chain says where and why above the table.
+function arcChain(arc) {
+  const out = el("div", {});
+  const where = arc.failed_instance ? ` at i=${arc.failed_instance}` : "";
+  out.append(el("p", { class: "arc-verdict" }, `cv=${arc.cv}${where}${arc.reason ? ": " + arc.reason : ""}`));
+  const table = el("table", { class: "arc-chain" },
+                   el("tr", {}, el("th", {}, "i"), el("th", {}, "Sealed by"), el("th", {}, "cv"),
+                      el("th", {}, "AMS"), el("th", {}, "Seal"), el("th", {}, "What it saw"),
+                      el("th", {}, "Problem")));
+  for (const s of arc.chain) {
+    table.append(el("tr", { "data-instance": String(s.instance) },
+                    el("td", {}, String(s.instance)),
+                    el("td", {}, `${s.seal_domain} (s=${s.seal_selector})`), el("td", {}, s.cv),
+                    el("td", {}, s.ams), el("td", {}, s.seal),
+                    el("td", {}, el("code", {}, `${s.authserv_id}; ${s.results}`)),
+                    el("td", {}, s.problem ?? "")));
+  }
+  out.append(el("div", { class: "scroll" }, table));
+  return out;
+}
+
+// The Received chain, oldest hop first (report.received_chain): who handed the message to whom
+// and the TLS each hop says it used.
+function receivedChain(hops) {
+  const table = el("table", { class: "received-chain" },
+                   el("tr", {}, el("th", {}, "#"), el("th", {}, "From"), el("th", {}, "By"),
+                      el("th", {}, "With"), el("th", {}, "TLS"), el("th", {}, "At")));
+  hops.forEach((h, i) => {
+    table.append(el("tr", {}, el("td", {}, String(i + 1)), el("td", {}, h.from ?? ""),
+                    el("td", {}, h.by ?? ""), el("td", {}, h.with ?? ""),
+                    el("td", {}, h.tls ?? ""), el("td", {}, h.at ?? "")));
+  });
+  return el("div", { class: "scroll" }, table);
+}
+
 // A domain in both forms when its U-labels differ (RFC 8616): "пример.рф (xn--e1afmkfd.xn--p1ai)".
 function domain(ascii, unicode) {
   return unicode && unicode !== ascii ? `${unicode} (${ascii})` : ascii;
@@ -102,6 +138,10 @@ function auth(report) {
                         ["Reverse DNS", (report.connection.ptr || []).join(", ") || "none"],
                         ["Forward-confirmed", report.connection.fcrdns]]));
   if (a.spf.terms?.length) section.append(el("h3", {}, "SPF record, term by term"), spfTerms(a.spf));
+  if (a.arc?.chain?.length) section.append(el("h3", {}, "ARC chain (oldest set first)"), arcChain(a.arc));
+  if (report.received_chain?.length) {
+    section.append(el("h3", {}, "Received chain (oldest hop first)"), receivedChain(report.received_chain));
+  }
   if (a.authentication_results) {
     section.append(el("h3", {}, "Authentication-Results"), el("pre", {}, a.authentication_results));
   }
