@@ -1,10 +1,10 @@
 // spf, dkim and dmarc checks: they read the analyzers' results (auth) and the message headers.
 #include <algorithm>
-#include <sstream>
 
 #include "analyzers/checks/make.hpp"
 #include "analyzers/dmarc/dmarc.hpp"
 #include "analyzers/dns/idn.hpp"
+#include "analyzers/spf/record.hpp"
 #include "core/json.hpp"
 #include "core/test_id.hpp"
 
@@ -20,15 +20,17 @@ struct spf_ending {
   std::string all;  // "-all" "~all" "?all" "+all" or ""
   bool redirect = false;
 };
+// Read with the evaluator's own parser (spf/record.hpp): the first `all` is the one evaluation
+// stops at (RFC 7208 §5.1), and a redirect counts only without one (§6.1).
 spf_ending ending(const std::string& record) {
   spf_ending e;
-  std::istringstream terms(core::lowercase(record));
-  std::string term;
-  while (terms >> term) {
-    if (term == "all" || term == "+all") e.all = "+all";
-    else if (term == "-all" || term == "~all" || term == "?all") e.all = term;
-    else if (term.rfind("redirect=", 0) == 0) e.redirect = true;
+  const auto parsed = spf::parse_record(record);
+  for (const auto& t : parsed.terms) {
+    if (t.kind != spf::term_kind::all || !t.error.empty()) continue;
+    e.all = std::string(1, t.qualifier) + "all";
+    break;
   }
+  e.redirect = parsed.redirect() != nullptr;
   return e;
 }
 
