@@ -286,6 +286,15 @@ void add_refused(std::string_view raw, std::vector<signature>& out) {
     s.reason = "d=" + d + " is not in A-labels (RFC 6376 §3.5, RFC 8616 §4)" +
                (forms.valid() ? "; in A-labels: " + forms.ascii : "");
     s.b_prefix = value("b").substr(0, 12);
+    if (const auto c = value("c"); !c.empty()) s.canonicalization = c;
+    // h= as signed (§3.5: colon-separated field names), for dkim.coverage and the report.
+    const auto h = value("h");
+    for (std::size_t pos = 0; pos < h.size();) {
+      auto colon = h.find(':', pos);
+      if (colon == std::string::npos) colon = h.size();
+      if (colon > pos) s.signed_headers.push_back(core::lowercase(h.substr(pos, colon - pos)));
+      pos = colon + 1;
+    }
     out.push_back(std::move(s));
   }
 }
