@@ -64,12 +64,18 @@ class CommandLine(unittest.TestCase):
             server.cleanup()
 
 
+def analyze_text(msg, client_ip="127.0.0.4", helo="localhost", *more, dns=None):
+    """`mxlens analyze - --format text` of the message, with the shared test DNS by default."""
+    out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", client_ip, "--helo", helo,
+                          "--dns", dns or dnsd.shared().address, "--format", "text", *more],
+                         input=msg, capture_output=True, timeout=60)
+    return out
+
+
 class AnalyzeText(unittest.TestCase):
     def test_text_summary_groups_by_category_failures_first_with_fixes(self):
         msg = (b"From: a@nowhere.example\r\nSubject: x\r\n\r\nbody\r\n")
-        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "localhost",
-                              "--dns", dnsd.shared().address, "--format", "text"],
-                             input=msg, capture_output=True, timeout=60)
+        out = analyze_text(msg)
         self.assertEqual(0, out.returncode, out.stderr)
         text = out.stdout.decode()
         self.assertRegex(text, r"^Score \d+\.\d/10  \(\d+ of \d+ checks passed\)")
@@ -86,10 +92,8 @@ class AnalyzeText(unittest.TestCase):
 
     def test_text_shows_the_spf_record_term_by_term_and_the_deciding_term(self):
         msg = (b"From: a@include.example\r\nSubject: x\r\n\r\nbody\r\n")
-        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.2",
-                              "--helo", "mail.include.example", "--mail-from", "a@include.example",
-                              "--dns", dnsd.shared().address, "--format", "text"],
-                             input=msg, capture_output=True, timeout=60)
+        out = analyze_text(msg, "127.0.0.2", "mail.include.example", "--mail-from",
+                           "a@include.example")
         self.assertEqual(0, out.returncode, out.stderr)
         text = out.stdout.decode()
         self.assertIn("\nSPF record of include.example: pass, decided by include:sender.example\n"
@@ -102,9 +106,7 @@ class AnalyzeText(unittest.TestCase):
                b"Received: from \x1b[31mevil.example ([192.0.2.10]) by relay.example with esmtps\r\n"
                b"\t(TLS1.3) tls TLS_AES_256_GCM_SHA384 (Exim 4.96) id 1; Tue, 3 Dec 2024 10:15:02 +0000\r\n"
                b"From: a@nowhere.example\r\nSubject: x\r\n\r\nbody\r\n")
-        out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", "127.0.0.4", "--helo", "localhost",
-                              "--dns", dnsd.shared().address, "--format", "text"],
-                             input=msg, capture_output=True, timeout=60)
+        out = analyze_text(msg)
         self.assertEqual(0, out.returncode, out.stderr)
         text = out.stdout.decode()
         self.assertIn("\nReceived chain (oldest hop first)\n"
@@ -126,10 +128,8 @@ class AnalyzeText(unittest.TestCase):
             test_cases.write_zone(folder, case, zone)
             server = dnsd.DnsServer([zone]).start()
             try:
-                out = subprocess.run([MXLENS, "analyze", "-", "--client-ip", case["client_ip"],
-                                      "--helo", case["helo"], "--mail-from", case["mail_from"],
-                                      "--dns", server.address, "--format", "text"],
-                                     input=msg, capture_output=True, timeout=60)
+                out = analyze_text(msg, case["client_ip"], case["helo"], "--mail-from",
+                                   case["mail_from"], dns=server.address)
             finally:
                 server.stop()
         self.assertEqual(0, out.returncode, out.stderr)
