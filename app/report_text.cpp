@@ -46,6 +46,26 @@ const char* colour_of(const std::string& status) {
   return "\033[2m";
 }
 
+// The DMARCbis tree walk (draft-ietf-dmarc-dmarcbis §4.10), when it finds another
+// organizational domain, record or policy than RFC 7489, whose verdict stands.
+void dmarcbis_line(std::ostringstream& out, const json::object& dmarc, const char* bold,
+                   const char* reset) {
+  auto* bis = dmarc.if_contains("dmarcbis");
+  if (!bis || !bis->is_object()) return;
+  const auto& b = bis->as_object();
+  auto* differs = b.if_contains("differs");
+  if (!differs || !differs->is_array() || differs->as_array().empty()) return;
+  out << "\n"
+      << bold << "DMARCbis" << reset << " (draft, for information; RFC 7489 decides): "
+      << "organizational domain " << domain(b, "org_domain", "org_domain_unicode") << " (RFC 7489 "
+      << domain(dmarc, "org_domain", "org_domain_unicode") << "), record at "
+      << (text(b, "record_domain").empty() ? "none" : text(b, "record_domain")) << ", policy "
+      << (text(b, "applied_policy").empty() ? "none" : text(b, "applied_policy"));
+  if (const auto src = text(b, "policy_source"); !src.empty()) out << " (" << src << "=)";
+  out << " (RFC 7489 "
+      << (text(dmarc, "applied_policy").empty() ? "none" : text(dmarc, "applied_policy")) << ")\n";
+}
+
 // The SPF record term by term: what each cost and did, and the term that decided.
 void spf_terms(std::ostringstream& out, const json::object& spf, const char* bold,
                const char* reset) {
@@ -188,6 +208,8 @@ std::string report_text(const json::object& report, bool colour) {
   if (auto* auth = report.if_contains("auth"); auth && auth->is_object()) {
     if (auto* spf = auth->as_object().if_contains("spf"); spf && spf->is_object())
       spf_terms(out, spf->as_object(), bold, reset);
+    if (auto* dmarc = auth->as_object().if_contains("dmarc"); dmarc && dmarc->is_object())
+      dmarcbis_line(out, dmarc->as_object(), bold, reset);
     arc_chain(out, auth->as_object().if_contains("arc"), bold, reset);
     // The header as it would be added: its folded lines (RFC 5322 §2.2.3) one under another.
     std::string ar;

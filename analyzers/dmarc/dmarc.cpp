@@ -142,6 +142,23 @@ std::optional<record> parse(std::string_view text, std::string& problem) {
       } else {
         r.warnings.push_back("invalid pct=" + core::ascii_escaped(value) + " ignored (100)");
       }
+    } else if (name == "psd" || name == "t") {
+      // draft-ietf-dmarc-dmarcbis §4.7: psd= is y, n or u; t= is y or n.
+      auto v = core::lowercase(value);
+      const bool ok = v == "y" || v == "n" || (name == "psd" && v == "u");
+      if (!ok) {
+        r.warnings.push_back("invalid " + name + "=" + core::ascii_escaped(value) + " ignored");
+      } else if (name == "psd") {
+        r.psd = v[0];
+      } else {
+        r.testing = v == "y";
+      }
+    } else if (name == "np") {
+      if (auto v = policy_value(value)) {
+        r.np = v;
+      } else {
+        r.warnings.push_back("invalid np=" + core::ascii_escaped(value) + " ignored");
+      }
     } else if (name == "rua") {
       std::size_t s = 0;
       while (s <= value.size()) {
@@ -266,6 +283,107 @@ result evaluate_domain(dns::lookups& dns, const std::string& domain, const input
 
 }  // namespace
 
+std::vector<std::string> tree_walk_names(std::string_view domain) {
+  // draft-ietf-dmarc-dmarcbis §4.10 steps 4-8: the Author Domain first; with 8 or more labels
+  // the next target keeps its last 7, then each target loses its left-most label "until there
+  // are no more labels remaining", so the one-label name is asked too. At most 8 queries.
+  std::string d(domain);
+  while (!d.empty() && d.back() == '.') d.pop_back();
+  std::vector<std::string> labels;
+  std::size_t s = 0;
+  while (s <= d.size() && !d.empty()) {
+    auto dot = d.find('.', s);
+    if (dot == std::string::npos) dot = d.size();
+    labels.push_back(d.substr(s, dot - s));
+    s = dot + 1;
+  }
+  std::vector<std::string> names;
+  if (labels.empty()) return names;
+  auto join = [&](std::size_t from) {
+    std::string n;
+    for (std::size_t i = from; i < labels.size(); ++i) n += (n.empty() ? "" : ".") + labels[i];
+    return n;
+  };
+  names.push_back(join(0));
+  std::size_t keep = labels.size() >= 8 ? 7 : labels.size() - 1;
+  for (; keep >= 1; --keep) names.push_back(join(labels.size() - keep));
+  return names;
+}
+
+bis_result evaluate_bis(dns::lookups& dns, const std::string& from_domain, const result& rfc7489) {
+  bis_result out;
+  struct found {
+    std::string domain;
+    record rec;
+  };
+  std::vector<found> records;  // the valid single records met, from the From domain up
+  for (const auto& name : tree_walk_names(from_domain)) {
+    out.queries.push_back("_dmarc." + name);
+    // The lookups answer a question once: those of the RFC 7489 discovery are not asked again.
+    const auto& a = dns.query(out.queries.back(), dns::rr_type::txt);
+    std::vector<std::string> candidates;
+    for (const auto& r : a.records)
+      if (is_dmarc_record(r)) candidates.push_back(r);
+    if (candidates.size() != 1) continue;  // §4.10 step 7: none or several, the walk goes on
+    std::string problem;
+    auto rec = parse(candidates.front(), problem);
+    if (!rec) continue;
+    records.push_back({name, *rec});
+    // §4.10.1: the walk for the Organizational Domain ends at a record with psd=n or psd=y.
+    if (rec->psd != 'u') break;
+  }
+  // §4.10.1: psd=n makes its domain the Organizational Domain; psd=y makes it a Public Suffix
+  // Domain and the Organizational Domain the name one label below it towards the Author
+  // Domain; otherwise the record with the fewest labels names it; with no record at all, the
+  // Author Domain is its own.
+  out.org_domain = from_domain;
+  if (!records.empty()) {
+    const auto& last = records.back();
+    if (last.rec.psd == 'y') {
+      if (last.domain != from_domain) {
+        auto prefix = from_domain.substr(0, from_domain.size() - last.domain.size() - 1);
+        auto dot = prefix.rfind('.');
+        out.org_domain =
+            (dot == std::string::npos ? prefix : prefix.substr(dot + 1)) + "." + last.domain;
+      }
+    } else {
+      out.org_domain = last.domain;
+    }
+  }
+  out.org_domain_unicode = dns::idn(out.org_domain).unicode;
+  // §4.10: the policy is the first record the walk meets, the Author Domain's own first.
+  if (!records.empty()) {
+    const auto& first = records.front();
+    out.record_domain = first.domain;
+    if (first.domain == from_domain) {
+      out.applied_policy = first.rec.policy;
+      out.policy_source = "p";
+    } else {
+      // §5.3.1 (np=): a non-existent Author Domain, one whose name gives NXDOMAIN (RFC 9091
+      // §2.1), takes np= when given; otherwise sp=, then p=.
+      bool nonexistent = false;
+      if (first.rec.np) {
+        nonexistent = dns.query(from_domain, dns::rr_type::a).state == dns::status::nxdomain;
+      }
+      if (nonexistent) {
+        out.applied_policy = first.rec.np;
+        out.policy_source = "np";
+      } else if (first.rec.subdomain_policy) {
+        out.applied_policy = first.rec.subdomain_policy;
+        out.policy_source = "sp";
+      } else {
+        out.applied_policy = first.rec.policy;
+        out.policy_source = "p";
+      }
+    }
+  }
+  if (rfc7489.org_domain && *rfc7489.org_domain != out.org_domain)
+    out.differs.emplace_back("org_domain");
+  if (rfc7489.applied_policy != out.applied_policy) out.differs.emplace_back("policy");
+  if (rfc7489.record_domain != out.record_domain) out.differs.emplace_back("record_domain");
+  return out;
+}
+
 result evaluate(dns::lookups& dns, const inputs& in) {
   if (in.dkim) {
     for (auto& sig : *in.dkim) sig.aligned = false;
@@ -287,6 +405,10 @@ result evaluate(dns::lookups& dns, const inputs& in) {
     if (!worst || severity(r.value) > severity(worst->value)) worst = std::move(r);
   }
   worst->from_domains = in.from_domains;
+  // The DMARCbis walk for the domain whose outcome stands, unless its discovery failed or its
+  // name could not be asked for.
+  if (worst->from_domain && worst->org_domain && worst->value != core::auth_result::temperror)
+    worst->bis = evaluate_bis(dns, *worst->from_domain, *worst);
   return *worst;
 }
 
@@ -317,6 +439,17 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result
   o["spf_aligned"] = r.spf_aligned;
   o["dkim_aligned"] = r.dkim_aligned;
   if (!r.problem.empty()) o["problem"] = r.problem;
+  if (r.bis) {
+    o["dmarcbis"] = {{"org_domain", r.bis->org_domain},
+                     {"org_domain_unicode", r.bis->org_domain_unicode},
+                     {"record_domain", optional_json(r.bis->record_domain)},
+                     {"applied_policy", optional_json(r.bis->applied_policy)},
+                     {"policy_source", optional_json(r.bis->policy_source)},
+                     {"differs", string_array(r.bis->differs)},
+                     {"queries", string_array(r.bis->queries)}};
+  } else {
+    o["dmarcbis"] = nullptr;
+  }
   v = std::move(o);
 }
 
@@ -359,12 +492,32 @@ result tag_invoke(boost::json::value_to_tag<result>, const boost::json::value& v
     rec.aspf = mode("aspf");
     rec.rua = field<std::vector<std::string>>(o, "rua");
     rec.warnings = field<std::vector<std::string>>(o, "warnings");
+    // The DMARCbis tags are not members of their own: they are read again from the record.
+    std::string problem;
+    if (auto again = parse(rec.text, problem)) {
+      rec.psd = again->psd;
+      rec.np = again->np;
+      rec.testing = again->testing;
+    }
     r.rec = std::move(rec);
     r.applied_policy = optional_field<std::string>(o, "applied_policy");
   }
   r.spf_aligned = field<bool>(o, "spf_aligned");
   r.dkim_aligned = field<bool>(o, "dkim_aligned");
   if (o.contains("problem")) r.problem = text(o, "problem");
+  // Absent in reports stored before the DMARCbis walk was shown.
+  if (o.contains("dmarcbis") && !member(o, "dmarcbis").is_null()) {
+    const auto& b = object_of(member(o, "dmarcbis"));
+    bis_result bis;
+    bis.org_domain = text(b, "org_domain");
+    bis.org_domain_unicode = text(b, "org_domain_unicode");
+    bis.record_domain = optional_field<std::string>(b, "record_domain");
+    bis.applied_policy = optional_field<std::string>(b, "applied_policy");
+    bis.policy_source = optional_field<std::string>(b, "policy_source");
+    bis.differs = field<std::vector<std::string>>(b, "differs");
+    bis.queries = field<std::vector<std::string>>(b, "queries");
+    r.bis = std::move(bis);
+  }
   return r;
 }
 

@@ -30,6 +30,11 @@ struct record {
   std::string policy;  // none quarantine reject
   std::optional<std::string> subdomain_policy;
   int pct = 100;
+  // DMARCbis (draft-ietf-dmarc-dmarcbis §4.7): psd= y/n/u ('u' when absent), np= the policy for
+  // non-existent subdomains, t= y/n testing (which replaces pct=). Ignored by RFC 7489.
+  char psd = 'u';
+  std::optional<std::string> np;
+  bool testing = false;
   char adkim = 'r';
   char aspf = 'r';
   std::vector<std::string> rua;
@@ -44,6 +49,20 @@ struct record {
 std::optional<record> parse(std::string_view text, std::string& problem);
 bool is_dmarc_record(std::string_view text);
 
+// What the DMARCbis DNS tree walk (draft-ietf-dmarc-dmarcbis §4.10) finds for the From domain,
+// next to RFC 7489's answer; the verdict stays RFC 7489's.
+struct bis_result {
+  std::string org_domain;  // A-labels
+  std::string org_domain_unicode;
+  std::optional<std::string> record_domain;
+  std::optional<std::string> applied_policy;
+  std::optional<std::string> policy_source;  // p sp np
+  std::vector<std::string> differs;          // org_domain policy record_domain
+  std::vector<std::string> queries;          // the names asked, in order
+
+  bool operator==(const bis_result&) const = default;
+};
+
 struct result {
   core::auth_result value = core::auth_result::none;  // pass fail none temperror permerror
   std::optional<std::string> from_domain;             // A-labels (RFC 8616 §4)
@@ -57,6 +76,7 @@ struct result {
   bool spf_aligned = false;
   bool dkim_aligned = false;
   std::string problem;
+  std::optional<bis_result> bis;  // absent when no discovery was made
 
   bool operator==(const result&) const = default;
 };
@@ -69,6 +89,14 @@ struct inputs {
 };
 
 result evaluate(dns::lookups& dns, const inputs& in);
+
+// The names the DMARCbis tree walk asks for, from `domain` (A-labels) up (§4.10): the domain,
+// then, when it has 8 or more labels, its last 7, then one label fewer each time, down to the
+// one-label name; at most 8 names.
+std::vector<std::string> tree_walk_names(std::string_view domain);
+
+// The DMARCbis discovery for one From domain (A-labels) through `dns`, compared with `rfc7489`.
+bis_result evaluate_bis(dns::lookups& dns, const std::string& from_domain, const result& rfc7489);
 
 // The report's auth.dmarc object, and its inverse.
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const result& r);

@@ -134,3 +134,43 @@ TEST_CASE("bytes that are not ASCII: named as \\xHH, never a valid value (§6.3,
   CHECK(rua->warnings == std::vector<std::string>{"invalid rua URI 'mailto:d\\x96r@example.com' "
                                                   "ignored"});
 }
+
+TEST_CASE("the DMARCbis tree walk asks at most 8 names (draft-ietf-dmarc-dmarcbis §4.10)",
+          "[dmarc]") {
+  using v = std::vector<std::string>;
+  CHECK(dmarc::tree_walk_names("mail.example.com") == v{"mail.example.com", "example.com", "com"});
+  CHECK(dmarc::tree_walk_names("example.") == v{"example"});
+  // 7 labels: one removed at a time.
+  CHECK(dmarc::tree_walk_names("a.b.c.d.e.f.g") ==
+        v{"a.b.c.d.e.f.g", "b.c.d.e.f.g", "c.d.e.f.g", "d.e.f.g", "e.f.g", "f.g", "g"});
+  // 8 labels and more: the second name keeps the last 7.
+  CHECK(dmarc::tree_walk_names("x.a.b.c.d.e.f.g") == v{"x.a.b.c.d.e.f.g", "a.b.c.d.e.f.g",
+                                                       "b.c.d.e.f.g", "c.d.e.f.g", "d.e.f.g",
+                                                       "e.f.g", "f.g", "g"});
+  CHECK(dmarc::tree_walk_names("1.2.3.4.5.6.7.8.9.10.11").size() == 8);
+  CHECK(dmarc::tree_walk_names("1.2.3.4.5.6.7.8.9.10.11")[1] == "5.6.7.8.9.10.11");
+  CHECK(dmarc::tree_walk_names("").empty());
+}
+
+TEST_CASE("DMARCbis tags psd=, np= and t= are read; RFC 7489's reading is unchanged", "[dmarc]") {
+  std::string problem;
+  auto r = dmarc::parse("v=DMARC1; p=none; sp=quarantine; np=reject; psd=n; t=y", problem);
+  REQUIRE(r);
+  CHECK(r->policy == "none");
+  CHECK(r->subdomain_policy == "quarantine");
+  CHECK(r->np == "reject");
+  CHECK(r->psd == 'n');
+  CHECK(r->testing);
+  CHECK(r->warnings.empty());
+  auto plain = dmarc::parse("v=DMARC1; p=reject", problem);
+  REQUIRE(plain);
+  CHECK(plain->psd == 'u');
+  CHECK_FALSE(plain->np);
+  CHECK_FALSE(plain->testing);
+  auto bad = dmarc::parse("v=DMARC1; p=reject; np=block; psd=maybe; t=1", problem);
+  REQUIRE(bad);
+  CHECK(bad->policy == "reject");
+  CHECK(bad->warnings == std::vector<std::string>{"invalid np=block ignored",
+                                                  "invalid psd=maybe ignored",
+                                                  "invalid t=1 ignored"});
+}

@@ -78,7 +78,12 @@ dmarc::result dmarc_result() {
   r.org_domain_unicode = "例え.テスト";
   r.record_domain = "xn--r8jz45g.xn--zckzah";
   dmarc::record rec;
-  rec.text = "v=DMARC1; p=reject; sp=quarantine; pct=50; adkim=s; aspf=r; rua=mailto:d@x";
+  rec.text =
+      "v=DMARC1; p=reject; sp=quarantine; pct=50; adkim=s; aspf=r; rua=mailto:d@x; np=reject; "
+      "psd=n; t=y";
+  rec.np = "reject";
+  rec.psd = 'n';
+  rec.testing = true;
   rec.policy = "reject";
   rec.subdomain_policy = "quarantine";
   rec.pct = 50;
@@ -89,6 +94,15 @@ dmarc::result dmarc_result() {
   r.applied_policy = "quarantine";
   r.spf_aligned = true;
   r.problem = "";
+  dmarc::bis_result bis;
+  bis.org_domain = "news.xn--r8jz45g.xn--zckzah";
+  bis.org_domain_unicode = "news.例え.テスト";
+  bis.record_domain = "news.xn--r8jz45g.xn--zckzah";
+  bis.applied_policy = "reject";
+  bis.policy_source = "p";
+  bis.differs = {"org_domain", "policy", "record_domain"};
+  bis.queries = {"_dmarc.news.xn--r8jz45g.xn--zckzah"};
+  r.bis = bis;
   return r;
 }
 
