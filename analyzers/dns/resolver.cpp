@@ -463,7 +463,10 @@ answer resolver::query(std::string_view raw_name, rr_type type) {
   if (p->sec == 1) {
     a.error =
         "DNSSEC validation failed: " + (p->why_bogus.empty() ? std::string("bogus") : p->why_bogus);
-  } else if (p->rcode == 3) {
+  } else if (p->rcode == 3 ||
+             (p->rcode == 0 && p->packet.size() >= 12 && (p->packet[3] & 0x0f) == 3)) {
+    // ub_resolve_event's callback says 0 for every answer it got, NXDOMAIN included: the
+    // answer's own RCODE (RFC 1035 §4.1.1, the low bits of its fourth octet) says which.
     a.state = status::nxdomain;
   } else if (p->rcode != 0) {
     // SERVFAIL is also what unbound answers when it gave up on the upstream itself.
