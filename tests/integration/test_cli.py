@@ -143,6 +143,24 @@ class AnalyzeText(unittest.TestCase):
                       text)
         self.assertIn("fail  arc.chain  ARC chain of 2 sets is broken at i=2", text)
 
+    def test_text_shows_where_the_dmarcbis_walk_differs_from_rfc_7489(self):
+        import test_cases
+        folder, case = test_cases.load_case("dmarcbis-psd-org-domain")
+        msg = test_cases.prepared_message(folder, case)
+        with tempfile.TemporaryDirectory(prefix="mxlens-bis-") as tmp:
+            zone = os.path.join(tmp, "zone.conf")
+            test_cases.write_zone(folder, case, zone)
+            server = dnsd.DnsServer([zone]).start()
+            try:
+                out = analyze_text(msg, case["client_ip"], case["helo"], "--mail-from",
+                                   case["mail_from"], dns=server.address)
+            finally:
+                server.stop()
+        self.assertEqual(0, out.returncode, out.stderr)
+        self.assertIn("\nDMARCbis (draft, for information; RFC 7489 decides): organizational domain "
+                      "sub.corp.example (RFC 7489 corp.example), record at sub.corp.example, "
+                      "policy quarantine (p=) (RFC 7489 reject)\n", out.stdout.decode())
+
     def test_a_long_received_chain_is_read_up_to_its_newest_50_hops(self):
         hops = b"".join(b"Received: from h%d.example ([192.0.2.%d]) by mx.example with ESMTPS id %d;"
                         b" Tue, 3 Dec 2024 10:15:02 +0000\r\n" % (i, i, i) for i in range(60))
