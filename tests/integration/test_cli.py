@@ -72,6 +72,22 @@ def analyze_text(msg, client_ip="127.0.0.4", helo="localhost", *more, dns=None):
     return out
 
 
+def case_text(name):
+    """analyze_text of a golden case's message (tests/cases/NAME), with its own DNS data."""
+    import test_cases
+    folder, case = test_cases.load_case(name)
+    msg = test_cases.prepared_message(folder, case)
+    with tempfile.TemporaryDirectory(prefix="mxlens-case-text-") as tmp:
+        zone = os.path.join(tmp, "zone.conf")
+        test_cases.write_zone(folder, case, zone)
+        server = dnsd.DnsServer([zone]).start()
+        try:
+            return analyze_text(msg, case["client_ip"], case["helo"], "--mail-from",
+                                case["mail_from"], dns=server.address)
+        finally:
+            server.stop()
+
+
 class AnalyzeText(unittest.TestCase):
     def test_text_summary_groups_by_category_failures_first_with_fixes(self):
         msg = (b"From: a@nowhere.example\r\nSubject: x\r\n\r\nbody\r\n")
@@ -120,18 +136,7 @@ class AnalyzeText(unittest.TestCase):
 
     def test_text_shows_the_arc_chain_set_by_set_and_where_it_broke(self):
         # The golden case's message, ARC-sealed twice by dkimpy and changed after the second seal.
-        import test_cases
-        folder, case = test_cases.load_case("arc-break-body")
-        msg = test_cases.prepared_message(folder, case)
-        with tempfile.TemporaryDirectory(prefix="mxlens-arc-") as tmp:
-            zone = os.path.join(tmp, "zone.conf")
-            test_cases.write_zone(folder, case, zone)
-            server = dnsd.DnsServer([zone]).start()
-            try:
-                out = analyze_text(msg, case["client_ip"], case["helo"], "--mail-from",
-                                   case["mail_from"], dns=server.address)
-            finally:
-                server.stop()
+        out = case_text("arc-break-body")
         self.assertEqual(0, out.returncode, out.stderr)
         text = out.stdout.decode()
         self.assertIn("\nARC chain (oldest set first): cv=fail at i=2: ARC-Message-Signature body "
@@ -144,18 +149,7 @@ class AnalyzeText(unittest.TestCase):
         self.assertIn("fail  arc.chain  ARC chain of 2 sets is broken at i=2", text)
 
     def test_text_shows_where_the_dmarcbis_walk_differs_from_rfc_7489(self):
-        import test_cases
-        folder, case = test_cases.load_case("dmarcbis-psd-org-domain")
-        msg = test_cases.prepared_message(folder, case)
-        with tempfile.TemporaryDirectory(prefix="mxlens-bis-") as tmp:
-            zone = os.path.join(tmp, "zone.conf")
-            test_cases.write_zone(folder, case, zone)
-            server = dnsd.DnsServer([zone]).start()
-            try:
-                out = analyze_text(msg, case["client_ip"], case["helo"], "--mail-from",
-                                   case["mail_from"], dns=server.address)
-            finally:
-                server.stop()
+        out = case_text("dmarcbis-psd-org-domain")
         self.assertEqual(0, out.returncode, out.stderr)
         self.assertIn("\nDMARCbis (draft, for information; RFC 7489 decides): organizational domain "
                       "sub.corp.example (RFC 7489 corp.example), record at sub.corp.example, "
