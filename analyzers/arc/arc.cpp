@@ -20,6 +20,18 @@ namespace mxlens::analyzers::arc {
 namespace {
 
 constexpr std::size_t max_results_text = 1024;
+// Echoed text from the headers (domains, selectors, authserv-id, tags in problems) is cut here,
+// and an AMS signing more fields than max_signed_names is refused: real signers sign a few dozen.
+constexpr std::size_t max_echoed = 255;
+constexpr std::size_t max_signed_names = 1000;
+constexpr std::size_t max_shown_names = 100;
+// RFC 8301 §3.2: RSA keys under 1024 bits are not accepted.
+constexpr int min_rsa_bits = 1024;
+
+std::string cut(std::string v, std::size_t n = max_echoed) {
+  if (v.size() > n) v.resize(n);
+  return v;
+}
 
 bool wsp(char c) { return c == ' ' || c == '\t'; }
 bool digit(char c) { return c >= '0' && c <= '9'; }
@@ -52,24 +64,31 @@ std::string simple_header(std::string_view name, std::string_view raw_value) {
   return std::string(name) + ":" + std::string(raw_value) + "\r\n";
 }
 
+// The fields of each name, bottom-up (lowercase name -> indices, the last field first), made
+// once per message so that a signature's h= costs one step per name (RFC 6376 §5.4.2).
+using field_index = std::map<std::string, std::vector<std::size_t>>;
+
+field_index index_fields(const std::vector<message::header_field>& fields) {
+  field_index out;
+  for (std::size_t i = fields.size(); i-- > 0;) out[core::lowercase(fields[i].name)].push_back(i);
+  return out;
+}
+
 // The signed header fields of a signature (RFC 6376 §5.4.2): each name of h= takes the last
 // field of that name not yet taken; a name with none left contributes nothing.
 std::string selected_headers(const std::vector<message::header_field>& fields,
-                             const std::vector<std::string>& names, bool relaxed) {
+                             const field_index& index, const std::vector<std::string>& names,
+                             bool relaxed) {
   std::map<std::string, std::size_t> taken;  // by lowercase name: how many from the bottom
   std::string out;
   for (const auto& n : names) {
     const auto lower = core::lowercase(n);
+    auto it = index.find(lower);
+    if (it == index.end()) continue;
     auto& used = taken[lower];
-    std::size_t seen = 0;
-    for (auto it = fields.rbegin(); it != fields.rend(); ++it) {
-      if (core::lowercase(it->name) != lower) continue;
-      if (seen++ < used) continue;
-      out += relaxed ? relaxed_header(it->name, it->raw_value)
-                     : simple_header(it->name, it->raw_value);
-      ++used;
-      break;
-    }
+    if (used >= it->second.size()) continue;
+    const auto& f = fields[it->second[used++]];
+    out += relaxed ? relaxed_header(f.name, f.raw_value) : simple_header(f.name, f.raw_value);
   }
   return out;
 }
@@ -108,7 +127,34 @@ key_result fetch_key(dns::lookups& dns, const std::string& selector, const std::
     out.problem = name + ": not an RSA key, as rsa-sha256 needs";
     return out;
   }
+  if (facts.bits && *facts.bits < min_rsa_bits) {
+    out.problem = name + ": a " + std::to_string(*facts.bits) +
+                  "-bit RSA key, under the 1024 bits a verifier accepts (RFC 8301 §3.2)";
+    return out;
+  }
   auto t = dkim::tags(*chosen);
+  // RFC 6376 §3.6.1: h= (hash algorithms) and s= (service types) of the key, when given.
+  const auto listed = [&t](const char* tag, std::initializer_list<const char*> wanted) {
+    if (!t.count(tag)) return true;
+    auto v = core::lowercase(without_whitespace(t[tag]));
+    for (std::size_t pos = 0; pos <= v.size();) {
+      auto colon = v.find(':', pos);
+      if (colon == std::string::npos) colon = v.size();
+      const auto item = v.substr(pos, colon - pos);
+      for (const char* w : wanted)
+        if (item == w) return true;
+      pos = colon + 1;
+    }
+    return false;
+  };
+  if (!listed("h", {"sha256"})) {
+    out.problem = name + ": the key's h= does not allow sha256 (RFC 6376 §3.6.1)";
+    return out;
+  }
+  if (!listed("s", {"email", "*"})) {
+    out.problem = name + ": the key's s= is not for email (RFC 6376 §3.6.1)";
+    return out;
+  }
   auto der = dkim::base64_decode(t["p"]);
   if (der) {
     const auto* data = reinterpret_cast<const unsigned char*>(der->data());
@@ -162,6 +208,7 @@ class validator {
  public:
   validator(dns::lookups& dns, std::string_view raw) : dns_(dns) {
     fields_ = message::header_fields(raw);
+    index_ = index_fields(fields_);
     auto sep = raw.find("\r\n\r\n");
     body_ = sep == std::string_view::npos ? std::string_view() : raw.substr(sep + 4);
   }
@@ -183,8 +230,11 @@ class validator {
   dns::lookups& dns_;
   std::string_view body_;
   std::vector<message::header_field> fields_;
+  field_index index_;
+  std::map<int, std::vector<std::string>> signed_names_;  // each AMS's h=, by instance
   std::map<int, set_fields> sets_;
-  std::map<std::string, std::string> body_hashes_;  // by canonicalization and l=
+  std::map<std::string, std::string> body_hashes_;       // by canonicalization and l=
+  std::map<std::string, std::string> canonical_bodies_;  // by canonicalization
 };
 
 bool validator::ams_holds(const message::header_field& ams, instance& out, bool& temporary) {
@@ -195,10 +245,12 @@ bool validator::ams_holds(const message::header_field& ams, instance& out, bool&
       return false;
     }
   if (core::lowercase(without_whitespace(t["a"])) != "rsa-sha256") {
-    out.problem = "ARC-Message-Signature a=" + t["a"] + " is not rsa-sha256 (RFC 8617 §4.1.2)";
+    out.problem =
+        "ARC-Message-Signature a=" + cut(t["a"], 40) + " is not rsa-sha256 (RFC 8617 §4.1.2)";
     return false;
   }
-  if (std::any_of(out.ams_headers.begin(), out.ams_headers.end(),
+  const auto& names = signed_names_[out.number];
+  if (std::any_of(names.begin(), names.end(),
                   [](const std::string& h) { return core::lowercase(h) == "arc-seal"; })) {
     out.problem = "ARC-Message-Signature signs ARC-Seal, which it must not (RFC 8617 §4.1.2)";
     return false;
@@ -208,7 +260,7 @@ bool validator::ams_holds(const message::header_field& ams, instance& out, bool&
   auto slash = c.find('/');
   auto hc = c.substr(0, slash), bc = slash == std::string::npos ? "simple" : c.substr(slash + 1);
   if ((hc != "simple" && hc != "relaxed") || (bc != "simple" && bc != "relaxed")) {
-    out.problem = "ARC-Message-Signature has an unknown canonicalization c=" + c;
+    out.problem = "ARC-Message-Signature has an unknown canonicalization c=" + cut(c, 40);
     return false;
   }
   std::optional<std::size_t> length;
@@ -223,9 +275,11 @@ bool validator::ams_holds(const message::header_field& ams, instance& out, bool&
   const auto bkey = bc + "/" + (length ? std::to_string(*length) : "");
   auto& hash = body_hashes_[bkey];
   if (hash.empty()) {
-    auto body = canonical_body(body_, bc == "relaxed");
-    if (length && *length < body.size()) body.resize(*length);
-    hash = sha256(body);
+    auto& body = canonical_bodies_[bc];
+    if (body.empty()) body = canonical_body(body_, bc == "relaxed");
+    std::string_view hashed = body;
+    if (length && *length < hashed.size()) hashed = hashed.substr(0, *length);
+    hash = sha256(hashed);
   }
   auto bh = dkim::base64_decode(t["bh"]);
   if (!bh || *bh != hash) {
@@ -238,7 +292,12 @@ bool validator::ams_holds(const message::header_field& ams, instance& out, bool&
     out.problem = "ARC-Message-Signature: " + key.problem;
     return false;
   }
-  std::string input = selected_headers(fields_, out.ams_headers, hc == "relaxed");
+  if (names.size() > max_signed_names) {
+    out.problem = "ARC-Message-Signature signs more than " + std::to_string(max_signed_names) +
+                  " header fields";
+    return false;
+  }
+  std::string input = selected_headers(fields_, index_, names, hc == "relaxed");
   auto stripped = without_b_value(ams.raw_value);
   auto self =
       hc == "relaxed" ? relaxed_header(ams.name, stripped) : simple_header(ams.name, stripped);
@@ -265,7 +324,7 @@ bool validator::seal_holds(int n, instance& out, bool& temporary) {
     return false;
   }
   if (core::lowercase(without_whitespace(t["a"])) != "rsa-sha256") {
-    out.problem = "ARC-Seal a=" + t["a"] + " is not rsa-sha256 (RFC 8617 §4.1.3)";
+    out.problem = "ARC-Seal a=" + cut(t["a"], 40) + " is not rsa-sha256 (RFC 8617 §4.1.3)";
     return false;
   }
   auto key = fetch_key(dns_, without_whitespace(t["s"]), without_whitespace(t["d"]));
@@ -326,21 +385,26 @@ result validator::run() {
       const auto& s = it->second;
       if (!s.seal.empty()) {
         auto t = dkim::tags(s.seal.front()->raw_value);
-        in.cv = core::lowercase(without_whitespace(t["cv"]));
-        in.seal_domain = without_whitespace(t["d"]);
-        in.seal_selector = without_whitespace(t["s"]);
+        in.cv = cut(core::lowercase(without_whitespace(t["cv"])));
+        in.seal_domain = cut(without_whitespace(t["d"]));
+        in.seal_selector = cut(without_whitespace(t["s"]));
       }
       if (!s.ams.empty()) {
         auto t = dkim::tags(s.ams.front()->raw_value);
-        in.ams_domain = without_whitespace(t["d"]);
-        in.ams_selector = without_whitespace(t["s"]);
+        in.ams_domain = cut(without_whitespace(t["d"]));
+        in.ams_selector = cut(without_whitespace(t["s"]));
         auto h = without_whitespace(t["h"]);
         std::size_t pos = 0;
         while (pos <= h.size() && !h.empty()) {
           auto colon = h.find(':', pos);
           if (colon == std::string::npos) colon = h.size();
-          if (colon > pos) in.ams_headers.push_back(h.substr(pos, colon - pos));
+          if (colon > pos) signed_names_[k].push_back(h.substr(pos, colon - pos));
           pos = colon + 1;
+        }
+        // The report shows the first of them, each cut; the check reads them all.
+        for (const auto& n : signed_names_[k]) {
+          if (in.ams_headers.size() == max_shown_names) break;
+          in.ams_headers.push_back(cut(n, 64));
         }
       }
       if (!s.aar.empty()) {
@@ -348,7 +412,7 @@ result validator::run() {
         auto semi = v.find(';');
         auto rest = semi == std::string::npos ? std::string() : core::trim(v.substr(semi + 1));
         auto next = rest.find(';');
-        in.authserv_id = core::trim(rest.substr(0, next));
+        in.authserv_id = cut(core::trim(rest.substr(0, next)));
         in.results = next == std::string::npos ? "" : core::trim(rest.substr(next + 1));
         auto run = std::unique(in.results.begin(), in.results.end(),
                                [](char x, char y) { return wsp(x) && wsp(y); });
@@ -406,9 +470,12 @@ result validator::run() {
       r.temporary = temp;
       return fail(std::move(r), k, in.problem);
     }
-    if (!*in.ams_valid) break;
-    r.oldest_pass = k;
+    if (!*in.ams_valid) {
+      r.oldest_pass = k + 1;  // §5.2 step 5: the next newer set
+      break;
+    }
   }
+  if (!r.oldest_pass) r.oldest_pass = 0;  // every AMS validates
   // Step 6: every AS, newest first.
   for (int k = newest; k >= 1; --k) {
     auto& in = r.chain[static_cast<std::size_t>(k - 1)];

@@ -39,7 +39,8 @@ struct result {
   std::optional<int> failed_instance;  // the set that broke the chain
   bool temporary = false;              // a key could not be fetched for now (DNS)
   int instances = 0;
-  std::optional<int> oldest_pass;  // the oldest set from which every AMS up to the newest holds
+  std::optional<int> oldest_pass;  // §5.2 step 5: 0 when every AMS holds, else the set after the
+                                   // newest AMS that does not
   std::vector<instance> chain;     // oldest first
 
   bool operator==(const result&) const = default;
