@@ -136,15 +136,9 @@ key_result fetch_key(dns::lookups& dns, const std::string& selector, const std::
   // RFC 6376 §3.6.1: h= (hash algorithms) and s= (service types) of the key, when given.
   const auto listed = [&t](const char* tag, std::initializer_list<const char*> wanted) {
     if (!t.count(tag)) return true;
-    auto v = core::lowercase(without_whitespace(t[tag]));
-    for (std::size_t pos = 0; pos <= v.size();) {
-      auto colon = v.find(':', pos);
-      if (colon == std::string::npos) colon = v.size();
-      const auto item = v.substr(pos, colon - pos);
+    for (const auto& item : dkim::colon_list(core::lowercase(without_whitespace(t[tag]))))
       for (const char* w : wanted)
         if (item == w) return true;
-      pos = colon + 1;
-    }
     return false;
   };
   if (!listed("h", {"sha256"})) {
@@ -393,14 +387,7 @@ result validator::run() {
         auto t = dkim::tags(s.ams.front()->raw_value);
         in.ams_domain = cut(without_whitespace(t["d"]));
         in.ams_selector = cut(without_whitespace(t["s"]));
-        auto h = without_whitespace(t["h"]);
-        std::size_t pos = 0;
-        while (pos <= h.size() && !h.empty()) {
-          auto colon = h.find(':', pos);
-          if (colon == std::string::npos) colon = h.size();
-          if (colon > pos) signed_names_[k].push_back(h.substr(pos, colon - pos));
-          pos = colon + 1;
-        }
+        signed_names_[k] = dkim::colon_list(without_whitespace(t["h"]));
         // The report shows the first of them, each cut; the check reads them all.
         for (const auto& n : signed_names_[k]) {
           if (in.ams_headers.size() == max_shown_names) break;

@@ -42,6 +42,18 @@ std::map<std::string, std::string> tags(std::string_view record) {
   return out;
 }
 
+std::vector<std::string> colon_list(std::string_view value) {
+  std::vector<std::string> out;
+  for (std::size_t pos = 0; pos <= value.size();) {
+    auto end = value.find(':', pos);
+    if (end == std::string_view::npos) end = value.size();
+    auto item = core::trim(value.substr(pos, end - pos));
+    if (!item.empty()) out.push_back(std::move(item));
+    pos = end + 1;
+  }
+  return out;
+}
+
 std::optional<std::string> base64_decode(std::string_view text) {
   std::string clean;
   for (char c : text)
@@ -288,13 +300,8 @@ void add_refused(std::string_view raw, std::vector<signature>& out) {
     s.b_prefix = value("b").substr(0, 12);
     if (const auto c = value("c"); !c.empty()) s.canonicalization = c;
     // h= as signed (§3.5: colon-separated field names), for dkim.coverage and the report.
-    const auto h = value("h");
-    for (std::size_t pos = 0; pos < h.size();) {
-      auto colon = h.find(':', pos);
-      if (colon == std::string::npos) colon = h.size();
-      if (colon > pos) s.signed_headers.push_back(core::lowercase(h.substr(pos, colon - pos)));
-      pos = colon + 1;
-    }
+    for (const auto& name : colon_list(value("h")))
+      s.signed_headers.push_back(core::lowercase(name));
     out.push_back(std::move(s));
   }
 }
@@ -339,16 +346,7 @@ std::vector<signature> verify(dns::lookups& dns, std::string_view raw) {
     } else {
       s.canonicalization = "simple/simple";
     }
-    if (auto h = tag_value(sig, "h")) {
-      std::size_t pos = 0;
-      while (pos <= h->size()) {
-        auto end = h->find(':', pos);
-        if (end == std::string::npos) end = h->size();
-        auto name = core::trim(std::string_view(*h).substr(pos, end - pos));
-        if (!name.empty()) s.signed_headers.push_back(name);
-        pos = end + 1;
-      }
-    }
+    if (auto h = tag_value(sig, "h")) s.signed_headers = colon_list(*h);
     s.body_length = number(tag_value(sig, "l"));
     s.timestamp = number(tag_value(sig, "t"));
     s.expiration = number(tag_value(sig, "x"));

@@ -55,6 +55,10 @@ key_facts inspect_key(std::string_view record);
 // tag is kept.
 std::map<std::string, std::string> tags(std::string_view record);
 
+// The items of a colon-separated list (h= of a signature or a key, s= of a key: RFC 6376 §3.5,
+// §3.6.1), each trimmed, empty ones left out.
+std::vector<std::string> colon_list(std::string_view value);
+
 // Base64 (RFC 6376 §2.4, whitespace ignored); nullopt when it is not valid base64.
 std::optional<std::string> base64_decode(std::string_view text);
 
